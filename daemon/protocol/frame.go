@@ -1,0 +1,120 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// DecodeRequest strictly decodes one request frame. Unknown fields, a wrong
+// type, an empty id or method, trailing data and an over-long traceparent
+// are errors; the message is meant to follow "invalid request frame: ".
+func DecodeRequest(data []byte) (*RequestFrame, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f RequestFrame
+	if err := dec.Decode(&f); err != nil {
+		return nil, describeJSONError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	switch {
+	case f.Type != TypeReq:
+		if f.Type == "" {
+			return nil, errors.New("at /type: missing (expected \"req\")")
+		}
+		return nil, fmt.Errorf("at /type: %q is not \"req\"", f.Type)
+	case f.ID == "":
+		return nil, errors.New("at /id: must be a non-empty string")
+	case f.Method == "":
+		return nil, errors.New("at /method: must be a non-empty string")
+	case len(f.Traceparent) > MaxTraceparentLen:
+		return nil, fmt.Errorf("at /traceparent: longer than %d characters", MaxTraceparentLen)
+	}
+	return &f, nil
+}
+
+// DecodeParams strictly decodes a method's params into v: absent or null
+// params decode as {}, unknown fields are rejected. The error reads
+// "at /path: …".
+func DecodeParams(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return describeJSONError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("at /: trailing data after the params object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("not valid JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		path := "/" + te.Field
+		if te.Field == "" {
+			path = "/"
+		}
+		return fmt.Errorf("at %s: expected %s, got JSON %s", dotsToSlashes(path), te.Type.String(), te.Value)
+	case errors.Is(err, io.EOF):
+		return errors.New("empty frame")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("not valid JSON: unexpected end of input")
+	}
+	// DisallowUnknownFields: `json: unknown field "x"`.
+	msg := err.Error()
+	if rest, ok := cutPrefix(msg, "json: unknown field "); ok {
+		if name, uerr := strconv.Unquote(rest); uerr == nil {
+			return fmt.Errorf("at /: unexpected property %q", name)
+		}
+	}
+	return fmt.Errorf("%s", trimJSONPrefix(msg))
+}
+
+func dotsToSlashes(s string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte("."), []byte("/")))
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return s, false
+}
+
+func trimJSONPrefix(s string) string {
+	r, _ := cutPrefix(s, "json: ")
+	return r
+}
+
+// InvalidFrame builds the response the gateway sends for an undecodable
+// frame after the handshake.
+func InvalidFrame(err error) *ResponseFrame {
+	return &ResponseFrame{Type: TypeRes, ID: "invalid", OK: false,
+		Error: &Error{Code: ErrInvalidRequest, Message: "invalid request frame: " + err.Error()}}
+}
+
+// InvalidParams builds the error for params that fail validation:
+// `invalid X params: at /path: …`.
+func InvalidParams(method string, err error) *Error {
+	return &Error{Code: ErrInvalidRequest, Message: fmt.Sprintf("invalid %s params: %v", method, err)}
+}
+
+// MissingScope builds the FORBIDDEN error for a missing scope.
+func MissingScope(scope string, required []string) *Error {
+	return &Error{Code: ErrForbidden, Message: "missing scope: " + scope,
+		Details: Details{"code": DetailMissingScope, "missingScope": scope, "requiredScopes": required}}
+}
