@@ -1,0 +1,268 @@
+package launchd
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gatewayd/gatewayd/units"
+	"howett.net/plist"
+)
+
+// The two scopes a job can be rendered for.
+const (
+	// ScopeUser renders a LaunchAgent in the user's gui/<uid> domain.
+	ScopeUser = "user"
+	// ScopeSystem renders a LaunchDaemon in the system domain.
+	ScopeSystem = "system"
+)
+
+// SocketKey is the key under Sockets (and the name gatewayd passes to
+// launch_activate_socket): gatewayd runs with --listen launchd:Listeners.
+const SocketKey = "Listeners"
+
+// DefaultUser is the account (and group) a LaunchDaemon runs as.
+const DefaultUser = "_gatewayd"
+
+// ThrottleInterval is the minimum number of seconds between two launches.
+const ThrottleInterval = 10
+
+// ExitTimeOut is how long launchd waits after SIGTERM before SIGKILL; it
+// matches the systemd unit's TimeoutStopSec= so gatewayd can drain.
+const ExitTimeOut = 30
+
+// Params describe one profile's launchd job.
+type Params struct {
+	// Profile is the profile name; "" or "default" mean the default profile.
+	Profile string
+	// Scope is ScopeUser (LaunchAgent) or ScopeSystem (LaunchDaemon).
+	Scope string
+	// Port is used when ListenAddrs is empty: the job then listens on
+	// 127.0.0.1:Port and [::1]:Port.
+	Port int
+	// ListenAddrs are "host:port" addresses ("127.0.0.1:18789",
+	// "[::1]:18789") or absolute paths of Unix sockets.
+	ListenAddrs []string
+	// ExecPath is the absolute path of the gatewayd binary.
+	ExecPath string
+	// Version goes into GATEWAY_SERVICE_VERSION.
+	Version string
+	// HomeDir is the user's home directory (user scope: log paths and the
+	// working directory). Ignored in system scope.
+	HomeDir string
+	// User and Group a LaunchDaemon runs as; default DefaultUser. Ignored
+	// in user scope.
+	User, Group string
+	// AlwaysOn adds KeepAlive {SuccessfulExit: false}: launchd then starts
+	// the job when it is loaded (the key implies RunAtLoad, see
+	// launchd.plist(5)) and restarts it after a failure. Without it the job
+	// is purely on demand: launchd holds the sockets and starts gatewayd on
+	// the first connection, and again on the next connection after a crash.
+	AlwaysOn bool
+}
+
+// job is the plist, field order irrelevant: the XML encoder sorts keys.
+type job struct {
+	Label                string              `plist:"Label"`
+	ProgramArguments     []string            `plist:"ProgramArguments"`
+	Sockets              map[string][]socket `plist:"Sockets"`
+	RunAtLoad            bool                `plist:"RunAtLoad"`
+	KeepAlive            *keepAlive          `plist:"KeepAlive,omitempty"`
+	ProcessType          string              `plist:"ProcessType"`
+	ThrottleInterval     int                 `plist:"ThrottleInterval"`
+	ExitTimeOut          int                 `plist:"ExitTimeOut"`
+	WorkingDirectory     string              `plist:"WorkingDirectory"`
+	StandardOutPath      string              `plist:"StandardOutPath"`
+	StandardErrorPath    string              `plist:"StandardErrorPath"`
+	EnvironmentVariables map[string]string   `plist:"EnvironmentVariables"`
+	UserName             string              `plist:"UserName,omitempty"`
+	GroupName            string              `plist:"GroupName,omitempty"`
+}
+
+type keepAlive struct {
+	SuccessfulExit bool `plist:"SuccessfulExit"`
+}
+
+type socket struct {
+	SockNodeName    string `plist:"SockNodeName,omitempty"`
+	SockServiceName string `plist:"SockServiceName,omitempty"`
+	SockPathName    string `plist:"SockPathName,omitempty"`
+	SockType        string `plist:"SockType"`
+	SockFamily      string `plist:"SockFamily"`
+}
+
+var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+
+// Label returns the launchd label of a profile: "org.gatewayd.gateway" for
+// the default profile, "org.gatewayd.<profile>" otherwise. (A profile named
+// "gateway" would collide with the default; Render refuses it.)
+func Label(profile string) string {
+	p := units.ProfileName(profile)
+	if p == units.DefaultProfile {
+		return "org.gatewayd.gateway"
+	}
+	return "org.gatewayd." + p
+}
+
+// PlistPath returns where the job's plist is installed:
+// <HomeDir>/Library/LaunchAgents/<label>.plist in user scope,
+// /Library/LaunchDaemons/<label>.plist in system scope.
+func PlistPath(p Params) string {
+	if p.Scope == ScopeSystem {
+		return filepath.Join("/Library/LaunchDaemons", Label(p.Profile)+".plist")
+	}
+	return filepath.Join(p.HomeDir, "Library/LaunchAgents", Label(p.Profile)+".plist")
+}
+
+// LogDir returns the directory of StandardOutPath/StandardErrorPath, which
+// must exist before the job starts: <HomeDir>/Library/Logs/<base> in user
+// scope, /Library/Logs/<base> in system scope, where <base> is "gatewayd"
+// or "gatewayd-<profile>".
+func LogDir(p Params) string {
+	base := units.UnitBase(p.Profile)
+	if p.Scope == ScopeSystem {
+		return filepath.Join("/Library/Logs", base)
+	}
+	return filepath.Join(p.HomeDir, "Library/Logs", base)
+}
+
+// Domain returns the launchctl domain target for a scope: "gui/<uid>" for
+// ScopeUser, "system" otherwise.
+func Domain(scope string, uid int) string {
+	if scope == ScopeUser {
+		return "gui/" + strconv.Itoa(uid)
+	}
+	return "system"
+}
+
+// ServiceTarget returns "<domain>/<label>", the target of launchctl's
+// print, kickstart, bootout, enable and disable.
+func ServiceTarget(scope string, uid int, profile string) string {
+	return Domain(scope, uid) + "/" + Label(profile)
+}
+
+// Render renders the job's plist as XML. The output is deterministic: the
+// same Params always give the same bytes.
+func Render(p Params) ([]byte, error) {
+	j, err := build(p)
+	if err != nil {
+		return nil, err
+	}
+	out, err := plist.MarshalIndent(j, plist.XMLFormat, "\t")
+	if err != nil {
+		return nil, fmt.Errorf("encode launchd plist for %s: %w", j.Label, err)
+	}
+	if !bytes.HasSuffix(out, []byte("\n")) {
+		out = append(out, '\n')
+	}
+	return out, nil
+}
+
+func build(p Params) (*job, error) {
+	if err := units.ValidateProfile(p.Profile); err != nil {
+		return nil, err
+	}
+	profile := units.ProfileName(p.Profile)
+	if profile == "gateway" {
+		return nil, fmt.Errorf("invalid profile name %q: its launchd label would be the default profile's (%s); choose another name", profile, Label(""))
+	}
+	if p.Version == "" || strings.ContainsAny(p.Version, " \t\r\n") {
+		return nil, fmt.Errorf("invalid version %q for the launchd marker: pass the build version (no spaces)", p.Version)
+	}
+	if !filepath.IsAbs(p.ExecPath) {
+		return nil, fmt.Errorf("invalid gatewayd path %q for ProgramArguments: pass an absolute path to the binary", p.ExecPath)
+	}
+	j := &job{
+		Label:            Label(p.Profile),
+		RunAtLoad:        false,
+		ProcessType:      "Background",
+		ThrottleInterval: ThrottleInterval,
+		ExitTimeOut:      ExitTimeOut,
+		EnvironmentVariables: map[string]string{
+			units.EnvMarker:  units.MarkerValue,
+			units.EnvKind:    units.KindValue,
+			units.EnvVersion: p.Version,
+			units.EnvProfile: profile,
+		},
+	}
+	if p.AlwaysOn {
+		j.KeepAlive = &keepAlive{SuccessfulExit: false}
+	}
+	switch p.Scope {
+	case ScopeUser:
+		if !filepath.IsAbs(p.HomeDir) {
+			return nil, fmt.Errorf("invalid home directory %q for the LaunchAgent: pass the user's absolute home directory", p.HomeDir)
+		}
+		j.WorkingDirectory = filepath.Clean(p.HomeDir)
+	case ScopeSystem:
+		j.WorkingDirectory = "/"
+		j.UserName, j.GroupName = p.User, p.Group
+		if j.UserName == "" {
+			j.UserName = DefaultUser
+		}
+		if j.GroupName == "" {
+			j.GroupName = DefaultUser
+		}
+		for _, a := range []string{j.UserName, j.GroupName} {
+			if !accountRE.MatchString(a) {
+				return nil, fmt.Errorf("invalid user or group name %q for the LaunchDaemon: use an account name such as %q", a, DefaultUser)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("invalid launchd scope %q: use %q (LaunchAgent) or %q (LaunchDaemon)", p.Scope, ScopeUser, ScopeSystem)
+	}
+	logDir := LogDir(p)
+	j.StandardOutPath = filepath.Join(logDir, "stdout.log")
+	j.StandardErrorPath = filepath.Join(logDir, "stderr.log")
+
+	addrs := p.ListenAddrs
+	if len(addrs) == 0 {
+		if p.Port <= 0 || p.Port > 65535 {
+			return nil, fmt.Errorf("no listen address for the launchd job: set ListenAddrs or a Port in 1-65535 (got %d)", p.Port)
+		}
+		addrs = units.DefaultListenAddrs(p.Port)
+	}
+	var socks []socket
+	for _, a := range addrs {
+		s, err := sockFor(a)
+		if err != nil {
+			return nil, err
+		}
+		socks = append(socks, s)
+	}
+	j.Sockets = map[string][]socket{SocketKey: socks}
+
+	j.ProgramArguments = []string{p.ExecPath}
+	if profile != units.DefaultProfile {
+		j.ProgramArguments = append(j.ProgramArguments, "--profile", profile)
+	}
+	j.ProgramArguments = append(j.ProgramArguments, "--listen", "launchd:"+SocketKey)
+	return j, nil
+}
+
+func sockFor(a string) (socket, error) {
+	if strings.HasPrefix(a, "/") {
+		return socket{SockPathName: a, SockType: "stream", SockFamily: "Unix"}, nil
+	}
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil {
+		return socket{}, fmt.Errorf("invalid listen address %q for the launchd socket: use IP:PORT such as 127.0.0.1:18789 or [::1]:18789: %w", a, err)
+	}
+	if ap.Port() == 0 {
+		return socket{}, fmt.Errorf("invalid listen address %q for the launchd socket: the port must not be 0", a)
+	}
+	fam := "IPv4"
+	if ap.Addr().Is6() && !ap.Addr().Is4In6() {
+		fam = "IPv6"
+	}
+	return socket{
+		SockNodeName:    ap.Addr().String(),
+		SockServiceName: strconv.Itoa(int(ap.Port())),
+		SockType:        "stream",
+		SockFamily:      fam,
+	}, nil
+}
