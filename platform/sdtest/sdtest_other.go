@@ -1,0 +1,120 @@
+//go:build !linux
+
+package sdtest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"testing"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// errNotLinux is returned by every method on systems without systemd.
+var errNotLinux = errors.New("sdtest: systemd managers need Linux")
+
+// UserManager is a private systemd user manager; on this OS StartUser always
+// skips, so no UserManager is ever running.
+type UserManager struct {
+	// Root is the scratch directory holding everything of this manager.
+	Root string
+	// Home is the manager's $HOME.
+	Home string
+	// RuntimeDir is $XDG_RUNTIME_DIR.
+	RuntimeDir string
+	// ConfigHome is $XDG_CONFIG_HOME.
+	ConfigHome string
+	// StateHome is $XDG_STATE_HOME.
+	StateHome string
+	// BusAddress is the user bus address.
+	BusAddress string
+	// PID is the manager's process id.
+	PID int
+}
+
+// StartUser skips the test: systemd needs Linux.
+func StartUser(t testing.TB) *UserManager {
+	t.Helper()
+	t.Skip("sdtest: SKIPPING, systemd user managers need Linux (CI runs on Linux as root and installs systemd dbus-user-session util-linux)")
+	return nil
+}
+
+// Env returns nil on this OS.
+func (m *UserManager) Env() []string { return nil }
+
+// UnitDir returns "" on this OS.
+func (m *UserManager) UnitDir() string { return "" }
+
+// Log returns "" on this OS.
+func (m *UserManager) Log() string { return "" }
+
+// Systemctl fails on this OS.
+func (m *UserManager) Systemctl(ctx context.Context, args ...string) (string, error) {
+	return "", errNotLinux
+}
+
+// Exec returns a command that fails on this OS.
+func (m *UserManager) Exec(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Err = errNotLinux
+	return cmd
+}
+
+// DialBus fails on this OS.
+func (m *UserManager) DialBus(ctx context.Context) (*godbus.Conn, error) { return nil, errNotLinux }
+
+// Dial fails on this OS.
+func (m *UserManager) Dial(ctx context.Context) (*sddbus.Conn, error) { return nil, errNotLinux }
+
+// Stop does nothing on this OS.
+func (m *UserManager) Stop() error { return nil }
+
+// GC does nothing on this OS: nothing can have been created.
+func GC(log io.Writer) error { return nil }
+
+// SystemOptions tunes BootSystem.
+type SystemOptions struct {
+	// Mask lists units masked for this boot.
+	Mask []string
+	// BootTimeout bounds the wait for the boot to finish.
+	BootTimeout time.Duration
+}
+
+// System is a booted systemd container; on this OS BootSystem always skips.
+type System struct {
+	// Root is the scratch directory of this container.
+	Root string
+	// Name is the machine name.
+	Name string
+	// PID is systemd-nspawn's process id.
+	PID int
+	// Leader is the container's PID 1 as seen from the host.
+	Leader int
+}
+
+// BootSystem skips the test: systemd-nspawn needs Linux.
+func BootSystem(t testing.TB, opts SystemOptions) *System {
+	t.Helper()
+	t.Skip("sdtest: SKIPPING, systemd containers need Linux (CI runs on Linux as root and installs systemd systemd-container util-linux)")
+	return nil
+}
+
+// Exec returns a command that fails on this OS.
+func (s *System) Exec(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "false")
+	cmd.Err = errNotLinux
+	return cmd
+}
+
+// CopyIn fails on this OS.
+func (s *System) CopyIn(hostPath, containerPath string) error { return errNotLinux }
+
+// Log returns "" on this OS.
+func (s *System) Log() string { return "" }
+
+// Stop does nothing on this OS.
+func (s *System) Stop() error { return nil }
