@@ -1,0 +1,89 @@
+package config
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Change is one config key whose effective value differs between two
+// configs.
+type Change struct {
+	Key     string // dotted key, e.g. "gateway.auth.token"
+	Restart bool   // the change takes effect only after a process restart
+}
+
+// hotSafe lists the keys (and key prefixes: a key matches when it is the
+// entry or lies below it) whose changes the running gateway applies without a
+// restart. Everything else is restart-required: a field added to Config later
+// is treated as needing a restart until someone makes it hot-safe here on
+// purpose, which errs on the side of a restart rather than a setting that
+// silently does not apply.
+var hotSafe = []string{
+	"gateway.auth",
+	"gateway.controlUi",
+	"gateway.reload",
+	"gateway.tickIntervalMs",
+	"gateway.healthIntervalMs",
+	"logging.level",
+	"commands",
+}
+
+// NeedsRestart reports whether a change of key needs a process restart.
+func NeedsRestart(key string) bool {
+	for _, p := range hotSafe {
+		if key == p || strings.HasPrefix(key, p+".") {
+			return false
+		}
+	}
+	return true
+}
+
+// Diff returns the dotted keys whose effective values (defaults filled in)
+// differ between old and new, sorted, each classified hot-safe or
+// restart-required. Lists compare as a whole (the key is the list's, e.g.
+// "gateway.listen"). A nil config counts as Default().
+func Diff(old, new *Config) []Change {
+	a := leaves(reflect.ValueOf(*old.WithDefaults()), "", map[string]reflect.Value{})
+	b := leaves(reflect.ValueOf(*new.WithDefaults()), "", map[string]reflect.Value{})
+	var out []Change
+	for key, va := range a {
+		if vb, ok := b[key]; !ok || !equal(va, vb) {
+			out = append(out, Change{Key: key, Restart: NeedsRestart(key)})
+		}
+	}
+	slices.SortFunc(out, func(x, y Change) int { return strings.Compare(x.Key, y.Key) })
+	return out
+}
+
+// equal compares two leaf values; an empty list equals an absent one.
+func equal(a, b reflect.Value) bool {
+	if a.Kind() == reflect.Slice && a.Len() == 0 && b.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
+
+// leaves collects the non-struct values below v by dotted JSON key. Both
+// sides of Diff have the same type, so their key sets are equal.
+func leaves(v reflect.Value, prefix string, out map[string]reflect.Value) map[string]reflect.Value {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		key := join(prefix, name)
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			leaves(fv, key, out)
+			continue
+		}
+		out[key] = fv
+	}
+	return out
+}
