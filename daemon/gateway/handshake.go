@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/google/uuid"
+)
+
+// runConn drives one WebSocket from challenge to close, on the HTTP
+// handler's goroutine (which is the connection's reader).
+func (s *Server) runConn(c *wsConn) {
+	ctx := context.Background()
+	c.ws.SetReadLimit(protocol.PreHelloMaxFrame)
+	nonce := uuid.NewString()
+	chal, _ := json.Marshal(protocol.ChallengePayload{Nonce: nonce, TS: time.Now().UnixMilli()})
+	c.sendInline(eventFrame("connect.challenge", chal, 0, nil))
+
+	var helloDone atomic.Bool
+	timer := time.AfterFunc(protocol.HandshakeTimeoutS*time.Second, func() {
+		if !helloDone.Load() {
+			c.close(protocol.CloseNormal, "handshake timeout")
+		}
+	})
+	defer timer.Stop()
+
+	typ, data, err := c.ws.Read(ctx)
+	if err != nil {
+		s.log.Debug("connection closed before connect", "remote", c.remote, "err", err)
+		c.close(protocol.CloseNormal, "")
+		return
+	}
+	if typ != websocket.MessageText {
+		c.close(protocol.ClosePolicyViolation, "invalid request frame: binary frames are not part of the protocol")
+		return
+	}
+	f, err := protocol.DecodeRequest(data)
+	if err != nil {
+		// Before the handshake completes an invalid frame closes the socket.
+		c.close(protocol.ClosePolicyViolation, "invalid request frame: "+err.Error())
+		return
+	}
+	if !s.handshake(c, f, nonce) {
+		return
+	}
+	helloDone.Store(true)
+	timer.Stop()
+	c.ws.SetReadLimit(protocol.MaxPayload)
+	defer s.hub.remove(c)
+	s.readLoop(ctx, c)
+}
+
+// handshake validates connect, authenticates, sends hello-ok and registers
+// the connection. On failure it sends the error and closes; it returns
+// false.
+func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bool {
+	reject := func(perr *protocol.Error, code int, reason string) bool {
+		c.respond(f.ID, nil, perr)
+		c.closeAfterFlush(code, reason, time.Second)
+		return false
+	}
+	if f.Method != "connect" {
+		return reject(protocol.Errorf(protocol.ErrInvalidRequest, "invalid handshake: first request must be connect"),
+			protocol.ClosePolicyViolation, "invalid handshake")
+	}
+	if err := protocol.ValidateParams("ConnectParams", f.Params); err != nil {
+		return reject(protocol.InvalidParams("connect", err), protocol.ClosePolicyViolation, "invalid connect params")
+	}
+	var p protocol.ConnectParams
+	if err := protocol.DecodeParams(f.Params, &p); err != nil {
+		return reject(protocol.InvalidParams("connect", err), protocol.ClosePolicyViolation, "invalid connect params")
+	}
+	role := p.Role
+	if role == "" {
+		role = protocol.RoleOperator
+	}
+	compat := role == protocol.RoleNode || p.Client.Mode == "probe"
+	inRange := func(v int) bool { return p.MinProtocol <= v && v <= p.MaxProtocol }
+	if !inRange(protocol.Version) && !(compat && inRange(protocol.MinCompatVersion)) {
+		perr := &protocol.Error{Code: protocol.ErrInvalidRequest, Message: "protocol mismatch",
+			Details: protocol.Details{"code": protocol.DetailProtocolMismatch, "clientMinProtocol": p.MinProtocol,
+				"clientMaxProtocol": p.MaxProtocol, "expectedProtocol": protocol.Version}}
+		return reject(perr, protocol.CloseProtocolError, "protocol mismatch")
+	}
+	st := s.settings.Load()
+	ip := hostOf(c.remote)
+	now := time.Now()
+	if retry, locked := s.limiter.locked(ip, now); locked {
+		return reject(rateLimited(retry), protocol.ClosePolicyViolation, "too many failed authentication attempts")
+	}
+	var token, password string
+	if p.Auth != nil {
+		token, password = p.Auth.Token, p.Auth.Password
+	}
+	if perr := checkSecret(&st.Auth, token, password, false); perr != nil {
+		if retry, lockedNow := s.limiter.fail(ip, now, &st.Auth); lockedNow {
+			perr = rateLimited(retry)
+		}
+		s.log.Warn("connect rejected", "remote", c.remote, "client", p.Client.ID, "reason", perr.DetailCode())
+		return reject(perr, protocol.ClosePolicyViolation, perr.Message)
+	}
+	if p.Device != nil {
+		if perr := protocol.VerifyDevice(&p, role, nonce, now); perr != nil {
+			s.limiter.fail(ip, now, &st.Auth)
+			s.log.Warn("connect rejected", "remote", c.remote, "client", p.Client.ID, "reason", perr.DetailCode())
+			return reject(perr, protocol.ClosePolicyViolation, perr.Message)
+		}
+	}
+	s.limiter.success(ip)
+	c.params, c.role, c.scopes = &p, role, grantScopes(role, p.Scopes)
+	c.presence = "conn:" + c.id
+	if p.Client.InstanceID != "" {
+		c.presence = "instance:" + p.Client.InstanceID
+	}
+	entry := protocol.PresenceEntry{TS: now.UnixMilli(), Host: p.Client.DisplayName, IP: ip, Version: p.Client.Version,
+		Platform: p.Client.Platform, DeviceFamily: p.Client.DeviceFamily, ModelIdentifier: p.Client.ModelIdentifier,
+		Mode: p.Client.Mode, Reason: "connect", InstanceID: p.Client.InstanceID}
+	// Presence first, so the snapshot includes this client; events reach
+	// it only after hello-ok (attach), with seq from 1.
+	s.hub.add(c, entry)
+	sv := s.hub.stateVersion()
+	hello := protocol.HelloOK{
+		Type: "hello-ok", Protocol: protocol.Version,
+		Server:   protocol.ServerInfo{Version: s.o.Version, ConnID: c.id, BootID: s.o.BootID},
+		Features: protocol.Features{Methods: s.names, Events: eventNames},
+		Snapshot: protocol.Snapshot{Presence: s.hub.presenceList(), Health: s.health(), StateVersion: *sv,
+			UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), ConfigPath: s.o.ConfigPath, StateDir: s.o.StateDir, AuthMode: st.Auth.Mode},
+		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes},
+		Policy: protocol.HelloPolicy{MaxPayload: protocol.MaxPayload, MaxBufferedBytes: protocol.MaxBufferedBytes, TickIntervalMs: st.TickInterval.Milliseconds()},
+	}
+	// hello-ok must be the first frame after the challenge, yet the client
+	// must not miss events (e.g. shutdown) that come right after it: hold
+	// the writer, attach, write hello-ok, then release queued events.
+	c.mu.Lock()
+	c.writing = true
+	c.mu.Unlock()
+	s.hub.attach(c)
+	if err := c.ws.Write(context.Background(), websocket.MessageText, responseFrame(f.ID, &hello, nil)); err != nil {
+		c.close(protocol.CloseInternalError, "write failed")
+		return false
+	}
+	c.flush()
+	s.log.Info("client connected", "conn", c.id, "client", p.Client.ID, "mode", p.Client.Mode, "version", p.Client.Version, "remote", c.remote, "role", role)
+	return true
+}
+
+var eventNames = []string{"connect.challenge", "tick", "presence", "health", "shutdown"}
+
+// readLoop reads frames after hello and dispatches them.
+func (s *Server) readLoop(ctx context.Context, c *wsConn) {
+	defer func() {
+		s.log.Debug("client disconnected", "conn", c.id, "remote", c.remote)
+	}()
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) || errors.Is(err, context.Canceled) {
+				return
+			}
+			s.log.Debug("read failed", "conn", c.id, "err", err)
+			c.close(protocol.CloseNormal, "")
+			return
+		}
+		c.lastRead.Store(time.Now().UnixMilli())
+		if typ != websocket.MessageText {
+			c.respond("invalid", nil, protocol.InvalidFrame(errors.New("binary frames are not part of the protocol")).Error)
+			continue
+		}
+		f, err := protocol.DecodeRequest(data)
+		if err != nil {
+			inv := protocol.InvalidFrame(err)
+			c.respond(inv.ID, nil, inv.Error)
+			continue
+		}
+		s.dispatch(ctx, c, f)
+	}
+}
+
+func (s *Server) dispatch(ctx context.Context, c *wsConn, f *protocol.RequestFrame) {
+	if f.Method == "connect" {
+		c.respond(f.ID, nil, protocol.Errorf(protocol.ErrInvalidRequest, "invalid request: already connected"))
+		return
+	}
+	m, ok := s.methods[f.Method]
+	if !ok {
+		if !hasScope(c.scopes, protocol.ScopeAdmin) {
+			c.respond(f.ID, nil, protocol.MissingScope(protocol.ScopeAdmin, []string{protocol.ScopeAdmin}))
+			return
+		}
+		c.respond(f.ID, nil, protocol.Errorf(protocol.ErrInvalidRequest, "unknown method: "+f.Method))
+		return
+	}
+	if !hasScope(c.scopes, m.scope) {
+		c.respond(f.ID, nil, protocol.MissingScope(m.scope, []string{m.scope}))
+		return
+	}
+	if s.stopping.Load() {
+		c.respond(f.ID, nil, &protocol.Error{Code: protocol.ErrUnavailable, Message: "gateway is shutting down", Retryable: true})
+		return
+	}
+	payload, perr := m.fn(ctx, c, f.Params)
+	if perr != nil {
+		c.respond(f.ID, nil, perr)
+		return
+	}
+	c.respond(f.ID, payload, nil)
+}
+
+// paramsError wraps a params decoding/validation error for method.
+func paramsError(method string, err error) *protocol.Error {
+	return protocol.InvalidParams(method, fmt.Errorf("%w", err))
+}

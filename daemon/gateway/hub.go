@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+)
+
+// hub tracks connected clients and presence, and fans events out. Events
+// are never replayed: a client that misses one sees a seq gap and refreshes.
+type hub struct {
+	s        *Server
+	mu       sync.RWMutex
+	conns    map[*wsConn]struct{}
+	presence map[string]protocol.PresenceEntry
+	owners   map[string]*wsConn // presence key → the connection that owns it
+
+	presenceVer atomic.Int64
+	healthVer   atomic.Int64
+	lastBeat    atomic.Int64
+	n           atomic.Int64
+}
+
+func newHub(s *Server) *hub {
+	h := &hub{s: s, conns: map[*wsConn]struct{}{}, presence: map[string]protocol.PresenceEntry{}, owners: map[string]*wsConn{}}
+	self := s.selfPresence()
+	h.presence["gateway:"+s.o.BootID] = self
+	h.presenceVer.Store(1)
+	h.healthVer.Store(1)
+	h.lastBeat.Store(time.Now().UnixMilli())
+	return h
+}
+
+func (h *hub) count() int { return int(h.n.Load()) }
+
+func (h *hub) stateVersion() *protocol.StateVersion {
+	return &protocol.StateVersion{Presence: h.presenceVer.Load(), Health: h.healthVer.Load()}
+}
+
+func (h *hub) all() []*wsConn {
+	h.mu.RLock()
+	out := make([]*wsConn, 0, len(h.conns))
+	for c := range h.conns {
+		out = append(out, c)
+	}
+	h.mu.RUnlock()
+	return out
+}
+
+func (h *hub) presenceList() []protocol.PresenceEntry {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]protocol.PresenceEntry, 0, len(h.presence))
+	for _, k := range sortedKeys(h.presence) {
+		out = append(out, h.presence[k])
+	}
+	return out
+}
+
+// add records a connection's presence and announces it to the others. The
+// connection itself starts receiving events only after attach, so its
+// hello-ok is the first frame after the challenge.
+func (h *hub) add(c *wsConn, entry protocol.PresenceEntry) {
+	h.mu.Lock()
+	h.presence[c.presence] = entry
+	h.owners[c.presence] = c
+	h.mu.Unlock()
+	h.presenceChanged([]protocol.PresenceEntry{entry})
+}
+
+// attach starts event delivery to a connection (after its hello-ok).
+func (h *hub) attach(c *wsConn) {
+	h.mu.Lock()
+	h.conns[c] = struct{}{}
+	c.attached.Store(true)
+	h.mu.Unlock()
+	h.n.Add(1)
+	h.s.updateStatus()
+}
+
+// remove unregisters a connection; its presence entry goes unless a newer
+// connection with the same instanceId took it over.
+func (h *hub) remove(c *wsConn) {
+	h.mu.Lock()
+	if _, ok := h.conns[c]; ok {
+		delete(h.conns, c)
+		h.n.Add(-1)
+	}
+	var gone *protocol.PresenceEntry
+	if h.owners[c.presence] == c {
+		e := h.presence[c.presence]
+		e.TS = time.Now().UnixMilli()
+		e.Reason = "disconnect"
+		gone = &e
+		delete(h.presence, c.presence)
+		delete(h.owners, c.presence)
+	}
+	h.mu.Unlock()
+	if gone != nil && !h.s.stopping.Load() {
+		h.presenceChanged([]protocol.PresenceEntry{*gone})
+	} else {
+		h.s.updateStatus()
+	}
+}
+
+// upsertNote posts a presence/system note (system-event).
+func (h *hub) upsertNote(key string, e protocol.PresenceEntry) {
+	h.mu.Lock()
+	h.presence[key] = e
+	h.mu.Unlock()
+	h.presenceChanged([]protocol.PresenceEntry{e})
+}
+
+func (h *hub) presenceChanged(changed []protocol.PresenceEntry) {
+	h.presenceVer.Add(1)
+	payload, _ := json.Marshal(protocol.PresenceEvent{Presence: changed})
+	h.broadcast("presence", payload, h.stateVersion())
+	h.s.updateStatus()
+}
+
+// broadcast sends one event to every client (payload encoded once).
+func (h *hub) broadcast(name string, payload []byte, sv *protocol.StateVersion) {
+	h.mu.RLock()
+	for c := range h.conns {
+		c.sendEvent(name, payload, sv)
+	}
+	h.mu.RUnlock()
+}
+
+func (h *hub) broadcastHealth() {
+	h.healthVer.Add(1)
+	payload, _ := json.Marshal(h.s.health())
+	h.broadcast("health", payload, h.stateVersion())
+}
+
+// loop is the hub's heartbeat: it proves liveness for the watchdog, sends
+// tick and periodic health events, and pings clients.
+func (h *hub) loop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	beat := time.NewTicker(time.Second)
+	defer beat.Stop()
+	lastTick, lastHealth, lastPing := time.Now(), time.Now(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-beat.C:
+			h.lastBeat.Store(now.UnixMilli())
+			st := h.s.settings.Load()
+			if now.Sub(lastTick) >= st.TickInterval {
+				lastTick = now
+				payload, _ := json.Marshal(protocol.TickEvent{TS: now.UnixMilli()})
+				h.broadcast("tick", payload, nil)
+			}
+			if now.Sub(lastHealth) >= st.HealthInterval {
+				lastHealth = now
+				h.broadcastHealth()
+			}
+			if now.Sub(lastPing) >= protocol.PingIntervalS*time.Second {
+				lastPing = now
+				go h.pingAll(ctx)
+			}
+		}
+	}
+}
+
+// pingAll pings every client with bounded concurrency; one that does not
+// answer within 10 s is closed.
+func (h *hub) pingAll(ctx context.Context) {
+	sem := make(chan struct{}, 128)
+	var wg sync.WaitGroup
+	for _, c := range h.all() {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Add(1)
+		go func(c *wsConn) {
+			defer func() { <-sem; wg.Done() }()
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil {
+				c.close(protocol.ClosePolicyViolation, "ping timeout")
+			}
+		}(c)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/gatewayd/gatewayd/daemon/logs"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+)
+
+type method struct {
+	scope string
+	fn    func(ctx context.Context, c *wsConn, params json.RawMessage) (any, *protocol.Error)
+}
+
+func (s *Server) registerMethods() {
+	s.methods = map[string]method{
+		"health":          {protocol.ScopeRead, s.mHealth},
+		"status":          {protocol.ScopeRead, s.mStatus},
+		"system-presence": {protocol.ScopeRead, s.mPresence},
+		"system-event":    {protocol.ScopeWrite, s.mSystemEvent},
+		"logs.tail":       {protocol.ScopeRead, s.mLogsTail},
+		"config.get":      {protocol.ScopeAdmin, s.mConfigGet},
+	}
+	s.names = make([]string, 0, len(s.methods))
+	for n := range s.methods {
+		s.names = append(s.names, n)
+	}
+	sort.Strings(s.names)
+}
+
+// decode validates params against the committed schema definition and
+// decodes them strictly.
+func decode(method, def string, raw json.RawMessage, v any) *protocol.Error {
+	if err := protocol.ValidateParams(def, raw); err != nil {
+		return paramsError(method, err)
+	}
+	if err := protocol.DecodeParams(raw, v); err != nil {
+		return paramsError(method, err)
+	}
+	return nil
+}
+
+// Health is the health payload: the same shape as `gatewayctl health --json`.
+type Health struct {
+	OK          bool           `json:"ok"`
+	TS          int64          `json:"ts"`
+	DurationMs  float64        `json:"durationMs"`
+	Version     string         `json:"version"`
+	Profile     string         `json:"profile"`
+	PID         int            `json:"pid"`
+	UptimeMs    int64          `json:"uptimeMs"`
+	Connections int            `json:"connections"`
+	Listeners   []ListenerInfo `json:"listeners"`
+	Components  map[string]any `json:"components"`
+}
+
+func (s *Server) health() *Health {
+	start := time.Now()
+	cfg := s.o.ConfigStatus()
+	hubOK := time.Since(time.UnixMilli(s.hub.lastBeat.Load())) < 5*time.Second
+	h := &Health{
+		OK: hubOK && !s.stopping.Load(), TS: start.UnixMilli(), Version: s.o.Version, Profile: s.o.Profile,
+		PID: os.Getpid(), UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), Connections: s.hub.count(),
+		Listeners: s.o.Listeners,
+		Components: map[string]any{
+			"hub":    map[string]any{"ok": hubOK, "goroutines": runtime.NumGoroutine()},
+			"config": cfg,
+			"server": map[string]any{"ok": !s.stopping.Load(), "stopping": s.stopping.Load(), "restarts": s.o.RestartCount},
+		},
+	}
+	h.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	return h
+}
+
+func (s *Server) mHealth(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
+	var p protocol.EmptyParams
+	if err := protocol.DecodeParams(raw, &p); err != nil {
+		return nil, paramsError("health", err)
+	}
+	return s.health(), nil
+}
+
+// StatusPayload is the short summary the status method returns.
+type StatusPayload struct {
+	Version     string         `json:"version"`
+	Profile     string         `json:"profile"`
+	PID         int            `json:"pid"`
+	UptimeMs    int64          `json:"uptimeMs"`
+	StartedAt   int64          `json:"startedAt"`
+	Listeners   []ListenerInfo `json:"listeners"`
+	Connections int            `json:"connections"`
+	ConfigPath  string         `json:"configPath"`
+	ConfigValid bool           `json:"configValid"`
+	StateDir    string         `json:"stateDir,omitempty"`
+	LogFile     string         `json:"logFile,omitempty"`
+	ReloadMode  string         `json:"reloadMode"`
+	AuthMode    string         `json:"authMode"`
+	Restarts    int            `json:"restarts"`
+	StatusText  string         `json:"statusText"`
+	BootID      string         `json:"bootId"`
+}
+
+func (s *Server) mStatus(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
+	var p protocol.EmptyParams
+	if err := protocol.DecodeParams(raw, &p); err != nil {
+		return nil, paramsError("status", err)
+	}
+	st := s.settings.Load()
+	return &StatusPayload{Version: s.o.Version, Profile: s.o.Profile, PID: os.Getpid(),
+		UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), StartedAt: s.o.StartedAt.UnixMilli(),
+		Listeners: s.o.Listeners, Connections: s.hub.count(), ConfigPath: s.o.ConfigPath, ConfigValid: s.o.ConfigStatus().Valid,
+		StateDir: s.o.StateDir, LogFile: s.o.LogFile, ReloadMode: st.ReloadMode, AuthMode: st.Auth.Mode,
+		Restarts: s.o.RestartCount, StatusText: s.StatusText(), BootID: s.o.BootID}, nil
+}
+
+func (s *Server) mPresence(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
+	var p protocol.EmptyParams
+	if err := protocol.DecodeParams(raw, &p); err != nil {
+		return nil, paramsError("system-presence", err)
+	}
+	return s.hub.presenceList(), nil
+}
+
+func (s *Server) mSystemEvent(_ context.Context, c *wsConn, raw json.RawMessage) (any, *protocol.Error) {
+	var p protocol.SystemEventParams
+	if perr := decode("system-event", "SystemEventParams", raw, &p); perr != nil {
+		return nil, perr
+	}
+	e := protocol.PresenceEntry{TS: time.Now().UnixMilli(), Host: p.Host, IP: p.IP, Version: p.Version, Platform: p.Platform,
+		DeviceFamily: p.DeviceFamily, ModelIdentifier: p.ModelIdentifier, Mode: p.Mode, LastInputSeconds: p.LastInputSeconds,
+		Reason: p.Reason, Text: p.Text, Tags: p.Tags, InstanceID: p.InstanceID}
+	if e.Reason == "" {
+		e.Reason = "system-event"
+	}
+	key := "instance:" + p.InstanceID
+	if p.InstanceID == "" {
+		sum := sha256.Sum256([]byte(c.presence))
+		key = "note:" + hex.EncodeToString(sum[:8])
+	}
+	s.hub.upsertNote(key, e)
+	s.log.Info("system event", "conn", c.id, "text", p.Text)
+	return map[string]any{"ok": true}, nil
+}
+
+func (s *Server) mLogsTail(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
+	var p protocol.LogsTailParams
+	if perr := decode("logs.tail", "LogsTailParams", raw, &p); perr != nil {
+		return nil, perr
+	}
+	if p.Limit == 0 {
+		p.Limit = 200
+	}
+	if p.MaxBytes == 0 {
+		p.MaxBytes = 250000
+	}
+	if s.o.LogFile == "" {
+		return nil, protocol.Errorf(protocol.ErrUnavailable, "this gateway has no file log (started without a log directory)")
+	}
+	res, err := logs.Tail(s.o.LogFile, p.Cursor, p.Limit, p.MaxBytes)
+	if err != nil {
+		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Message: "read log: " + err.Error(), Retryable: true}
+	}
+	return res, nil
+}
+
+func (s *Server) mConfigGet(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
+	var p protocol.EmptyParams
+	if err := protocol.DecodeParams(raw, &p); err != nil {
+		return nil, paramsError("config.get", err)
+	}
+	return s.o.Config(), nil
+}
