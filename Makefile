@@ -1,0 +1,47 @@
+# gatewayd — build, run, test, package. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0-dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS := -s -w -X github.com/gatewayd/gatewayd/daemon/buildinfo.Version=$(VERSION) -X github.com/gatewayd/gatewayd/daemon/buildinfo.Commit=$(COMMIT)
+BIN := bin
+export CGO_ENABLED ?= 0
+
+.PHONY: help build run test test-setup lint bench protocol cross fuzz-seeds clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+build: ## build bin/gatewayd and bin/gatewayctl
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gatewayd ./cmd/gatewayd
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gatewayctl ./cmd/gatewayctl
+
+run: build ## run gatewayd on 127.0.0.1:18789 with the default profile (token generated on first start)
+	$(BIN)/gatewayd $(ARGS)
+
+test-setup: ## install what the tests need (Debian packages as root, nothing else)
+	@.ci/setup
+
+test: test-setup ## the whole suite: vet, unit + integration tests with -race, fuzz seed corpora, darwin cross-builds
+	$(GO) vet ./...
+	$(GO) vet -tags faultinject ./daemon/gateway/
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) cross
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: run gofmt -w on the files above"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+bench: build ## print the performance figures (go test -bench against the real binary)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./daemon/bench/ ./daemon/gateway/
+
+protocol: ## regenerate daemon/protocol/schema/protocol.schema.json from the Go types
+	$(GO) run ./daemon/protocol/internal/gen
+
+cross: ## darwin builds with CGO_ENABLED=0 (arm64, amd64)
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/...
+	GOOS=darwin GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/...
+
+clean: ## remove build output
+	rm -rf $(BIN) dist
