@@ -5,7 +5,6 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v/
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/gatewayd/gatewayd/daemon/buildinfo.Version=$(VERSION) -X github.com/gatewayd/gatewayd/daemon/buildinfo.Commit=$(COMMIT)
 BIN := bin
-export CGO_ENABLED ?= 0
 
 .PHONY: help build run test test-setup lint bench protocol cross fuzz-seeds clean
 
@@ -13,8 +12,8 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 build: ## build bin/gatewayd and bin/gatewayctl
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gatewayd ./cmd/gatewayd
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gatewayctl ./cmd/gatewayctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gatewayd ./cmd/gatewayd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gatewayctl ./cmd/gatewayctl
 
 run: build ## run gatewayd on 127.0.0.1:18789 with the default profile (token generated on first start)
 	$(BIN)/gatewayd $(ARGS)
