@@ -9,8 +9,9 @@
 // "Listeners" on macOS, else it binds the fallback addresses.
 //
 // When the OS feature is absent the package degrades quietly: without
-// LISTEN_FDS there are simply no systemd sockets, outside launchd (or on any
-// OS but macOS) launchd lookups report "not launchd", and auto-detection falls
+// LISTEN_FDS there are simply no systemd sockets, outside launchd
+// launch_activate_socket reports ESRCH, on other systems than macOS launchd
+// lookups fail with "only available on macOS", and auto-detection falls
 // through to plain binding. Asking explicitly for a systemd or launchd socket
 // that is not there is an error that names what is available.
 package listen
