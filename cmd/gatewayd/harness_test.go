@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -300,19 +301,7 @@ func (c *rawConn) expectClose() (websocket.StatusCode, string) {
 }
 
 func asClose(err error, ce *websocket.CloseError) bool {
-	code := websocket.CloseStatus(err)
-	if code == -1 {
-		return false
-	}
-	var reason string
-	if e, ok := err.(interface{ Unwrap() error }); ok {
-		_ = e
-	}
-	if s := err.Error(); strings.Contains(s, "reason = ") {
-		reason = s[strings.Index(s, "reason = ")+len("reason = "):]
-	}
-	*ce = websocket.CloseError{Code: code, Reason: strings.Trim(reason, `"`)}
-	return true
+	return errors.As(err, ce)
 }
 
 func cliConnect(token string) frame {
@@ -370,5 +359,3 @@ func (g *gw) logLines() []string {
 	}
 	return out
 }
-
-func websocketCloseStatus(err error) websocket.StatusCode { return websocket.CloseStatus(err) }

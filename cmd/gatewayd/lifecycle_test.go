@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gatewayd/gatewayd/platform/notify/notifytest"
 )
 
@@ -301,10 +301,5 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 func (c *rawConn) closeCodeOf(err error) (int, string) {
-	var ce = struct{}{}
-	_ = ce
-	b, _ := json.Marshal(err.Error())
-	_ = b
-	code := int(websocketCloseStatus(err))
-	return code, err.Error()
+	return int(websocket.CloseStatus(err)), err.Error()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -215,5 +214,5 @@ func (s *Server) dispatch(ctx context.Context, c *wsConn, f *protocol.RequestFra
 
 // paramsError wraps a params decoding/validation error for method.
 func paramsError(method string, err error) *protocol.Error {
-	return protocol.InvalidParams(method, fmt.Errorf("%w", err))
+	return protocol.InvalidParams(method, err)
 }
