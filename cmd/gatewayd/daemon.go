@@ -19,6 +19,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/logs"
+	"github.com/gatewayd/gatewayd/daemon/store"
 	"github.com/gatewayd/gatewayd/platform/listen"
 	"github.com/gatewayd/gatewayd/platform/notify"
 	"github.com/gatewayd/gatewayd/platform/procs"
@@ -48,6 +49,10 @@ type daemon struct {
 	acceptors []*gateway.Acceptor
 	infos     []gateway.ListenerInfo
 	restarts  int
+
+	store    *store.Store
+	features []feature
+	exts     []gateway.Extension
 }
 
 func newDaemon(f *flags, stderr io.Writer) (*daemon, int) {
@@ -288,7 +293,7 @@ func (d *daemon) newServer(st gateway.Settings) *gateway.Server {
 	return gateway.New(gateway.Options{Settings: st, Logger: d.log, Version: buildinfo.Get().Version,
 		Profile: d.profile.Name(), ConfigPath: d.paths.ConfigPath, StateDir: d.paths.StateDir, LogFile: d.paths.LogFile,
 		Listeners: d.infos, Config: d.configInfo, ConfigStatus: d.configStatus, Notify: d.notify.Status, StartedAt: d.started, BootID: d.bootID,
-		RestartCount: d.restarts})
+		RestartCount: d.restarts, Extensions: d.exts})
 }
 
 func (d *daemon) serve(srv *gateway.Server) []net.Listener {
@@ -334,6 +339,13 @@ func (d *daemon) run(ctx context.Context) int {
 		d.set.Close()
 		return exitConfig
 	}
+	if err := d.startFeatures(); err != nil {
+		d.log.Error("cannot start", "err", err)
+		d.notify.Status("Failed: " + err.Error())
+		d.set.Close()
+		return exitFailure
+	}
+	defer d.closeFeatures()
 	srv := d.newServer(st)
 	views := d.serve(srv)
 	d.notify.Ready(srv.StatusText())
@@ -439,6 +451,7 @@ func (d *daemon) reload(explicit bool) (restart bool) {
 	d.cfg = cfg
 	d.setLevel(cfg)
 	d.current().Apply(st)
+	d.applyFeatures(cfg)
 	note := "last reload ok " + time.Now().Format("15:04:05")
 	switch {
 	case len(cold) > 0 && mode == "hot":

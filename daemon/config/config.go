@@ -16,6 +16,12 @@ type Config struct {
 	Gateway  GatewayConfig  `json:"gateway"`
 	Logging  LoggingConfig  `json:"logging"`
 	Commands CommandsConfig `json:"commands"`
+	Agents   AgentsConfig   `json:"agents"`   // agent runs and their backends (agents.go)
+	HTTP     HTTPConfig     `json:"http"`     // OpenAI-compatible HTTP endpoints (agents.go)
+	Channels ChannelsConfig `json:"channels"` // delivery channels for send (channels.go)
+	Tools    ToolsConfig    `json:"tools"`    // /tools/invoke tools (channels.go)
+	Hooks    HooksConfig    `json:"hooks"`    // /hooks/wake and /hooks/agent (channels.go)
+	Nodes    NodesConfig    `json:"nodes"`    // nodes and pairing (nodes.go)
 }
 
 // GatewayConfig is the "gateway" section: where and how the gateway serves.
@@ -145,6 +151,12 @@ func (c *Config) WithDefaults() *Config {
 		t := true
 		out.Commands.Restart = &t
 	}
+	out.Agents.withDefaults()
+	out.HTTP.withDefaults()
+	out.Channels.withDefaults()
+	out.Tools.withDefaults()
+	out.Hooks.withDefaults()
+	out.Nodes.withDefaults()
 	return out
 }
 
@@ -164,6 +176,12 @@ func (c *Config) Redacted() *Config {
 	if out.Gateway.Auth.Password != "" {
 		out.Gateway.Auth.Password = RedactedValue
 	}
+	out.Agents.redact()
+	out.HTTP.redact()
+	out.Channels.redact()
+	out.Tools.redact()
+	out.Hooks.redact()
+	out.Nodes.redact()
 	return out
 }
 
@@ -180,6 +198,12 @@ func (c *Config) clone() *Config {
 		v := *c.Commands.Restart
 		out.Commands.Restart = &v
 	}
+	out.Agents = c.Agents.clone()
+	out.HTTP = c.HTTP.clone()
+	out.Channels = c.Channels.clone()
+	out.Tools = c.Tools.clone()
+	out.Hooks = c.Hooks.clone()
+	out.Nodes = c.Nodes.clone()
 	return out
 }
 
@@ -244,6 +268,12 @@ func (c *Config) Validate() error {
 			return nil
 		},
 		func() *Error { return intRange("logging.maxFiles", c.Logging.MaxFiles, 0, maxLogFiles) },
+		c.Agents.validate,
+		c.HTTP.validate,
+		c.Channels.validate,
+		c.Tools.validate,
+		c.Hooks.validate,
+		c.Nodes.validate,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {

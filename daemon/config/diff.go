@@ -27,6 +27,13 @@ var hotSafe = []string{
 	"gateway.healthIntervalMs",
 	"logging.level",
 	"commands",
+	// The feature sections are applied by their packages on reload.
+	"agents",
+	"http",
+	"channels",
+	"tools",
+	"hooks",
+	"nodes",
 }
 
 // NeedsRestart reports whether a change of key needs a process restart.

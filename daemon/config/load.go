@@ -177,6 +177,9 @@ func (w *walker) value(key string, t reflect.Type) error {
 			name, _ := tok.(string)
 			child := join(key, name)
 			var childType reflect.Type
+			if t != nil && t.Kind() == reflect.Map {
+				childType = t.Elem() // a map's keys are free, its values typed
+			}
 			if fields != nil {
 				ft, known := fields[name]
 				if !known {

@@ -131,7 +131,7 @@ func TestLoadErrors(t *testing.T) {
 		{"type: string for bool", "{\"commands\":\n {\"restart\": \"yes\"}}", 2, 3, "commands.restart", "expected true or false, got string"},
 		{"type: array for object", "{\n\"gateway\": []}", 2, 1, "gateway", "expected an object {...}, got array"},
 		{"type: string for list", "{\"gateway\": {\n\"listen\": \"127.0.0.1:1\"}}", 2, 1, "gateway.listen", "expected a list [...], got string"},
-		{"unknown top key", "{\n  \"gateway\": {},\n  \"loging\": {}\n}", 3, 3, "loging", "unknown key (known keys here: commands, gateway, logging)"},
+		{"unknown top key", "{\n  \"gateway\": {},\n  \"loging\": {}\n}", 3, 3, "loging", "unknown key (known keys here: agents, channels, commands, gateway, hooks, http, logging, nodes, tools)"},
 		{"unknown nested key", "{\n  \"gateway\": {\n    \"auth\": {\n      \"tokn\": \"x\"\n    }\n  }\n}", 4, 7, "gateway.auth.tokn", "unknown key"},
 		{"unknown key case", "{\"gateway\": {\n  \"controlUI\": {}}}", 2, 3, "gateway.controlUI", `did you mean "controlUi"?`},
 		{"unknown key after unicode", "{\"gateway\": {\"bind\": \"ünï\", \"x\": 1}}", 1, 29, "gateway.x", "unknown key"},

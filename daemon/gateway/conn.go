@@ -39,6 +39,8 @@ type wsConn struct {
 	done      chan struct{}
 	lastRead  atomic.Int64 // unix ms of the last frame read
 	attached  atomic.Bool  // hello-ok sent, receiving events
+	async     atomic.Int32 // running Async extension calls
+	peerRef   atomic.Pointer[Peer]
 }
 
 // send queues one frame. Frames go out in queue order; a single flusher

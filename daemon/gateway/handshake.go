@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,12 @@ func (s *Server) runConn(c *wsConn) {
 	timer.Stop()
 	c.ws.SetReadLimit(protocol.MaxPayload)
 	defer s.hub.remove(c)
+	for _, o := range s.ext.observers {
+		defer o.Disconnected(c.peer())
+	}
+	for _, o := range s.ext.observers {
+		o.Connected(c.peer())
+	}
 	s.readLoop(ctx, c)
 }
 
@@ -113,6 +120,12 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	}
 	s.limiter.success(ip)
 	c.params, c.role, c.scopes = &p, role, grantScopes(role, p.Scopes)
+	for _, a := range s.ext.admitters {
+		if perr := a.Admit(c.peer()); perr != nil {
+			s.log.Warn("connect refused", "remote", c.remote, "client", p.Client.ID, "role", role, "reason", perr.Message)
+			return reject(perr, protocol.ClosePolicyViolation, perr.Message)
+		}
+	}
 	c.presence = "conn:" + c.id
 	if p.Client.InstanceID != "" {
 		c.presence = "instance:" + p.Client.InstanceID
@@ -127,7 +140,7 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	hello := protocol.HelloOK{
 		Type: "hello-ok", Protocol: protocol.Version,
 		Server:   protocol.ServerInfo{Version: s.o.Version, ConnID: c.id, BootID: s.o.BootID},
-		Features: protocol.Features{Methods: s.names, Events: eventNames},
+		Features: protocol.Features{Methods: s.names, Events: s.ext.events},
 		Snapshot: protocol.Snapshot{Presence: s.hub.presenceList(), Health: s.health(), StateVersion: *sv,
 			UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), ConfigPath: s.o.ConfigPath, StateDir: s.o.StateDir, AuthMode: st.Auth.Mode},
 		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes},
@@ -204,7 +217,32 @@ func (s *Server) dispatch(ctx context.Context, c *wsConn, f *protocol.RequestFra
 		c.respond(f.ID, nil, &protocol.Error{Code: protocol.ErrUnavailable, Message: "gateway is shutting down", Retryable: true})
 		return
 	}
-	payload, perr := m.fn(ctx, c, f.Params)
+	if m.async {
+		if c.async.Add(1) > MaxAsyncPerConn {
+			c.async.Add(-1)
+			c.respond(f.ID, nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
+				Message: fmt.Sprintf("too many concurrent requests on this connection (at most %d); wait for some to finish", MaxAsyncPerConn)})
+			return
+		}
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			defer c.async.Add(-1)
+			s.call(ctx, c, m, f)
+		}()
+		return
+	}
+	s.call(ctx, c, m, f)
+}
+
+func (s *Server) call(ctx context.Context, c *wsConn, m method, f *protocol.RequestFrame) {
+	var payload any
+	var perr *protocol.Error
+	if m.ext != nil {
+		payload, perr = m.ext(ctx, c, f.ID, f.Params)
+	} else {
+		payload, perr = m.fn(ctx, c, f.Params)
+	}
 	if perr != nil {
 		c.respond(f.ID, nil, perr)
 		return

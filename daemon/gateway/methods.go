@@ -16,18 +16,22 @@ import (
 
 type method struct {
 	scope string
+	async bool
 	fn    func(ctx context.Context, c *wsConn, params json.RawMessage) (any, *protocol.Error)
+	// ext is an extension's handler (it also gets the request id).
+	ext func(ctx context.Context, c *wsConn, id string, params json.RawMessage) (any, *protocol.Error)
 }
 
 func (s *Server) registerMethods() {
 	s.methods = map[string]method{
-		"health":          {protocol.ScopeRead, s.mHealth},
-		"status":          {protocol.ScopeRead, s.mStatus},
-		"system-presence": {protocol.ScopeRead, s.mPresence},
-		"system-event":    {protocol.ScopeWrite, s.mSystemEvent},
-		"logs.tail":       {protocol.ScopeRead, s.mLogsTail},
-		"config.get":      {protocol.ScopeAdmin, s.mConfigGet},
+		"health":          {scope: protocol.ScopeRead, fn: s.mHealth},
+		"status":          {scope: protocol.ScopeRead, fn: s.mStatus},
+		"system-presence": {scope: protocol.ScopeRead, fn: s.mPresence},
+		"system-event":    {scope: protocol.ScopeWrite, fn: s.mSystemEvent},
+		"logs.tail":       {scope: protocol.ScopeRead, fn: s.mLogsTail},
+		"config.get":      {scope: protocol.ScopeAdmin, fn: s.mConfigGet},
 	}
+	s.installExtensions(s.o.Extensions)
 	s.names = make([]string, 0, len(s.methods))
 	for n := range s.methods {
 		s.names = append(s.names, n)

@@ -86,6 +86,9 @@ type Options struct {
 	BootID string
 	// RestartCount is how many in-process restarts preceded this generation.
 	RestartCount int
+	// Extensions are the feature packages served besides the core methods
+	// (see Extension). Each is bound to this generation in Serve.
+	Extensions []Extension
 }
 
 // Server is one generation of the gateway's network core.
@@ -98,6 +101,7 @@ type Server struct {
 	http     *http.Server
 	methods  map[string]method
 	names    []string
+	ext      extensions
 
 	live     sync.Map // *wsConn → struct{}: every open WebSocket, handshaking or not
 	stopping atomic.Bool
@@ -185,6 +189,9 @@ func (s *Server) Apply(st Settings) {
 
 // Serve serves every listener until Shutdown. It returns at once.
 func (s *Server) Serve(ls []net.Listener) {
+	for _, e := range s.ext.list {
+		e.Bind(s)
+	}
 	for _, l := range ls {
 		go func(l net.Listener) {
 			if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -347,6 +354,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code = http.StatusServiceUnavailable
 		}
 		writeJSON(w, code, map[string]any{"ready": ready, "failing": failing, "uptimeMs": time.Since(s.o.StartedAt).Milliseconds()})
+	case s.ext.hasRoutes && s.routed(r):
+		s.ext.mux.ServeHTTP(w, r)
 	case r.URL.Path == "/":
 		w.Header().Set("Upgrade", "websocket")
 		writeJSON(w, http.StatusUpgradeRequired, map[string]any{"error": map[string]string{
@@ -354,6 +363,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"type": "not_found", "message": "Not Found"}})
 	}
+}
+
+// routed reports whether an extension registered a pattern matching r.
+func (s *Server) routed(r *http.Request) bool {
+	_, pattern := s.ext.mux.Handler(r)
+	return pattern != ""
 }
 
 func isUpgrade(r *http.Request) bool {
