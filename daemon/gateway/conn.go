@@ -41,6 +41,8 @@ type wsConn struct {
 	attached  atomic.Bool  // hello-ok sent, receiving events
 	async     atomic.Int32 // running Async extension calls
 	peerRef   atomic.Pointer[Peer]
+
+	deviceToken string // issued in hello-ok by an Admitter (Peer.IssueDeviceToken)
 }
 
 // send queues one frame. Frames go out in queue order; a single flusher

@@ -65,6 +65,15 @@ type Admitter interface {
 	Admit(p *Peer) *protocol.Error
 }
 
+// Authenticator accepts a per-device credential (a paired node's device
+// token) in place of the shared secret. When the shared secret does not
+// match and the connect carries a device whose signature verifies, the
+// gateway asks each Authenticator with the token the client sent
+// (auth.deviceToken, else auth.token). The check must be constant-time.
+type Authenticator interface {
+	AuthenticateDevice(deviceID, role, token string) bool
+}
+
 // Method is one RPC method served by an extension.
 type Method struct {
 	Name string
@@ -177,6 +186,11 @@ func (p *Peer) Respond(id string, payload any, perr *protocol.Error) bool {
 	p.c.respond(id, payload, perr)
 	return true
 }
+
+// IssueDeviceToken puts a per-device credential into hello-ok's
+// auth.deviceToken. Only an Admitter may call it (before hello-ok), and
+// only for a credential an Authenticator accepts back.
+func (p *Peer) IssueDeviceToken(token string) { p.c.deviceToken = token }
 
 // Close closes the connection with a WebSocket close code and reason.
 func (p *Peer) Close(code int, reason string) { p.c.close(code, reason) }
@@ -329,7 +343,29 @@ type extensions struct {
 	hasRoutes bool
 	observers []ConnObserver
 	admitters []Admitter
+	authers   []Authenticator
 	events    []string
+}
+
+// deviceAuthenticated reports whether a connect without the right shared
+// secret carries a verified device whose token an Authenticator accepts.
+func (s *Server) deviceAuthenticated(p *protocol.ConnectParams, role, nonce string, now time.Time) bool {
+	if len(s.ext.authers) == 0 || p.Device == nil || p.Auth == nil {
+		return false
+	}
+	tok := p.Auth.DeviceToken
+	if tok == "" {
+		tok = p.Auth.Token
+	}
+	if tok == "" || protocol.VerifyDevice(p, role, nonce, now) != nil {
+		return false
+	}
+	for _, a := range s.ext.authers {
+		if a.AuthenticateDevice(p.Device.ID, role, tok) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) installExtensions(exts []Extension) {
@@ -368,6 +404,9 @@ func (s *Server) installExtensions(exts []Extension) {
 		}
 		if a, ok := e.(Admitter); ok {
 			s.ext.admitters = append(s.ext.admitters, a)
+		}
+		if a, ok := e.(Authenticator); ok {
+			s.ext.authers = append(s.ext.authers, a)
 		}
 	}
 }

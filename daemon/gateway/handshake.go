@@ -104,7 +104,7 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	if p.Auth != nil {
 		token, password = p.Auth.Token, p.Auth.Password
 	}
-	if perr := checkSecret(&st.Auth, token, password, false); perr != nil {
+	if perr := checkSecret(&st.Auth, token, password, false); perr != nil && !s.deviceAuthenticated(&p, role, nonce, now) {
 		if retry, lockedNow := s.limiter.fail(ip, now, &st.Auth); lockedNow {
 			perr = rateLimited(retry)
 		}
@@ -143,7 +143,7 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 		Features: protocol.Features{Methods: s.names, Events: s.ext.events},
 		Snapshot: protocol.Snapshot{Presence: s.hub.presenceList(), Health: s.health(), StateVersion: *sv,
 			UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), ConfigPath: s.o.ConfigPath, StateDir: s.o.StateDir, AuthMode: st.Auth.Mode},
-		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes},
+		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes, DeviceToken: c.deviceToken},
 		Policy: protocol.HelloPolicy{MaxPayload: protocol.MaxPayload, MaxBufferedBytes: protocol.MaxBufferedBytes, TickIntervalMs: st.TickInterval.Milliseconds()},
 	}
 	// hello-ok must be the first frame after the challenge, yet the client

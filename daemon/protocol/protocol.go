@@ -262,6 +262,10 @@ type Snapshot struct {
 type HelloAuth struct {
 	Role   string   `json:"role"`
 	Scopes []string `json:"scopes"`
+	// DeviceToken is a per-device credential (a paired node's), issued
+	// only because the gateway accepts it back in auth.token or
+	// auth.deviceToken in place of the shared secret.
+	DeviceToken string `json:"deviceToken,omitempty"`
 }
 
 // HelloPolicy announces the connection's limits.
