@@ -424,6 +424,9 @@ func TestEventOverflowReportsGap(t *testing.T) {
 	attached(t, a)
 	b := dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeWrite}})
 	for i := range 4 {
+		// Past the gateway's 50 ms presence coalescing window, so each
+		// note is an event of its own.
+		time.Sleep(80 * time.Millisecond)
 		if _, err := b.Call(ctxT(t), "system-event", protocol.SystemEventParams{Text: fmt.Sprintf("note %d", i)}); err != nil {
 			t.Fatal(err)
 		}

@@ -112,7 +112,7 @@ func (e *testExt) AuthenticateDevice(deviceID, role, token string) bool {
 	return role == protocol.RoleNode && token == e.devTok
 }
 
-func startServer(t *testing.T, ext gateway.Extension) string {
+func startServer(t testing.TB, ext gateway.Extension) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,16 @@ type hub struct {
 	presence map[string]protocol.PresenceEntry
 	owners   map[string]*wsConn // presence key → the connection that owns it
 
+	// Presence changes are coalesced: the first change after a quiet
+	// period goes out at once, later ones within presenceCoalesce are
+	// batched into one event (a burst of connects is then O(clients) frames
+	// per window instead of O(clients²)).
+	pmu         sync.Mutex
+	pending     []protocol.PresenceEntry
+	pendingIdx  map[string]int // presence key → index in pending
+	flushArmed  bool
+	lastFlush   time.Time
+	statusArmed atomic.Bool
 	presenceVer atomic.Int64
 	healthVer   atomic.Int64
 	lastBeat    atomic.Int64
@@ -26,7 +38,7 @@ type hub struct {
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, conns: map[*wsConn]struct{}{}, presence: map[string]protocol.PresenceEntry{}, owners: map[string]*wsConn{}}
+	h := &hub{s: s, conns: map[*wsConn]struct{}{}, presence: map[string]protocol.PresenceEntry{}, owners: map[string]*wsConn{}, pendingIdx: map[string]int{}}
 	self := s.selfPresence()
 	h.presence["gateway:"+s.o.BootID] = self
 	h.presenceVer.Store(1)
@@ -61,6 +73,33 @@ func (h *hub) presenceList() []protocol.PresenceEntry {
 	return out
 }
 
+// MaxSnapshotPresence bounds the presence entries in a hello-ok snapshot:
+// past it the snapshot carries the gateway's own entry and the most
+// recently changed others (system-presence always returns all). Without
+// the bound every connect would cost O(clients) bytes, and opening n
+// connections O(n²).
+const MaxSnapshotPresence = 500
+
+// snapshotPresence is the presence list for hello-ok: all entries (by key)
+// up to MaxSnapshotPresence, else the gateway and the newest others.
+func (h *hub) snapshotPresence() []protocol.PresenceEntry {
+	h.mu.RLock()
+	if len(h.presence) <= MaxSnapshotPresence {
+		h.mu.RUnlock()
+		return h.presenceList()
+	}
+	self := h.presence["gateway:"+h.s.o.BootID]
+	all := make([]protocol.PresenceEntry, 0, len(h.presence))
+	for k, e := range h.presence {
+		if k != "gateway:"+h.s.o.BootID {
+			all = append(all, e)
+		}
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(all, func(a, b protocol.PresenceEntry) int { return cmp.Compare(b.TS, a.TS) })
+	return append([]protocol.PresenceEntry{self}, all[:MaxSnapshotPresence-1]...)
+}
+
 // add records a connection's presence and announces it to the others. The
 // connection itself starts receiving events only after attach, so its
 // hello-ok is the first frame after the challenge.
@@ -69,7 +108,7 @@ func (h *hub) add(c *wsConn, entry protocol.PresenceEntry) {
 	h.presence[c.presence] = entry
 	h.owners[c.presence] = c
 	h.mu.Unlock()
-	h.presenceChanged([]protocol.PresenceEntry{entry})
+	h.presenceChanged(c.presence, entry)
 }
 
 // attach starts event delivery to a connection (after its hello-ok).
@@ -79,7 +118,7 @@ func (h *hub) attach(c *wsConn) {
 	c.attached.Store(true)
 	h.mu.Unlock()
 	h.n.Add(1)
-	h.s.updateStatus()
+	h.statusChanged()
 }
 
 // remove unregisters a connection; its presence entry goes unless a newer
@@ -101,10 +140,9 @@ func (h *hub) remove(c *wsConn) {
 	}
 	h.mu.Unlock()
 	if gone != nil && !h.s.stopping.Load() {
-		h.presenceChanged([]protocol.PresenceEntry{*gone})
-	} else {
-		h.s.updateStatus()
+		h.presenceChanged(c.presence, *gone)
 	}
+	h.statusChanged()
 }
 
 // upsertNote posts a presence/system note (system-event).
@@ -112,14 +150,68 @@ func (h *hub) upsertNote(key string, e protocol.PresenceEntry) {
 	h.mu.Lock()
 	h.presence[key] = e
 	h.mu.Unlock()
-	h.presenceChanged([]protocol.PresenceEntry{e})
+	h.presenceChanged(key, e)
 }
 
-func (h *hub) presenceChanged(changed []protocol.PresenceEntry) {
-	h.presenceVer.Add(1)
-	payload, _ := json.Marshal(protocol.PresenceEvent{Presence: changed})
-	h.broadcast("presence", payload, h.stateVersion())
+// presenceCoalesce is the batching window for presence events.
+const presenceCoalesce = 50 * time.Millisecond
+
+// statusEvery bounds how often the status line (sd_notify STATUS=) is
+// recomputed while clients come and go.
+const statusEvery = 250 * time.Millisecond
+
+// presenceChanged queues a changed entry (the latest per key wins) and
+// sends the presence event now, or at the end of the current window.
+func (h *hub) presenceChanged(key string, e protocol.PresenceEntry) {
+	h.pmu.Lock()
+	if i, ok := h.pendingIdx[key]; ok {
+		h.pending[i] = e
+	} else {
+		h.pendingIdx[key] = len(h.pending)
+		h.pending = append(h.pending, e)
+	}
+	if h.flushArmed {
+		h.pmu.Unlock()
+		return
+	}
+	h.flushArmed = true
+	wait := presenceCoalesce - time.Since(h.lastFlush)
+	h.pmu.Unlock()
+	if wait <= 0 {
+		h.flushPresence()
+		return
+	}
+	time.AfterFunc(wait, h.flushPresence)
+}
+
+// flushPresence broadcasts the pending changes as one presence event.
+func (h *hub) flushPresence() {
+	h.pmu.Lock()
+	changed := h.pending
+	h.pending = nil
+	clear(h.pendingIdx)
+	h.flushArmed = false
+	h.lastFlush = time.Now()
+	if len(changed) > 0 {
+		// Under pmu, so versions and events go out in the same order.
+		h.presenceVer.Add(1)
+		payload, _ := json.Marshal(protocol.PresenceEvent{Presence: changed})
+		h.broadcast("presence", payload, h.stateVersion())
+	}
+	h.pmu.Unlock()
+}
+
+// statusChanged recomputes the status line now, or once at the end of the
+// current statusEvery window when changes come in a burst.
+func (h *hub) statusChanged() {
+	if !h.statusArmed.CompareAndSwap(false, true) {
+		return
+	}
 	h.s.updateStatus()
+	time.AfterFunc(statusEvery, func() {
+		h.statusArmed.Store(false)
+		h.s.updateStatus()
+	})
 }
 
 // broadcast sends one event to every client (payload encoded once).

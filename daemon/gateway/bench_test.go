@@ -1,0 +1,32 @@
+package gateway_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/daemon/client"
+)
+
+// BenchmarkHealthInProcess is one client calling health in a loop against
+// an in-process server: the per-request cost of the whole path (client
+// included), for profiling. The figures the issue asks for come from
+// daemon/bench against the real binary.
+func BenchmarkHealthInProcess(b *testing.B) {
+	url := startServer(b, &testExt{release: make(chan struct{})})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := c.Call(ctx, "health", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}

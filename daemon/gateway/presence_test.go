@@ -1,0 +1,75 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/daemon/client"
+	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+)
+
+// TestPresenceBurstIsCoalescedAndSnapshotBounded opens more clients than
+// MaxSnapshotPresence: a watcher sees every newcomer's presence in fewer
+// events than connects, the last hello-ok carries a bounded snapshot with
+// the gateway's own entry, and system-presence still lists everyone.
+func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
+	url := startServer(t, &testExt{release: make(chan struct{})})
+	watcher := dial(t, client.Options{URL: url, Token: testToken, EventBuffer: 4096, InstanceID: "watcher"})
+	n := gateway.MaxSnapshotPresence + 100
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var last *client.Conn
+	for i := range n {
+		c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2})
+		if err != nil {
+			t.Fatalf("connect %d: %v", i, err)
+		}
+		defer c.Close()
+		last = c
+	}
+	snap := last.Hello().Snapshot.Presence
+	if len(snap) != gateway.MaxSnapshotPresence || snap[0].Mode != "gateway" {
+		t.Fatalf("last snapshot: %d entries, first %+v; want %d starting with the gateway", len(snap), snap[0], gateway.MaxSnapshotPresence)
+	}
+	var all []protocol.PresenceEntry
+	if err := watcher.CallInto(ctx, "system-presence", nil, &all); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n+2 { // the clients, the watcher, the gateway
+		t.Fatalf("system-presence lists %d entries, want %d", len(all), n+2)
+	}
+	// The watcher's events name every newcomer, in fewer events.
+	seen := map[string]bool{}
+	events := 0
+	timeout := time.After(10 * time.Second)
+	for len(seen) < n {
+		select {
+		case ev := <-watcher.Events():
+			if ev.Name != "presence" {
+				continue
+			}
+			events++
+			var p protocol.PresenceEvent
+			if err := json.Unmarshal(ev.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range p.Presence {
+				if e.Reason == "connect" && e.InstanceID != "watcher" {
+					seen[e.InstanceID] = true
+				}
+			}
+		case <-timeout:
+			t.Fatalf("watcher saw %d of %d newcomers in %d events", len(seen), n, events)
+		}
+	}
+	if watcher.Gaps() != 0 {
+		t.Fatalf("watcher missed events: %d gaps", watcher.Gaps())
+	}
+	if events >= n {
+		t.Fatalf("%d connects gave %d presence events: not coalesced", n, events)
+	}
+	t.Logf("%d connects announced in %d presence events", n, events)
+}
