@@ -95,6 +95,12 @@ func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 		a.benchCommand(),
 		a.versionCommand(),
 		a.completionCommand(root),
+		a.installCommand(),
+		a.uninstallCommand(),
+		a.startCommand(),
+		a.stopCommand(),
+		a.restartCommand(),
+		a.doctorCommand(),
 	}
 	return root
 }

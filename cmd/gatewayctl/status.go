@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,31 +12,35 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/platform/service"
 )
 
 // RuntimeInfo is what the host's service manager says about the gateway's
-// service (systemd over D-Bus, launchd via launchctl).
+// service (systemd over D-Bus, launchd via launchctl), in status's stable
+// JSON shape: the service.Runtime fields plus scope, installed, state and
+// error.
 type RuntimeInfo struct {
-	Manager     string    `json:"manager"`               // "systemd" or "launchd"
-	Unit        string    `json:"unit"`                  // unit name or launchd label
-	Scope       string    `json:"scope"`                 // "user" or "system"
-	Installed   bool      `json:"installed"`             // the unit/plist exists
-	Enabled     string    `json:"enabled,omitempty"`     // e.g. enabled, disabled, static, masked
-	ActiveState string    `json:"activeState,omitempty"` // e.g. active, inactive, failed
-	SubState    string    `json:"subState,omitempty"`    // e.g. running, listening, dead
-	PID         int       `json:"pid,omitempty"`
-	Since       time.Time `json:"since,omitzero"`
-	Detail      string    `json:"detail,omitempty"` // anything else worth a line (last exit status…)
-	Err         string    `json:"error,omitempty"`  // the manager could not be asked
+	// Scope is "user" or "system".
+	Scope string `json:"scope"`
+	// Installed is true when the manager knows the unit (or plist).
+	Installed bool `json:"installed"`
+	// State is the one-word summary: not-installed, running, waiting
+	// (socket listening, no process yet), starting, stopping, failed,
+	// stopped, or unknown (the manager could not be asked).
+	State string `json:"state"`
+	*service.Runtime
+	// Err says why the manager could not be asked.
+	Err string `json:"error,omitempty"`
 }
 
-// runtimeProbe asks the service manager about the profile's service. It is
-// nil until the service-manager support lands (next issue: platform/ wires
-// in systemd over D-Bus and launchctl); status then shows a "service"
-// section. It must return within ctx and never fail status as a whole: a
-// manager that cannot be asked goes into RuntimeInfo.Err.
-var runtimeProbe func(ctx context.Context, p config.Profile, scope config.Scope) *RuntimeInfo
+// deepReport is what `status --deep` adds: the other scope's runtime and
+// every gateway-like service on the host.
+type deepReport struct {
+	OtherScope *RuntimeInfo    `json:"otherScope"`
+	Services   []service.Found `json:"services"`
+	Warnings   []string        `json:"warnings"`
+	ScanError  string          `json:"scanError,omitempty"`
+}
 
 // statusReport is everything `gatewayctl status` found, in its stable JSON
 // shape (--json).
@@ -53,12 +58,15 @@ type statusReport struct {
 	SecretSource string       `json:"secretSource"`
 	SecretNote   string       `json:"secretNote,omitempty"`
 	RPC          rpcProbe     `json:"rpc"`
-	Runtime      *RuntimeInfo `json:"runtime,omitempty"`
+	Runtime      *RuntimeInfo `json:"runtime"`
+	LastLogError string       `json:"lastLogError,omitempty"`
+	Deep         *deepReport  `json:"deep,omitempty"`
 }
 
 // rpcProbe is the result of connecting and calling status.
 type rpcProbe struct {
 	OK            bool            `json:"ok"`
+	Skipped       bool            `json:"skipped,omitempty"`
 	Error         string          `json:"error,omitempty"`
 	ConnectMs     float64         `json:"connectMs,omitempty"`
 	ServerVersion string          `json:"serverVersion,omitempty"`
@@ -72,30 +80,55 @@ type rpcProbe struct {
 
 func (a *app) statusCommand() *ffcli.Command {
 	fs := a.flagSet("status")
+	var sf svcFlags
+	sf.register(fs, false)
+	deep := fs.Bool("deep", false, "also ask the other scope and list every gateway-like service on this host")
+	noProbe := fs.Bool("no-probe", false, "skip the RPC probe: only the service manager's view")
 	return &ffcli.Command{
 		Name:       "status",
-		ShortUsage: "gatewayctl status [--json]",
-		ShortHelp:  "Show which gateway this host talks to, with which config and secret, and whether it answers.",
+		ShortUsage: "gatewayctl status [--scope user|system] [--deep] [--no-probe] [--json]",
+		ShortHelp:  "Show the gateway's service runtime, its paths and secret, and whether it answers.",
 		LongHelp: `Prints the profile and scope, the target URL and where it came from, the
 config file, state directory, log file and token file in use, where the
-secret came from, and the result of an RPC probe (connect + the status
-method): the server's version, connection id, uptime and summary, or why
-the probe failed and what to do about it.
+secret came from; then, separately, what the service manager says (load,
+active and sub state, main pid, restarts, the gateway's STATUS= text,
+enabled state, whether the socket listens) and the result of an RPC probe
+(connect + the status method). When the service looks up but the port does
+not answer, the last error line of the gateway's log is shown.
+
+--deep also asks the other scope's manager and lists every gateway-like
+service on the host (marker environment GATEWAY_SERVICE_MARKER), warning
+about other profiles or copies on the same port.
 
 Exit status 0 when the probe succeeded, 3 unreachable, 4 authentication
-failed, 1 other problems.`,
+failed, 1 other problems. With --no-probe: 0, or 1 when the service manager
+could not be asked.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErr(fmt.Errorf("status takes no arguments, got %q", args))
 			}
-			return a.status(ctx)
+			return a.status(ctx, &sf, *deep, *noProbe)
 		},
 	}
 }
 
-func (a *app) status(ctx context.Context) error {
-	t, err := a.resolve()
+// resolveIn is resolve with the paths of an explicit scope.
+func (a *app) resolveIn(st *svcTarget) (*target, error) {
+	t := &target{Profile: st.profile, Paths: st.paths, Config: st.loaded, ConfigErr: st.cfgErr}
+	if err := a.resolveURL(t); err != nil {
+		return nil, err
+	}
+	a.resolveSecret(t)
+	return t, nil
+}
+
+func (a *app) status(ctx context.Context, sf *svcFlags, deep, noProbe bool) error {
+	st, err := a.serviceTarget(sf, 0)
+	if err != nil {
+		return err
+	}
+	t, err := a.resolveIn(st)
 	if err != nil {
 		return err
 	}
@@ -118,9 +151,20 @@ func (a *app) status(ctx context.Context) error {
 		r.ConfigExists = true
 		r.ConfigError = t.ConfigErr.Error()
 	}
-	r.RPC = a.probeRPC(ctx, t)
-	if runtimeProbe != nil {
-		r.Runtime = runtimeProbe(ctx, t.Profile, t.Paths.Scope)
+	r.Runtime = a.probeRuntime(ctx, st, st.scope)
+	if noProbe {
+		r.RPC.Skipped = true
+	} else {
+		r.RPC = a.probeRPC(ctx, t)
+		if !r.RPC.OK && r.Runtime.looksUp() && exitCode(r.RPC.err) == ExitUnreachable {
+			r.LastLogError = service.LastLogError(t.Paths.LogFile)
+		}
+	}
+	if r.Runtime.State == "failed" {
+		r.LastLogError = service.LastLogError(t.Paths.LogFile)
+	}
+	if deep {
+		r.Deep = a.probeDeep(ctx, st)
 	}
 	if a.g.json {
 		if err := writeValue(a.stdout, r); err != nil {
@@ -129,10 +173,107 @@ func (a *app) status(ctx context.Context) error {
 	} else {
 		printStatus(a.stdout, r)
 	}
-	if r.RPC.err != nil {
+	switch {
+	case !noProbe && r.RPC.err != nil:
 		return silent(r.RPC.err)
+	case noProbe && r.Runtime.Err != "":
+		return silent(withCode(ExitProblem, errors.New(r.Runtime.Err)))
 	}
 	return nil
+}
+
+// probeRuntime asks scope's service manager about the profile's service. It
+// never fails: a manager that cannot be asked goes into Err.
+func (a *app) probeRuntime(ctx context.Context, st *svcTarget, scope string) *RuntimeInfo {
+	ctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	ri := &RuntimeInfo{Scope: scope, State: "unknown"}
+	m, err := a.openManager(ctx, scope)
+	if err != nil {
+		ri.Err = err.Error()
+		return ri
+	}
+	tg := st.tg
+	tg.Scope = scope
+	rt, err := m.Status(ctx, tg)
+	if err != nil {
+		ri.Err = err.Error()
+		return ri
+	}
+	ri.Runtime = rt
+	ri.Installed = rt.LoadState == "loaded" || rt.SocketLoadState == "loaded"
+	ri.State = runtimeState(ri)
+	return ri
+}
+
+// runtimeState sums a runtime up in one word.
+func runtimeState(ri *RuntimeInfo) string {
+	rt := ri.Runtime
+	switch {
+	case !ri.Installed:
+		return "not-installed"
+	case rt.ActiveState == "failed" || rt.SocketActiveState == "failed":
+		return "failed"
+	case rt.ActiveState == "active" && (rt.MainPID > 0 || rt.Manager == "launchd"):
+		return "running"
+	case rt.ActiveState == "running":
+		return "running" // launchd
+	case rt.ActiveState == "activating" || rt.ActiveState == "reloading":
+		return "starting"
+	case rt.ActiveState == "deactivating":
+		return "stopping"
+	case rt.SocketListening:
+		return "waiting"
+	}
+	return "stopped"
+}
+
+// looksUp reports whether the manager says the gateway should answer.
+func (ri *RuntimeInfo) looksUp() bool {
+	switch ri.State {
+	case "running", "waiting", "starting":
+		return true
+	}
+	return false
+}
+
+// probeDeep asks the other scope and scans for gateway-like services.
+func (a *app) probeDeep(ctx context.Context, st *svcTarget) *deepReport {
+	d := &deepReport{Services: []service.Found{}, Warnings: []string{}}
+	other := service.ScopeSystem
+	if st.scope == service.ScopeSystem {
+		other = service.ScopeUser
+	}
+	d.OtherScope = a.probeRuntime(ctx, st, other)
+	if d.OtherScope.Installed {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("profile %s is also installed in %s scope (%s): two copies compete for one port; uninstall one (gatewayctl uninstall --scope %s)",
+			st.profile.Name(), other, d.OtherScope.Unit, other))
+	}
+	cctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	m, err := a.openManager(cctx, st.scope)
+	if err != nil {
+		d.ScanError = err.Error()
+		return d
+	}
+	found, err := m.Scan(cctx, st.tg)
+	if err != nil {
+		d.ScanError = err.Error()
+		return d
+	}
+	d.Services = found
+	for _, f := range found {
+		if !f.SamePort {
+			continue
+		}
+		who := "another gateway-like service"
+		if f.Marker && f.Profile != "" {
+			who = "gatewayd profile " + f.Profile
+		}
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s (%s, %s scope, %s) listens on the same port as this profile (%s)",
+			who, f.Unit, f.Scope, f.Path, strings.Join(f.Listen, ", ")))
+	}
+	return d
 }
 
 func (a *app) probeRPC(ctx context.Context, t *target) rpcProbe {
@@ -177,30 +318,103 @@ func printStatus(w io.Writer, r *statusReport) {
 		secret += " (" + r.SecretNote + ")"
 	}
 	fmt.Fprintf(tw, "secret\t%s\n", secret)
-	if r.RPC.OK {
+	if r.Runtime != nil {
+		printRuntime(tw, "", r.Runtime)
+	}
+	switch {
+	case r.RPC.Skipped:
+		fmt.Fprintf(tw, "rpc probe\tskipped (--no-probe)\n")
+	case r.RPC.OK:
 		fmt.Fprintf(tw, "rpc probe\tok (connect %.1f ms)\n", r.RPC.ConnectMs)
 		fmt.Fprintf(tw, "gateway\tversion %s, protocol %d, uptime %s, connection %s\n",
 			r.RPC.ServerVersion, r.RPC.Protocol, (time.Duration(r.RPC.UptimeMs) * time.Millisecond).Round(time.Second), r.RPC.ConnID)
 		for _, line := range summarize(r.RPC.Status) {
 			fmt.Fprintf(tw, "\t%s\n", line)
 		}
-	} else {
+	default:
 		fmt.Fprintf(tw, "rpc probe\tFAILED: %s\n", r.RPC.Error)
 	}
-	if r.Runtime != nil {
-		rt := r.Runtime
-		state := strings.TrimSpace(rt.ActiveState + " " + rt.SubState)
-		if rt.Err != "" {
-			state = "unknown: " + rt.Err
-		} else if !rt.Installed {
-			state = "not installed"
+	if r.LastLogError != "" {
+		fmt.Fprintf(tw, "last log error\t%s\n", r.LastLogError)
+	}
+	if d := r.Deep; d != nil {
+		printRuntime(tw, "other scope ", d.OtherScope)
+		for _, f := range d.Services {
+			mark := ""
+			if f.Self {
+				mark = " (this one)"
+			}
+			prof := f.Profile
+			if prof == "" {
+				prof = "?"
+			}
+			fmt.Fprintf(tw, "found\t%s scope %s, profile %s, listen %s%s\n", f.Scope, f.Unit, prof, strings.Join(f.Listen, " "), mark)
 		}
-		fmt.Fprintf(tw, "service\t%s %s (%s): %s\n", rt.Manager, rt.Unit, rt.Scope, state)
-		if rt.Detail != "" {
-			fmt.Fprintf(tw, "\t%s\n", rt.Detail)
+		if d.ScanError != "" {
+			fmt.Fprintf(tw, "scan\tFAILED: %s\n", d.ScanError)
+		}
+		for _, wmsg := range d.Warnings {
+			fmt.Fprintf(tw, "WARNING\t%s\n", wmsg)
 		}
 	}
 	tw.Flush()
+}
+
+// printRuntime prints the service manager's view, apart from the RPC probe.
+func printRuntime(tw io.Writer, prefix string, ri *RuntimeInfo) {
+	if ri.Err != "" {
+		fmt.Fprintf(tw, "%sruntime\tunknown (%s scope): %s\n", prefix, ri.Scope, ri.Err)
+		return
+	}
+	rt := ri.Runtime
+	switch ri.State {
+	case "not-installed":
+		fmt.Fprintf(tw, "%sruntime\tnot installed (%s %s scope; gatewayctl install)\n", prefix, rt.Manager, ri.Scope)
+		return
+	case "running":
+		fmt.Fprintf(tw, "%sruntime\trunning (socket-activated, pid %d)\n", prefix, rt.MainPID)
+	case "waiting":
+		fmt.Fprintf(tw, "%sruntime\twaiting (socket listening; the first connection starts gatewayd)\n", prefix)
+	case "failed":
+		fmt.Fprintf(tw, "%sruntime\tfailed (last exit status %d; gatewayctl doctor)\n", prefix, rt.ExecMainStatus)
+	default:
+		fmt.Fprintf(tw, "%sruntime\t%s\n", prefix, ri.State)
+	}
+	if prefix != "" {
+		fmt.Fprintf(tw, "\t%s %s, %s\n", rt.Manager, rt.Unit, ri.Scope)
+		return
+	}
+	svc := fmt.Sprintf("%s %s (%s scope): %s, %s/%s", rt.Manager, rt.Unit, ri.Scope, rt.LoadState, rt.ActiveState, rt.SubState)
+	if rt.MainPID > 0 {
+		svc += fmt.Sprintf(", pid %d", rt.MainPID)
+	}
+	svc += fmt.Sprintf(", %d restarts", rt.NRestarts)
+	if rt.WatchdogUSec > 0 {
+		svc += ", watchdog " + (time.Duration(rt.WatchdogUSec) * time.Microsecond).String()
+	}
+	fmt.Fprintf(tw, "service\t%s\n", svc)
+	if rt.StatusText != "" {
+		fmt.Fprintf(tw, "status text\t%s\n", rt.StatusText)
+	}
+	sock := "not listening"
+	if rt.SocketListening {
+		sock = "listening on " + strings.Join(rt.SocketListen, ", ")
+	}
+	en := rt.UnitFileState
+	if en == "" {
+		en = "unknown"
+	}
+	fmt.Fprintf(tw, "socket\t%s: %s; %s\n", rt.Socket, sock, en)
+	if rt.FragmentPath != "" {
+		uf := rt.FragmentPath
+		if len(rt.DropInPaths) > 0 {
+			uf += " + drop-ins " + strings.Join(rt.DropInPaths, ", ")
+		}
+		if rt.NeedDaemonReload {
+			uf += " (changed on disk: gatewayctl doctor --fix)"
+		}
+		fmt.Fprintf(tw, "unit file\t%s\n", uf)
+	}
 }
 
 // shownElsewhere are status payload keys the report already prints.

@@ -107,8 +107,11 @@ type Server struct {
 	stopping atomic.Bool
 	serving  atomic.Bool
 	handlers sync.WaitGroup
-	cancel   context.CancelFunc
-	ctx      context.Context
+
+	connMu    sync.Mutex
+	openConns int // HTTP connections neither closed nor hijacked (ConnState)
+	cancel    context.CancelFunc
+	ctx       context.Context
 
 	statusMu   sync.Mutex
 	statusNote string
@@ -150,6 +153,7 @@ func New(o Options) *Server {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		ConnState:         s.trackConn,
 	}
 	return s
 }
@@ -314,6 +318,14 @@ func (s *Server) Shutdown(ctx context.Context, reason string, restartExpectedMs 
 		return true
 	})
 	wg.Wait()
+	// http.Server.Shutdown drops a connection it accepted but whose first
+	// request it reads only after Shutdown began (net/http's conn.serve
+	// returns without answering when the server is shutting down): under
+	// a restart those are just-accepted connections, which clients see as
+	// EOF. Drain first: without keep-alives every connection closes after
+	// its response; wait for them, then Shutdown has nothing left to drop.
+	s.http.SetKeepAlivesEnabled(false)
+	s.drainConns(ctx)
 	err := s.http.Shutdown(ctx)
 	done := make(chan struct{})
 	go func() { s.handlers.Wait(); close(done) }()
@@ -332,6 +344,38 @@ func (s *Server) Shutdown(ctx context.Context, reason string, restartExpectedMs 
 		<-s.loopDone
 	}
 	return err
+}
+
+// trackConn counts open HTTP connections (http.Server.ConnState).
+func (s *Server) trackConn(_ net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	switch st {
+	case http.StateNew:
+		s.openConns++
+	case http.StateHijacked, http.StateClosed:
+		s.openConns--
+	}
+}
+
+// drainConns waits until every HTTP connection is closed or hijacked, or
+// ctx ends.
+func (s *Server) drainConns(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.connMu.Lock()
+		n := s.openConns
+		s.connMu.Unlock()
+		if n <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // ServeHTTP routes the single port.

@@ -267,6 +267,10 @@ type Manager interface {
 	Doctor(ctx context.Context, t Target, o DoctorOptions) (*Report, error)
 	// Checks lists the checks Doctor runs.
 	Checks() []CheckInfo
+	// Scan finds gateway-like services in both scopes (marker environment
+	// or our naming), for `gatewayctl status --deep`; t's own unit is
+	// marked Self and others on one of t's ports SamePort.
+	Scan(ctx context.Context, t Target) ([]Found, error)
 }
 
 // check is one doctor check of a Manager.
