@@ -101,6 +101,8 @@ func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 		a.stopCommand(),
 		a.restartCommand(),
 		a.doctorCommand(),
+		a.nodesCommand(),
+		a.pairingCommand(),
 	}
 	return root
 }

@@ -11,7 +11,9 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/buildinfo"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/daemon/nodes"
 	"github.com/gatewayd/gatewayd/daemon/store"
+	"github.com/gatewayd/gatewayd/daemon/ui"
 )
 
 // feature is a feature package (agent runs, channels, nodes, HTTP APIs,
@@ -54,7 +56,12 @@ type AgentRunner interface {
 
 // featureConstructors builds the features, in order. Each feature package
 // adds its line here.
-var featureConstructors = []func(d *featureDeps) (feature, error){}
+var featureConstructors = []func(d *featureDeps) (feature, error){
+	func(d *featureDeps) (feature, error) {
+		return ui.New(ui.Options{Version: d.Version, Logger: d.Log, Enabled: d.Config.Gateway.ControlUI.Enabled})
+	},
+	func(d *featureDeps) (feature, error) { return nodes.New(d.Config, d.Store, d.Log) },
+}
 
 // storeOpenTimeout bounds the wait for a previous gateway (on --force, or a
 // systemd restart) to release the state store's lock.

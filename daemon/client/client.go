@@ -54,9 +54,15 @@ type Options struct {
 	InstanceID   string // client.instanceId, default a random UUID per Dial
 	DisplayName  string // client.displayName, optional
 	Role         string // role, default "operator"
-	Scopes       []string
-	Caps         []string
-	Commands     []string
+	// ModelIdentifier is client.modelIdentifier, optional (nodes send it).
+	ModelIdentifier string
+	// DeviceToken is a per-device credential the gateway issued earlier
+	// (hello-ok auth.deviceToken), sent as auth.deviceToken; with Device
+	// set it stands in for the shared secret.
+	DeviceToken string
+	Scopes      []string
+	Caps        []string
+	Commands    []string
 	// Device, when set, adds a v2-signed device proof over the challenge
 	// nonce (protocol.SignDevice).
 	Device ed25519.PrivateKey
@@ -311,17 +317,24 @@ func (c *Conn) handshake(ctx context.Context, o Options) (*protocol.HelloOK, *Di
 		Client: protocol.ClientInfo{
 			ID: o.ClientID, Version: o.Version, Platform: o.Platform, Mode: o.Mode,
 			DisplayName: o.DisplayName, DeviceFamily: o.DeviceFamily, InstanceID: o.InstanceID,
+			ModelIdentifier: o.ModelIdentifier,
 		},
 		Caps:     o.Caps,
 		Commands: o.Commands,
 		Role:     o.Role,
 		Scopes:   o.Scopes,
 	}
-	if o.Token != "" || o.Password != "" {
-		params.Auth = &protocol.ConnectAuth{Token: o.Token, Password: o.Password}
+	if o.Token != "" || o.Password != "" || o.DeviceToken != "" {
+		params.Auth = &protocol.ConnectAuth{Token: o.Token, Password: o.Password, DeviceToken: o.DeviceToken}
 	}
 	if o.Device != nil {
-		params.Device = protocol.SignDevice(o.Device, params, o.Role, o.Token, ch.Nonce, time.Now())
+		// The proof covers the token the gateway checks it against:
+		// auth.token, else auth.deviceToken.
+		signed := o.Token
+		if signed == "" {
+			signed = o.DeviceToken
+		}
+		params.Device = protocol.SignDevice(o.Device, params, o.Role, signed, ch.Nonce, time.Now())
 	}
 
 	f, err := c.roundTrip(ctx, "connect", params)

@@ -62,6 +62,7 @@ type ReloadConfig struct {
 
 // ControlUIConfig is "gateway.controlUi": the browser control UI.
 type ControlUIConfig struct {
+	Enabled        *bool    `json:"enabled,omitempty"`        // serve the control UI at / (default true)
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"` // extra browser origins allowed to connect
 }
 
@@ -194,6 +195,10 @@ func (c *Config) clone() *Config {
 	*out = *c
 	out.Gateway.Listen = slices.Clone(c.Gateway.Listen)
 	out.Gateway.ControlUI.AllowedOrigins = slices.Clone(c.Gateway.ControlUI.AllowedOrigins)
+	if c.Gateway.ControlUI.Enabled != nil {
+		v := *c.Gateway.ControlUI.Enabled
+		out.Gateway.ControlUI.Enabled = &v
+	}
 	if c.Commands.Restart != nil {
 		v := *c.Commands.Restart
 		out.Commands.Restart = &v

@@ -84,11 +84,26 @@ func TestDiffCoversEveryLeaf(t *testing.T) {
 			v.SetString(v.String() + "x")
 		case reflect.Int, reflect.Int64:
 			v.SetInt(v.Int() + 1)
+		case reflect.Float64:
+			v.SetFloat(v.Float() + 1)
+		case reflect.Bool:
+			v.SetBool(!v.Bool())
 		case reflect.Slice:
-			v.Set(reflect.Append(v, reflect.ValueOf("x")))
+			if v.Type().Elem().Kind() == reflect.String {
+				v.Set(reflect.Append(v, reflect.ValueOf("x")))
+			} else {
+				v.Set(reflect.Append(v, reflect.New(v.Type().Elem()).Elem()))
+			}
+		case reflect.Map:
+			m := reflect.MakeMap(v.Type())
+			m.SetMapIndex(reflect.ValueOf("x").Convert(v.Type().Key()), reflect.New(v.Type().Elem()).Elem())
+			v.Set(m)
 		case reflect.Pointer:
-			b := !*c.Commands.Restart
-			v.Set(reflect.ValueOf(&b))
+			n := reflect.New(v.Type().Elem())
+			if v.Type().Elem().Kind() == reflect.Bool {
+				n.Elem().SetBool(v.IsNil() || !v.Elem().Bool())
+			}
+			v.Set(n)
 		default:
 			t.Fatalf("%s: kind %v not handled by this test", key, v.Kind())
 		}

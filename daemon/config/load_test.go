@@ -93,8 +93,8 @@ func TestLoadRoundTripsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(marshalled full config): %v\n%s", err, b)
 	}
-	if !reflect.DeepEqual(l.Config, full) {
-		t.Errorf("round trip:\n got %+v\nwant %+v", l.Config, full)
+	if want := full.WithDefaults(); !reflect.DeepEqual(l.Config, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", l.Config, want)
 	}
 	l2, err := Load(writeTemp2(t, "{}"))
 	if err != nil || !reflect.DeepEqual(l2.Config, Default()) {

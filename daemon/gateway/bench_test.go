@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -29,4 +30,31 @@ func BenchmarkHealthInProcess(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkConnectInProcess opens and keeps connections against an
+// in-process server: the connect path's cost, and (with -memprofile,
+// inuse_space) what an idle connection holds.
+func BenchmarkConnectInProcess(b *testing.B) {
+	url := startServer(b, &testExt{release: make(chan struct{})})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conns := make([]*client.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2})
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	b.StopTimer()
+	runtime.GC()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conn/s")
 }

@@ -196,7 +196,22 @@ func TestExtensionMethodsEventsAndHooks(t *testing.T) {
 	if !slices.Contains(conns, h.Server.ConnID) {
 		t.Fatalf("Connected not called for %s: %v", h.Server.ConnID, conns)
 	}
+	ext.mu.Lock()
+	h0 := ext.host
+	ext.mu.Unlock()
+	peer, ok := h0.Peer(h.Server.ConnID)
+	if !ok || peer.Closed() {
+		t.Fatalf("Host.Peer(%s) = %v, closed=%v", h.Server.ConnID, ok, ok && peer.Closed())
+	}
 	c.Close()
+	select {
+	case <-peer.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Peer.Done did not fire after the client closed")
+	}
+	if !peer.Closed() {
+		t.Fatal("Peer.Closed false after Done")
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ext.mu.Lock()

@@ -460,9 +460,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.handlers.Add(1)
 	defer s.handlers.Done()
-	c := &wsConn{s: s, ws: ws, id: newConnID(), remote: r.RemoteAddr, origin: r.Header.Get("Origin")}
+	c := &wsConn{s: s, ws: ws, id: newConnID(), remote: r.RemoteAddr, origin: r.Header.Get("Origin"), done: make(chan struct{})}
 	s.live.Store(c, struct{}{})
 	defer s.live.Delete(c)
+	defer close(c.done) // the connection's handler is over: Peer.Done fires
 	if !originAllowed(r, s.settings.Load().AllowedOrigins) {
 		s.log.Warn("websocket origin rejected", "origin", c.origin, "remote", c.remote,
 			"fix", "add the origin to gateway.controlUi.allowedOrigins")

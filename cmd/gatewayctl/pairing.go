@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/gatewayd/gatewayd/daemon/client"
+	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+)
+
+func (a *app) pairingCommand() *ffcli.Command {
+	return &ffcli.Command{
+		Name:       "pairing",
+		ShortUsage: "gatewayctl pairing list|approve|reject|remove [flags] [args]",
+		ShortHelp:  "Approve or reject nodes asking to pair; list or unpair paired nodes.",
+		LongHelp: `A node that connects without being paired is refused ("pairing required")
+and leaves a pending request, which expires after nodes.pendingTtlMs (5
+minutes by default) unless the node asks again. Approving it pairs the
+node: on its next connect it receives its own credential.
+
+REQUEST arguments take the request id, a unique prefix of it, or a unique
+prefix of the node id of a pending request. These commands need the
+operator.pairing scope (a shared-secret operator has it).`,
+		FlagSet: a.flagSet("pairing"),
+		Subcommands: []*ffcli.Command{a.pairingListCommand(), a.pairingResolveCommand(true), a.pairingResolveCommand(false),
+			a.pairingRemoveCommand()},
+		Exec: func(context.Context, []string) error {
+			return usageErr(errors.New("pairing needs a subcommand: list, approve, reject or remove"))
+		},
+	}
+}
+
+func (a *app) pairingListCommand() *ffcli.Command {
+	fs := a.flagSet("pairing list")
+	return &ffcli.Command{
+		Name:       "list",
+		ShortUsage: "gatewayctl pairing list [--json]",
+		ShortHelp:  "List pending pairing requests and paired nodes.",
+		LongHelp:   `--json prints the node.pair.list payload ({pending:[…], paired:[…]}).`,
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageErr(fmt.Errorf("pairing list takes no arguments, got %q", strings.Join(args, " ")))
+			}
+			return a.nodesWithConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
+				raw, err := nodesRPC(cctx, c, nodes.MethodPairList, nil)
+				if err != nil {
+					return err
+				}
+				if a.g.json {
+					return writeJSON(a.stdout, raw)
+				}
+				var l nodes.PairList
+				if err := json.Unmarshal(raw, &l); err != nil {
+					return fmt.Errorf("decode node.pair.list: %w", err)
+				}
+				printPairList(a.stdout, &l)
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) pairingResolveCommand(approve bool) *ffcli.Command {
+	name, method, verb := "reject", nodes.MethodPairReject, "rejected"
+	help := "Reject a pending pairing request (the node stays unpaired)."
+	if approve {
+		name, method, verb = "approve", nodes.MethodPairApprove, "approved"
+		help = "Approve a pending pairing request: the node is paired."
+	}
+	fs := a.flagSet("pairing " + name)
+	return &ffcli.Command{
+		Name:       name,
+		ShortUsage: "gatewayctl pairing " + name + " REQUEST [--json]",
+		ShortHelp:  help,
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			pos, err := parseInterspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) != 1 {
+				return usageErr(fmt.Errorf("pairing %s needs exactly one REQUEST id, got %d arguments (see gatewayctl pairing list)", name, len(pos)))
+			}
+			return a.nodesWithConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
+				req, err := resolveRequest(cctx, c, pos[0])
+				if err != nil {
+					return err
+				}
+				raw, err := nodesRPC(cctx, c, method, map[string]string{"requestId": req.RequestID})
+				if err != nil {
+					return err
+				}
+				if a.g.json {
+					return writeJSON(a.stdout, raw)
+				}
+				who := req.NodeID
+				if req.DisplayName != "" {
+					who += " (" + req.DisplayName + ")"
+				}
+				fmt.Fprintf(a.stdout, "%s pairing request %s of node %s\n", verb, req.RequestID, who)
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) pairingRemoveCommand() *ffcli.Command {
+	fs := a.flagSet("pairing remove")
+	return &ffcli.Command{
+		Name:       "remove",
+		ShortUsage: "gatewayctl pairing remove NODE [--json]",
+		ShortHelp:  "Unpair a node: its credential stops working and it is disconnected.",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			pos, err := parseInterspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) != 1 {
+				return usageErr(fmt.Errorf("pairing remove needs exactly one NODE, got %d arguments (see gatewayctl nodes list)", len(pos)))
+			}
+			return a.nodesWithConn(ctx, append([]string{protocol.ScopeRead}, pairingScopes...), func(cctx context.Context, c *client.Conn) error {
+				id, err := resolveNode(cctx, c, pos[0])
+				if err != nil {
+					return err
+				}
+				raw, err := nodesRPC(cctx, c, nodes.MethodPairRemove, map[string]string{"nodeId": id})
+				if err != nil {
+					return err
+				}
+				if a.g.json {
+					return writeJSON(a.stdout, raw)
+				}
+				fmt.Fprintf(a.stdout, "unpaired node %s\n", id)
+				return nil
+			})
+		},
+	}
+}
+
+// resolveRequest finds the pending request an argument names: its id, a
+// unique prefix of it, or a unique prefix of its node id.
+func resolveRequest(ctx context.Context, c *client.Conn, arg string) (*nodes.PairingRequest, error) {
+	raw, err := nodesRPC(ctx, c, nodes.MethodPairList, nil)
+	if err != nil {
+		return nil, err
+	}
+	var l nodes.PairList
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fmt.Errorf("decode node.pair.list: %w", err)
+	}
+	low := strings.ToLower(arg)
+	var exact, prefix []*nodes.PairingRequest
+	for i := range l.Pending {
+		r := &l.Pending[i]
+		switch {
+		case r.RequestID == arg:
+			exact = append(exact, r)
+		case arg != "" && (strings.HasPrefix(r.RequestID, low) || strings.HasPrefix(r.NodeID, low)):
+			prefix = append(prefix, r)
+		}
+	}
+	if len(exact) == 1 {
+		return exact[0], nil
+	}
+	switch len(prefix) {
+	case 1:
+		return prefix[0], nil
+	case 0:
+		return nil, withCode(ExitProblem, fmt.Errorf("no pending pairing request matches %q: it was resolved, expired or never existed (see gatewayctl pairing list; the node asks again when it reconnects)", arg))
+	}
+	ids := make([]string, len(prefix))
+	for i, r := range prefix {
+		ids[i] = r.RequestID
+	}
+	return nil, withCode(ExitProblem, fmt.Errorf("%q matches %d pending requests (%s); give the full request id", arg, len(prefix), strings.Join(ids, ", ")))
+}
+
+func printPairList(w io.Writer, l *nodes.PairList) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(l.Pending) == 0 {
+		fmt.Fprintln(tw, "no pending pairing requests")
+	} else {
+		fmt.Fprintln(tw, "PENDING REQUEST\tNODE\tNAME\tPLATFORM\tADDRESS\tCOMMANDS\tEXPIRES")
+		for _, r := range l.Pending {
+			name := nodesDash(r.DisplayName)
+			if r.IsRepair {
+				name += " (repair)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RequestID, nodesShortID(r.NodeID), name, nodesDash(r.Platform),
+				nodesDash(r.RemoteIP), nodesListDash(r.Commands), nodesTime(r.ExpiresAtMs))
+		}
+	}
+	fmt.Fprintln(tw)
+	if len(l.Paired) == 0 {
+		fmt.Fprintln(tw, "no paired nodes")
+	} else {
+		fmt.Fprintln(tw, "PAIRED NODE\tNAME\tPLATFORM\tAPPROVED\tLAST SEEN")
+		for _, n := range l.Paired {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", nodesShortID(n.NodeID), nodesDash(n.DisplayName), nodesDash(n.Platform), nodesTime(n.ApprovedAtMs), nodesTime(n.LastSeenMs))
+		}
+	}
+	tw.Flush()
+}

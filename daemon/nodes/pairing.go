@@ -1,0 +1,488 @@
+package nodes
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/store"
+)
+
+// newToken mints a credential: 32 random bytes, base64url.
+func newToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it panics instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashToken is the stored form of a credential: hex SHA-256.
+func hashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+// tokenMatches compares a presented credential with a stored hash in
+// constant time.
+func tokenMatches(tok, storedHash string) bool {
+	if tok == "" || storedHash == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(hashToken(tok)), []byte(storedHash)) == 1
+}
+
+// normalizeNodeID lower-cases a device id (hex) and reports whether it is
+// one: 64 hex digits, the SHA-256 of the device's public key.
+func normalizeNodeID(id string) (string, bool) {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if len(id) != 64 {
+		return id, false
+	}
+	_, err := hex.DecodeString(id)
+	return id, err == nil
+}
+
+func hostOf(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+// AuthenticateDevice implements gateway.Authenticator: a paired node's
+// credential stands in for the shared secret. Only role node qualifies.
+func (f *Feature) AuthenticateDevice(deviceID, role, token string) bool {
+	if role != protocol.RoleNode {
+		return false
+	}
+	id, ok := normalizeNodeID(deviceID)
+	if !ok {
+		return false
+	}
+	f.mu.Lock()
+	rec := f.paired[id]
+	hash := ""
+	if rec != nil {
+		hash = rec.TokenHash
+	}
+	f.mu.Unlock()
+	return tokenMatches(token, hash)
+}
+
+// Admit implements gateway.Admitter: a node must carry a device identity
+// whose id is paired. An unpaired node leaves a pairing request behind and
+// is refused with NOT_PAIRED. A paired node that did not present its
+// credential gets a fresh one in hello-ok.
+func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
+	if p.Role() != protocol.RoleNode {
+		return nil
+	}
+	cp := p.Connect()
+	if cp.Device == nil {
+		return &protocol.Error{Code: protocol.ErrNotPaired,
+			Message: "node connect requires a signed device identity (device) to pair",
+			Details: protocol.Details{"code": DetailDeviceRequired}}
+	}
+	id, _ := normalizeNodeID(cp.Device.ID)
+	now := time.Now()
+
+	f.mu.Lock()
+	rec := f.paired[id]
+	if rec == nil {
+		req, created, perr := f.requestLocked(id, requestFromConnect(id, p), false, now)
+		f.mu.Unlock()
+		if perr != nil {
+			return perr
+		}
+		if created {
+			f.log.Info("pairing requested", "requestId", req.RequestID, "nodeId", id, "name", req.DisplayName, "remote", req.RemoteIP)
+			f.broadcast(EventPairRequested, req, protocol.ScopePairing)
+		}
+		return &protocol.Error{Code: protocol.ErrNotPaired, Message: "pairing required",
+			Details: protocol.Details{"code": DetailPairingRequired, "requestId": req.RequestID, "nodeId": id}}
+	}
+	next := *rec
+	next.Caps, next.Commands = nonNil(cp.Caps), nonNil(cp.Commands)
+	next.DisplayName = cmpOr(cp.Client.DisplayName, rec.DisplayName)
+	next.Platform = cp.Client.Platform
+	next.Version = cp.Client.Version
+	next.DeviceFamily = cmpOr(cp.Client.DeviceFamily, rec.DeviceFamily)
+	next.ModelIdentifier = cmpOr(cp.Client.ModelIdentifier, rec.ModelIdentifier)
+	next.ClientID = cp.Client.ID
+	next.PublicKey = cp.Device.PublicKey
+	next.RemoteIP = hostOf(p.Remote())
+	next.LastConnectedAtMs = now.UnixMilli()
+	next.LastSeenMs = now.UnixMilli()
+	var issue string
+	if !presentsCredential(cp, rec.TokenHash) {
+		issue = newToken()
+		next.TokenHash = hashToken(issue)
+		next.TokenIssuedAtMs = now.UnixMilli()
+	}
+	err := f.st.Put(bucketPaired, id, &next)
+	if err == nil {
+		f.paired[id] = &next
+	}
+	// The node is live from here: hello-ok, which follows, must not race
+	// with the operators' view (Connected only confirms it; a handshake
+	// that fails after this ends the peer, which makes the entry dead).
+	ln := newLiveNode(p, now, cp.Caps, cp.Commands)
+	f.live[id] = ln
+	f.conns[p.ConnID()] = ln
+	f.mu.Unlock()
+	if err != nil {
+		// Let the node in on what it proved; it keeps its old credential.
+		f.log.Error("recording node connect failed", "nodeId", id, "err", err)
+		return nil
+	}
+	if issue != "" {
+		p.IssueDeviceToken(issue)
+		f.log.Info("node credential issued", "nodeId", id, "rotated", rec.TokenHash != "")
+	}
+	return nil
+}
+
+// presentsCredential reports whether the connect carries the node's
+// current credential (auth.deviceToken or auth.token).
+func presentsCredential(cp *protocol.ConnectParams, hash string) bool {
+	if cp.Auth == nil {
+		return false
+	}
+	return tokenMatches(cp.Auth.DeviceToken, hash) || tokenMatches(cp.Auth.Token, hash)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// requestFromConnect builds a pairing request from a node's connect.
+func requestFromConnect(id string, p *gateway.Peer) PairingRequest {
+	cp := p.Connect()
+	return PairingRequest{
+		NodeID: id, DisplayName: cp.Client.DisplayName, Platform: cp.Client.Platform, Version: cp.Client.Version,
+		DeviceFamily: cp.Client.DeviceFamily, ModelIdentifier: cp.Client.ModelIdentifier,
+		ClientID: cp.Client.ID, ClientMode: cp.Client.Mode, PublicKey: cp.Device.PublicKey,
+		Caps: nonNil(cp.Caps), Commands: nonNil(cp.Commands), RemoteIP: hostOf(p.Remote()),
+	}
+}
+
+// requestLocked creates, or refreshes, the pending request of node id with
+// the fields of in. A refresh keeps the request id and creation time,
+// takes the new fields (empty ones keep the old value) and pushes the
+// expiry back. merge keeps the old caps/commands when in has none. f.mu
+// is held.
+func (f *Feature) requestLocked(id string, in PairingRequest, merge bool, now time.Time) (*PairingRequest, bool, *protocol.Error) {
+	cfg := f.config()
+	var old *PairingRequest
+	for _, r := range f.pending {
+		if r.NodeID == id && now.UnixMilli() < r.ExpiresAtMs {
+			old = r
+			break
+		}
+	}
+	req := in
+	req.NodeID = id
+	req.IsRepair = f.paired[id] != nil
+	req.ExpiresAtMs = now.Add(time.Duration(cfg.PendingTTLMs) * time.Millisecond).UnixMilli()
+	if old != nil {
+		req.RequestID, req.TS = old.RequestID, old.TS
+		req.DisplayName = cmpOr(req.DisplayName, old.DisplayName)
+		req.Platform = cmpOr(req.Platform, old.Platform)
+		req.Version = cmpOr(req.Version, old.Version)
+		req.DeviceFamily = cmpOr(req.DeviceFamily, old.DeviceFamily)
+		req.ModelIdentifier = cmpOr(req.ModelIdentifier, old.ModelIdentifier)
+		req.ClientID = cmpOr(req.ClientID, old.ClientID)
+		req.ClientMode = cmpOr(req.ClientMode, old.ClientMode)
+		req.PublicKey = cmpOr(req.PublicKey, old.PublicKey)
+		req.RemoteIP = cmpOr(req.RemoteIP, old.RemoteIP)
+		if merge && len(req.Caps) == 0 {
+			req.Caps = old.Caps
+		}
+		if merge && len(req.Commands) == 0 {
+			req.Commands = old.Commands
+		}
+	} else {
+		if live := f.countPendingLocked(now); live >= cfg.MaxPending {
+			return nil, false, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true, RetryAfterMs: int64(cfg.PendingTTLMs),
+				Message: fmt.Sprintf("too many pending pairing requests (%d, nodes.maxPending); approve or reject some (gatewayctl pairing list), or raise nodes.maxPending", live),
+				Details: protocol.Details{"code": DetailTooManyPending, "limit": cfg.MaxPending}}
+		}
+		req.RequestID, req.TS = uuid.NewString(), now.UnixMilli()
+	}
+	req.Caps, req.Commands = nonNil(req.Caps), nonNil(req.Commands)
+	if err := f.st.Put(bucketPending, req.RequestID, &req); err != nil {
+		return nil, false, storeError("recording the pairing request", err)
+	}
+	f.pending[req.RequestID] = &req
+	return &req, old == nil, nil
+}
+
+func (f *Feature) countPendingLocked(now time.Time) int {
+	n := 0
+	for _, r := range f.pending {
+		if now.UnixMilli() < r.ExpiresAtMs {
+			n++
+		}
+	}
+	return n
+}
+
+// handlePairRequest: a node asks for itself (a repair request: it is
+// paired, or it could not have connected), or an operator with
+// operator.pairing asks on behalf of a node (pre-registration by node id).
+func (f *Feature) handlePairRequest(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	var in pairRequestParams
+	if perr := call.Decode("", &in); perr != nil {
+		return nil, perr
+	}
+	p := call.Peer
+	var req PairingRequest
+	var id string
+	switch {
+	case p.Role() == protocol.RoleNode:
+		id, _ = normalizeNodeID(p.DeviceID())
+		if in.NodeID != "" && !strings.EqualFold(in.NodeID, id) {
+			return nil, protocol.Errorf(protocol.ErrInvalidRequest, "a node may request pairing only for itself: nodeId must be its device id or left out")
+		}
+		req = requestFromConnect(id, p)
+		if len(in.Caps) > 0 || len(in.Commands) > 0 {
+			req.Caps, req.Commands = nonNil(in.Caps), nonNil(in.Commands)
+		}
+		req.DisplayName = cmpOr(in.DisplayName, req.DisplayName)
+	case p.HasScope(protocol.ScopePairing):
+		var ok bool
+		if id, ok = normalizeNodeID(in.NodeID); !ok {
+			return nil, protocol.InvalidParams(call.Method, fmt.Errorf("at /nodeId: %q is not a node id (the node's device id: 64 hex digits, the SHA-256 of its public key)", in.NodeID))
+		}
+		req = PairingRequest{NodeID: id, DisplayName: in.DisplayName, Platform: in.Platform, Version: in.Version,
+			DeviceFamily: in.DeviceFamily, ModelIdentifier: in.ModelIdentifier, Caps: in.Caps, Commands: in.Commands,
+			RemoteIP: in.RemoteIP}
+	default:
+		return nil, protocol.MissingScope(protocol.ScopePairing, []string{protocol.ScopePairing})
+	}
+	f.mu.Lock()
+	r, created, perr := f.requestLocked(id, req, true, time.Now())
+	var out PairingRequest
+	if r != nil {
+		out = *r
+	}
+	f.mu.Unlock()
+	if perr != nil {
+		return nil, perr
+	}
+	if created {
+		f.log.Info("pairing requested", "requestId", out.RequestID, "nodeId", id, "by", p.ConnID())
+		f.broadcast(EventPairRequested, out, protocol.ScopePairing)
+	}
+	return map[string]any{"status": "pending", "created": created, "request": out}, nil
+}
+
+// handlePairList: pending (oldest first) and paired (by node id).
+func (f *Feature) handlePairList(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	if perr := call.Decode("", &struct{}{}); perr != nil {
+		return nil, perr
+	}
+	return f.PairList(), nil
+}
+
+// PairList returns the pending requests (oldest first, expired ones left
+// out) and the paired nodes (by node id).
+func (f *Feature) PairList() PairList {
+	now := time.Now().UnixMilli()
+	out := PairList{Pending: []PairingRequest{}, Paired: []PairedNode{}}
+	f.mu.Lock()
+	for _, r := range f.pending {
+		if now < r.ExpiresAtMs {
+			out.Pending = append(out.Pending, *r)
+		}
+	}
+	for _, r := range f.paired {
+		out.Paired = append(out.Paired, r.PairedNode)
+	}
+	f.mu.Unlock()
+	slices.SortFunc(out.Pending, func(a, b PairingRequest) int {
+		return cmp.Or(cmp.Compare(a.TS, b.TS), strings.Compare(a.RequestID, b.RequestID))
+	})
+	slices.SortFunc(out.Paired, func(a, b PairedNode) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// pendingLocked finds a live pending request or returns the not-found
+// error. f.mu is held.
+func (f *Feature) pendingLocked(requestID string, now time.Time) (*PairingRequest, *protocol.Error) {
+	r := f.pending[requestID]
+	if r == nil || now.UnixMilli() >= r.ExpiresAtMs {
+		return nil, &protocol.Error{Code: protocol.ErrInvalidRequest,
+			Message: fmt.Sprintf("unknown pairing request %q: it was resolved, expired or never existed (see gatewayctl pairing list; the node asks again when it reconnects)", requestID),
+			Details: protocol.Details{"code": DetailRequestNotFound, "requestId": requestID}}
+	}
+	return r, nil
+}
+
+func decodeRequestID(call *gateway.Call) (string, *protocol.Error) {
+	var in requestIDParams
+	if perr := call.Decode("", &in); perr != nil {
+		return "", perr
+	}
+	if strings.TrimSpace(in.RequestID) == "" {
+		return "", protocol.InvalidParams(call.Method, fmt.Errorf("at /requestId: required (see gatewayctl pairing list)"))
+	}
+	return strings.TrimSpace(in.RequestID), nil
+}
+
+// handlePairApprove pairs the node of a pending request. The answer comes
+// only after the store committed the approval.
+func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	rid, perr := decodeRequestID(call)
+	if perr != nil {
+		return nil, perr
+	}
+	now := time.Now()
+	f.mu.Lock()
+	req, perr := f.pendingLocked(rid, now)
+	if perr != nil {
+		f.mu.Unlock()
+		return nil, perr
+	}
+	rec := &pairedRecord{}
+	if old := f.paired[req.NodeID]; old != nil {
+		*rec = *old // a repair keeps the credential
+	}
+	rec.NodeID = req.NodeID
+	rec.DisplayName = cmpOr(req.DisplayName, rec.DisplayName)
+	rec.Platform = cmpOr(req.Platform, rec.Platform)
+	rec.Version = cmpOr(req.Version, rec.Version)
+	rec.DeviceFamily = cmpOr(req.DeviceFamily, rec.DeviceFamily)
+	rec.ModelIdentifier = cmpOr(req.ModelIdentifier, rec.ModelIdentifier)
+	rec.ClientID = cmpOr(req.ClientID, rec.ClientID)
+	rec.PublicKey = cmpOr(req.PublicKey, rec.PublicKey)
+	rec.RemoteIP = cmpOr(req.RemoteIP, rec.RemoteIP)
+	rec.Caps, rec.Commands = nonNil(req.Caps), nonNil(req.Commands)
+	rec.CreatedAtMs = req.TS
+	rec.ApprovedAtMs = now.UnixMilli()
+	err := f.st.Update(func(tx *store.Tx) error {
+		if err := tx.Put(bucketPaired, rec.NodeID, rec); err != nil {
+			return err
+		}
+		return tx.Delete(bucketPending, rid)
+	})
+	if err != nil {
+		f.mu.Unlock()
+		return nil, storeError("approving "+rid, err)
+	}
+	f.paired[rec.NodeID] = rec
+	delete(f.pending, rid)
+	out := rec.PairedNode
+	f.mu.Unlock()
+	f.log.Info("node paired", "requestId", rid, "nodeId", out.NodeID, "name", out.DisplayName, "by", call.Peer.ConnID())
+	f.broadcast(EventPairResolved, Resolved{RequestID: rid, NodeID: out.NodeID, Decision: DecisionApproved, TS: now.UnixMilli()}, protocol.ScopePairing)
+	return map[string]any{"requestId": rid, "node": out}, nil
+}
+
+// handlePairReject drops a pending request (a paired node stays paired
+// when its repair request is rejected).
+func (f *Feature) handlePairReject(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	rid, perr := decodeRequestID(call)
+	if perr != nil {
+		return nil, perr
+	}
+	now := time.Now()
+	f.mu.Lock()
+	req, perr := f.pendingLocked(rid, now)
+	if perr != nil {
+		f.mu.Unlock()
+		return nil, perr
+	}
+	if err := f.st.Delete(bucketPending, rid); err != nil {
+		f.mu.Unlock()
+		return nil, storeError("rejecting "+rid, err)
+	}
+	delete(f.pending, rid)
+	nodeID := req.NodeID
+	f.mu.Unlock()
+	f.log.Info("pairing rejected", "requestId", rid, "nodeId", nodeID, "by", call.Peer.ConnID())
+	f.broadcast(EventPairResolved, Resolved{RequestID: rid, NodeID: nodeID, Decision: DecisionRejected, TS: now.UnixMilli()}, protocol.ScopePairing)
+	return map[string]any{"requestId": rid, "nodeId": nodeID}, nil
+}
+
+// handlePairVerify checks a node credential: {ok:false} when the node is
+// not paired or the token is not its current credential.
+func (f *Feature) handlePairVerify(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	var in verifyParams
+	if perr := call.Decode("", &in); perr != nil {
+		return nil, perr
+	}
+	id, _ := normalizeNodeID(in.NodeID)
+	if id == "" || in.Token == "" {
+		return nil, protocol.InvalidParams(call.Method, fmt.Errorf("at /: nodeId and token are required"))
+	}
+	f.mu.Lock()
+	rec := f.paired[id]
+	var node PairedNode
+	hash := ""
+	if rec != nil {
+		node, hash = rec.PairedNode, rec.TokenHash
+	}
+	f.mu.Unlock()
+	if !tokenMatches(in.Token, hash) {
+		return map[string]any{"ok": false, "nodeId": id}, nil
+	}
+	return map[string]any{"ok": true, "nodeId": id, "node": node}, nil
+}
+
+// handlePairRemove unpairs a node (its credential stops working) and
+// closes its live connection with 1008.
+func (f *Feature) handlePairRemove(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	var in nodeIDParams
+	if perr := call.Decode("", &in); perr != nil {
+		return nil, perr
+	}
+	id, _ := normalizeNodeID(in.NodeID)
+	f.mu.Lock()
+	if f.paired[id] == nil {
+		f.mu.Unlock()
+		return nil, unknownNode(in.NodeID)
+	}
+	if err := f.st.Delete(bucketPaired, id); err != nil {
+		f.mu.Unlock()
+		return nil, storeError("unpairing "+id, err)
+	}
+	delete(f.paired, id)
+	ln := f.live[id]
+	f.mu.Unlock()
+	if ln != nil {
+		ln.peer.Close(protocol.ClosePolicyViolation, closeReasonUnpaired)
+	}
+	f.log.Info("node unpaired", "nodeId", id, "by", call.Peer.ConnID())
+	return map[string]any{"nodeId": id, "removed": true}, nil
+}
+
+// unknownNode is the error for a node id that is neither paired nor
+// pending.
+func unknownNode(id string) *protocol.Error {
+	return &protocol.Error{Code: protocol.ErrInvalidRequest,
+		Message: fmt.Sprintf("unknown node %q: it is not paired (see gatewayctl nodes list and gatewayctl pairing list)", id),
+		Details: protocol.Details{"code": DetailNodeNotFound, "nodeId": id}}
+}
