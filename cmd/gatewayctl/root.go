@@ -101,9 +101,13 @@ func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 		a.stopCommand(),
 		a.restartCommand(),
 		a.doctorCommand(),
+		a.agentCommand(),
+		a.messageCommand(),
+		a.channelsCommand(),
 		a.nodesCommand(),
 		a.pairingCommand(),
 	}
+	a.registerMan(root) // hidden `gatewayctl man gatewayctl|gatewayd`, for make package
 	return root
 }
 

@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/buildinfo"
+	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/daemon/hooks"
 	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/daemon/openai"
 	"github.com/gatewayd/gatewayd/daemon/store"
+	"github.com/gatewayd/gatewayd/daemon/tools"
 	"github.com/gatewayd/gatewayd/daemon/ui"
 )
 
@@ -61,6 +67,23 @@ var featureConstructors = []func(d *featureDeps) (feature, error){
 		return ui.New(ui.Options{Version: d.Version, Logger: d.Log, Enabled: d.Config.Gateway.ControlUI.Enabled})
 	},
 	func(d *featureDeps) (feature, error) { return nodes.New(d.Config, d.Store, d.Log) },
+	func(d *featureDeps) (feature, error) {
+		f, err := openai.NewFeature(agent.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv})
+		if err != nil {
+			return nil, err
+		}
+		d.Agents = f
+		return f, nil
+	},
+	func(d *featureDeps) (feature, error) {
+		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv, Version: d.Version})
+	},
+	func(d *featureDeps) (feature, error) {
+		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins(tools.CoreInfo{Version: d.Version, Profile: d.Profile, ConfigPath: d.Paths.ConfigPath, StateDir: d.Paths.StateDir, StartedAt: time.Now()})}), nil
+	},
+	func(d *featureDeps) (feature, error) {
+		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: os.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil
+	},
 }
 
 // storeOpenTimeout bounds the wait for a previous gateway (on --force, or a

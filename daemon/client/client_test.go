@@ -388,7 +388,8 @@ func TestPresenceEvents(t *testing.T) {
 	g := startGateway(t)
 	a := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "watcher"})
 	attached(t, a)
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster",
+	// A backend client: one-off cli connections are not presence entries.
+	b := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster", ClientID: "gateway-client", Mode: "backend",
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
 
 	ev := nextEvent(t, a, "presence")
@@ -422,7 +423,7 @@ func TestEventOverflowReportsGap(t *testing.T) {
 	// the last slot is the gap marker's.
 	a := dial(t, client.Options{URL: g.URL, Token: g.Token, EventBuffer: 2})
 	attached(t, a)
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeWrite}})
+	b := dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeWrite}})
 	for i := range 4 {
 		// Past the gateway's 50 ms presence coalescing window, so each
 		// note is an event of its own.

@@ -3,26 +3,484 @@ package config
 // This file's sections are owned by the channels, tools and hooks (issue 5) work; the lead only wired
 // them into Config, WithDefaults, Redacted, clone and Validate.
 
-// ChannelsConfig is the "channels" section. (To be filled in.)
-type ChannelsConfig struct{}
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
 
-func (x *ChannelsConfig) withDefaults()        {}
-func (x *ChannelsConfig) redact()              {}
-func (x ChannelsConfig) clone() ChannelsConfig { return x }
-func (x *ChannelsConfig) validate() *Error     { return nil }
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
 
-// ToolsConfig is the "tools" section. (To be filled in.)
-type ToolsConfig struct{}
+// Defaults of the channels, tools and hooks sections.
+const (
+	DefaultDedupeTTLMs          = 24 * 60 * 60 * 1000
+	DefaultWebhookTimeoutMs     = 10000
+	DefaultRetryMaxAttempts     = 5
+	DefaultRetryInitialMs       = 500
+	DefaultRetryMaxBackoffMs    = 10000
+	DefaultRetryMaxElapsedMs    = 60000
+	DefaultToolsMaxBodyBytes    = 1 << 20
+	DefaultToolsMaxConcurrent   = 8
+	DefaultToolTimeoutMs        = 30000
+	DefaultToolMaxOutputBytes   = 1 << 20
+	DefaultHooksMaxBodyBytes    = 256 << 10
+	DefaultHooksPerMinute       = 60
+	DefaultHooksWaitTimeoutMs   = 120000
+	DefaultHooksHeartbeatMs     = 30000
+	MinHooksTokenLength         = 16
+	maxRetryAttempts            = 100
+	maxHTTPBodyBytes            = 64 << 20
+	maxToolOutputBytes          = 64 << 20
+	maxHooksRequestsPerMinute   = 1_000_000
+	maxChannelOrToolNameLength  = 64
+	reservedToolPrefix          = "gateway."
+	signatureHeaderPrefixDenied = "x-gateway-"
+)
 
-func (x *ToolsConfig) withDefaults()     {}
-func (x *ToolsConfig) redact()           {}
-func (x ToolsConfig) clone() ToolsConfig { return x }
-func (x *ToolsConfig) validate() *Error  { return nil }
+// nameRE is what channel and tool names look like.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// HooksConfig is the "hooks" section. (To be filled in.)
-type HooksConfig struct{}
+// ChannelsConfig is the "channels" section: where `send` delivers messages.
+// Each channel is keyed by a name unique across kinds; today the kind is
+// webhook, and messaging providers add their own maps next to Webhooks.
+type ChannelsConfig struct {
+	// Default is the channel for targets that no channel's targets match;
+	// "" means such targets are NOT_LINKED.
+	Default string `json:"default,omitempty"`
+	// DedupeTTLMs is how long an idempotency key is remembered after a
+	// delivery (default 24 h): a send with the same key inside it is not
+	// delivered again.
+	DedupeTTLMs int `json:"dedupeTtlMs,omitempty"`
+	// Webhooks are webhook channels by name.
+	Webhooks map[string]WebhookChannelConfig `json:"webhooks,omitempty"`
+}
 
-func (x *HooksConfig) withDefaults()     {}
-func (x *HooksConfig) redact()           {}
+// WebhookChannelConfig is "channels.webhooks.NAME": POST signed JSON to a
+// URL.
+type WebhookChannelConfig struct {
+	URL string `json:"url"` // http:// or https:// receiver
+	// Secret signs each body (HMAC-SHA256, header X-Gateway-Signature).
+	// Exactly one of Secret, SecretEnv and SecretFile is set.
+	Secret     string            `json:"secret,omitempty"`
+	SecretEnv  string            `json:"secretEnv,omitempty"`  // environment variable holding the secret
+	SecretFile string            `json:"secretFile,omitempty"` // file holding the secret (white space trimmed)
+	Targets    []string          `json:"targets,omitempty"`    // target patterns (path.Match globs: "ops", "team-*") routed here
+	Headers    map[string]string `json:"headers,omitempty"`    // extra request headers (values redacted in config.get)
+	Disabled   bool              `json:"disabled,omitempty"`   // configured but not delivering
+	TimeoutMs  int               `json:"timeoutMs,omitempty"`  // per attempt, default 10000
+	Retry      RetryConfig       `json:"retry"`                // retries on network errors, 5xx and 429
+}
+
+// RetryConfig is a webhook's retry policy: exponential backoff with jitter,
+// bounded in attempts and in total time.
+type RetryConfig struct {
+	MaxAttempts      int `json:"maxAttempts,omitempty"`      // default 5 (1 = no retry)
+	InitialBackoffMs int `json:"initialBackoffMs,omitempty"` // default 500
+	MaxBackoffMs     int `json:"maxBackoffMs,omitempty"`     // default 10000
+	MaxElapsedMs     int `json:"maxElapsedMs,omitempty"`     // default 60000, all attempts and waits together
+}
+
+func (x *ChannelsConfig) withDefaults() {
+	setDefault(&x.DedupeTTLMs, DefaultDedupeTTLMs)
+	for name, w := range x.Webhooks {
+		setDefault(&w.TimeoutMs, DefaultWebhookTimeoutMs)
+		setDefault(&w.Retry.MaxAttempts, DefaultRetryMaxAttempts)
+		setDefault(&w.Retry.InitialBackoffMs, DefaultRetryInitialMs)
+		setDefault(&w.Retry.MaxBackoffMs, DefaultRetryMaxBackoffMs)
+		setDefault(&w.Retry.MaxElapsedMs, DefaultRetryMaxElapsedMs)
+		x.Webhooks[name] = w
+	}
+}
+
+func (x *ChannelsConfig) redact() {
+	for name, w := range x.Webhooks {
+		if w.Secret != "" {
+			w.Secret = RedactedValue
+		}
+		for k := range w.Headers {
+			w.Headers[k] = RedactedValue
+		}
+		w.URL = redactURL(w.URL)
+		x.Webhooks[name] = w
+	}
+}
+
+func (x ChannelsConfig) clone() ChannelsConfig {
+	if x.Webhooks == nil {
+		return x
+	}
+	out := x
+	out.Webhooks = make(map[string]WebhookChannelConfig, len(x.Webhooks))
+	for name, w := range x.Webhooks {
+		w.Targets = slices.Clone(w.Targets)
+		w.Headers = maps.Clone(w.Headers)
+		out.Webhooks[name] = w
+	}
+	return out
+}
+
+func (x *ChannelsConfig) validate() *Error {
+	if err := intRange("channels.dedupeTtlMs", x.DedupeTTLMs, 0, 30*maxIntervalMs); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.Webhooks)) {
+		w := x.Webhooks[name]
+		key := "channels.webhooks." + name
+		if err := checkName(key, name, "channel"); err != nil {
+			return err
+		}
+		u, err := url.Parse(w.URL)
+		if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: key + ".url", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (set the receiver's address, like https://hooks.example.com/gateway)", w.URL)}
+		}
+		if err := checkSecretSource(key, "secret", w.Secret, w.SecretEnv, w.SecretFile, true); err != nil {
+			return err
+		}
+		for i, t := range w.Targets {
+			if _, err := path.Match(t, ""); err != nil || strings.TrimSpace(t) == "" {
+				return &Error{Key: fmt.Sprintf("%s.targets[%d]", key, i), Msg: fmt.Sprintf("%q is not a target pattern (a name like \"ops\" or a glob like \"team-*\")", t)}
+			}
+		}
+		for h := range w.Headers {
+			if !validHeaderName(h) {
+				return &Error{Key: key + ".headers." + h, Msg: "is not a valid HTTP header name (letters, digits and -)"}
+			}
+			if strings.HasPrefix(strings.ToLower(h), signatureHeaderPrefixDenied) || strings.EqualFold(h, "Idempotency-Key") ||
+				strings.EqualFold(h, "Content-Type") || strings.EqualFold(h, "Content-Length") {
+				return &Error{Key: key + ".headers." + h, Msg: "is set by the gateway itself (signature, timestamp, idempotency key, content type); remove it"}
+			}
+		}
+		if err := intRange(key+".timeoutMs", w.TimeoutMs, 0, maxIntervalMs); err != nil {
+			return err
+		}
+		r := w.Retry
+		if err := intRange(key+".retry.maxAttempts", r.MaxAttempts, 0, maxRetryAttempts); err != nil {
+			return err
+		}
+		if err := intRange(key+".retry.initialBackoffMs", r.InitialBackoffMs, 0, maxIntervalMs); err != nil {
+			return err
+		}
+		if err := intRange(key+".retry.maxBackoffMs", r.MaxBackoffMs, 0, maxIntervalMs); err != nil {
+			return err
+		}
+		if err := intRange(key+".retry.maxElapsedMs", r.MaxElapsedMs, 0, maxIntervalMs); err != nil {
+			return err
+		}
+		if r.InitialBackoffMs > 0 && r.MaxBackoffMs > 0 && r.InitialBackoffMs > r.MaxBackoffMs {
+			return &Error{Key: key + ".retry.initialBackoffMs", Msg: fmt.Sprintf("%d is larger than retry.maxBackoffMs %d (lower it or raise maxBackoffMs)", r.InitialBackoffMs, r.MaxBackoffMs)}
+		}
+	}
+	if x.Default != "" {
+		if _, ok := x.Webhooks[x.Default]; !ok {
+			return &Error{Key: "channels.default", Msg: fmt.Sprintf("%q is not a configured channel (configured: %s)", x.Default, listOrNone(slices.Sorted(maps.Keys(x.Webhooks))))}
+		}
+	}
+	return nil
+}
+
+// ToolsConfig is the "tools" section: what POST /tools/invoke may run
+// besides the built-in gateway.* tools.
+type ToolsConfig struct {
+	MaxBodyBytes  int64    `json:"maxBodyBytes,omitempty"`  // request body limit, default 1 MiB (larger: 413)
+	MaxConcurrent int      `json:"maxConcurrent,omitempty"` // invocations running at once, default 8 (more: 429)
+	Deny          []string `json:"deny,omitempty"`          // tool names or globs refused with 403, built-ins included
+	// Exec are operator-configured command tools by name.
+	Exec map[string]ExecToolConfig `json:"exec,omitempty"`
+}
+
+// ExecToolConfig is "tools.exec.NAME": a command run per invocation with the
+// arguments as JSON on stdin. Its stdout is the result (JSON when it parses,
+// else text).
+type ExecToolConfig struct {
+	Command     []string `json:"command"`               // argv; the first element is a path or a name on PATH
+	Description string   `json:"description,omitempty"` // for tool listings
+	// ArgsSchema is the JSON Schema the args must satisfy (default: any
+	// JSON object).
+	ArgsSchema     json.RawMessage   `json:"argsSchema,omitempty"`
+	TimeoutMs      int               `json:"timeoutMs,omitempty"`      // default 30000; the process group is killed at the limit (408)
+	MaxOutputBytes int               `json:"maxOutputBytes,omitempty"` // stdout limit, default 1 MiB; over it the process group is killed (500)
+	Env            map[string]string `json:"env,omitempty"`            // extra environment (values redacted in config.get)
+	Dir            string            `json:"dir,omitempty"`            // working directory, absolute; default "/"
+}
+
+func (x *ToolsConfig) withDefaults() {
+	setDefault(&x.MaxBodyBytes, DefaultToolsMaxBodyBytes)
+	setDefault(&x.MaxConcurrent, DefaultToolsMaxConcurrent)
+	for name, t := range x.Exec {
+		setDefault(&t.TimeoutMs, DefaultToolTimeoutMs)
+		setDefault(&t.MaxOutputBytes, DefaultToolMaxOutputBytes)
+		x.Exec[name] = t
+	}
+}
+
+func (x *ToolsConfig) redact() {
+	for name, t := range x.Exec {
+		for k := range t.Env {
+			t.Env[k] = RedactedValue
+		}
+		x.Exec[name] = t
+	}
+}
+
+func (x ToolsConfig) clone() ToolsConfig {
+	out := x
+	out.Deny = slices.Clone(x.Deny)
+	if x.Exec != nil {
+		out.Exec = make(map[string]ExecToolConfig, len(x.Exec))
+		for name, t := range x.Exec {
+			t.Command = slices.Clone(t.Command)
+			t.ArgsSchema = slices.Clone(t.ArgsSchema)
+			t.Env = maps.Clone(t.Env)
+			out.Exec[name] = t
+		}
+	}
+	return out
+}
+
+func (x *ToolsConfig) validate() *Error {
+	if x.MaxBodyBytes < 0 || x.MaxBodyBytes > maxHTTPBodyBytes {
+		return &Error{Key: "tools.maxBodyBytes", Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", x.MaxBodyBytes, maxHTTPBodyBytes, DefaultToolsMaxBodyBytes)}
+	}
+	if err := intRange("tools.maxConcurrent", x.MaxConcurrent, 0, 10000); err != nil {
+		return err
+	}
+	for i, d := range x.Deny {
+		if _, err := path.Match(d, ""); err != nil || d == "" {
+			return &Error{Key: fmt.Sprintf("tools.deny[%d]", i), Msg: fmt.Sprintf("%q is not a tool name or glob (like \"gateway.status\" or \"deploy-*\")", d)}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.Exec)) {
+		t := x.Exec[name]
+		key := "tools.exec." + name
+		if err := checkName(key, name, "tool"); err != nil {
+			return err
+		}
+		if strings.HasPrefix(name, reservedToolPrefix) {
+			return &Error{Key: key, Msg: fmt.Sprintf("names starting with %q are the gateway's built-in tools (pick another name)", reservedToolPrefix)}
+		}
+		if len(t.Command) == 0 || strings.TrimSpace(t.Command[0]) == "" {
+			return &Error{Key: key + ".command", Msg: `is empty (set the argv to run, like ["/usr/local/bin/deploy", "--dry"])`}
+		}
+		if strings.Contains(t.Command[0], "/") && !strings.HasPrefix(t.Command[0], "/") {
+			return &Error{Key: key + ".command[0]", Msg: fmt.Sprintf("%q is a relative path (use an absolute path or a bare name found on PATH)", t.Command[0])}
+		}
+		if len(t.ArgsSchema) > 0 {
+			if _, err := CompileToolSchema(name, t.ArgsSchema); err != nil {
+				return &Error{Key: key + ".argsSchema", Msg: err.Error()}
+			}
+		}
+		if err := intRange(key+".timeoutMs", t.TimeoutMs, 0, maxIntervalMs); err != nil {
+			return err
+		}
+		if err := intRange(key+".maxOutputBytes", t.MaxOutputBytes, 0, maxToolOutputBytes); err != nil {
+			return err
+		}
+		if t.Dir != "" && !strings.HasPrefix(t.Dir, "/") {
+			return &Error{Key: key + ".dir", Msg: fmt.Sprintf("%q is not an absolute path", t.Dir)}
+		}
+		for k := range t.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return &Error{Key: key + ".env", Msg: fmt.Sprintf("%q is not an environment variable name", k)}
+			}
+		}
+	}
+	return nil
+}
+
+// CompileToolSchema compiles an exec tool's argsSchema (JSON Schema, draft
+// 2020-12 unless $schema says otherwise). Remote $refs are not fetched.
+func CompileToolSchema(tool string, schema json.RawMessage) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(schema)))
+	if err != nil {
+		return nil, fmt.Errorf("is not valid JSON: %w", err)
+	}
+	c := jsonschema.NewCompiler()
+	c.UseLoader(noRemoteLoader{})
+	loc := "mem:///tools/" + tool + ".json"
+	if err := c.AddResource(loc, doc); err != nil {
+		return nil, fmt.Errorf("is not a usable JSON Schema: %w", err)
+	}
+	s, err := c.Compile(loc)
+	if err != nil {
+		return nil, fmt.Errorf("is not a valid JSON Schema: %w (fix the schema; see https://json-schema.org)", err)
+	}
+	return s, nil
+}
+
+type noRemoteLoader struct{}
+
+func (noRemoteLoader) Load(u string) (any, error) {
+	return nil, fmt.Errorf("schema %s is not loaded: only schemas inside argsSchema are allowed (inline it under $defs)", u)
+}
+
+// HooksConfig is the "hooks" section: POST /hooks/wake and /hooks/agent,
+// off by default.
+type HooksConfig struct {
+	Enabled bool `json:"enabled,omitempty"`
+	// Token is the hooks' own secret (not the gateway token), sent as
+	// `Authorization: Bearer` or `x-gateway-token`. Required when enabled:
+	// exactly one of Token, TokenEnv and TokenFile.
+	Token               string `json:"token,omitempty"`
+	TokenEnv            string `json:"tokenEnv,omitempty"`
+	TokenFile           string `json:"tokenFile,omitempty"`
+	MaxBodyBytes        int64  `json:"maxBodyBytes,omitempty"`        // default 256 KiB (larger: 413)
+	RequestsPerMinute   int    `json:"requestsPerMinute,omitempty"`   // default 60 (more: 429 with Retry-After)
+	DefaultAgentID      string `json:"defaultAgentId,omitempty"`      // agent for /hooks/agent without agentId
+	WaitTimeoutMs       int    `json:"waitTimeoutMs,omitempty"`       // bound of waitForCompletion, default 120000
+	HeartbeatIntervalMs int    `json:"heartbeatIntervalMs,omitempty"` // when queued next-heartbeat wakes go out, default 30000
+}
+
+func (x *HooksConfig) withDefaults() {
+	setDefault(&x.MaxBodyBytes, DefaultHooksMaxBodyBytes)
+	setDefault(&x.RequestsPerMinute, DefaultHooksPerMinute)
+	setDefault(&x.WaitTimeoutMs, DefaultHooksWaitTimeoutMs)
+	setDefault(&x.HeartbeatIntervalMs, DefaultHooksHeartbeatMs)
+}
+
+func (x *HooksConfig) redact() {
+	if x.Token != "" {
+		x.Token = RedactedValue
+	}
+}
+
 func (x HooksConfig) clone() HooksConfig { return x }
-func (x *HooksConfig) validate() *Error  { return nil }
+
+func (x *HooksConfig) validate() *Error {
+	if err := checkSecretSource("hooks", "token", x.Token, x.TokenEnv, x.TokenFile, x.Enabled); err != nil {
+		if x.Enabled && x.Token == "" && x.TokenEnv == "" && x.TokenFile == "" {
+			err.Msg = "is required when hooks.enabled is true (set hooks.token to a long random value, e.g. `openssl rand -hex 32`, or hooks.tokenEnv / hooks.tokenFile)"
+		}
+		return err
+	}
+	if x.Token != "" && len(x.Token) < MinHooksTokenLength {
+		return &Error{Key: "hooks.token", Msg: fmt.Sprintf("is %d characters; use at least %d (a long random value, e.g. `openssl rand -hex 32`)", len(x.Token), MinHooksTokenLength)}
+	}
+	if x.MaxBodyBytes < 0 || x.MaxBodyBytes > maxHTTPBodyBytes {
+		return &Error{Key: "hooks.maxBodyBytes", Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", x.MaxBodyBytes, maxHTTPBodyBytes, DefaultHooksMaxBodyBytes)}
+	}
+	if err := intRange("hooks.requestsPerMinute", x.RequestsPerMinute, 0, maxHooksRequestsPerMinute); err != nil {
+		return err
+	}
+	if err := intRange("hooks.waitTimeoutMs", x.WaitTimeoutMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	return interval("hooks.heartbeatIntervalMs", x.HeartbeatIntervalMs)
+}
+
+// ResolveSecret returns a secret configured as a value, an environment
+// variable (looked up with getenv) or a file (white space trimmed). key
+// names the config key in errors, like "hooks.token".
+func ResolveSecret(key, value, env, file string, getenv func(string) string) (string, error) {
+	switch {
+	case value != "":
+		return value, nil
+	case env != "":
+		v := strings.TrimSpace(getenv(env))
+		if v == "" {
+			return "", fmt.Errorf("%sEnv: environment variable %s is not set or empty (set it in the service's environment, e.g. a systemd drop-in Environment= or EnvironmentFile=)", key, env)
+		}
+		return v, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%sFile: %s does not exist (create it with the secret, mode 0600): %w", key, file, err)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%sFile: read %s: %w (make it readable by the gateway's user)", key, file, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("%sFile: %s is empty (write the secret into it)", key, file)
+		}
+		return v, nil
+	}
+	return "", fmt.Errorf("%s is not set (set %s, %sEnv or %sFile)", key, key, key, key)
+}
+
+// checkSecretSource checks that at most one (exactly one when required) of
+// a secret's value, env and file is set.
+func checkSecretSource(prefix, name, value, env, file string, required bool) *Error {
+	key := prefix + "." + name
+	n := 0
+	for _, s := range []string{value, env, file} {
+		if s != "" {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return &Error{Key: key, Msg: fmt.Sprintf("set only one of %s, %sEnv and %sFile", name, name, name)}
+	case n == 0 && required:
+		return &Error{Key: key, Msg: fmt.Sprintf("is required (set %s, %sEnv or %sFile)", name, name, name)}
+	}
+	if err := checkSecret(key, value); err != nil {
+		return err
+	}
+	if file != "" && !strings.HasPrefix(file, "/") {
+		return &Error{Key: key + "File", Msg: fmt.Sprintf("%q is not an absolute path", file)}
+	}
+	return nil
+}
+
+func checkName(key, name, what string) *Error {
+	if !nameRE.MatchString(name) || len(name) > maxChannelOrToolNameLength {
+		return &Error{Key: key, Msg: fmt.Sprintf("%q is not a %s name (1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit)", name, what, maxChannelOrToolNameLength)}
+	}
+	return nil
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, r := range h {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return http.CanonicalHeaderKey(h) != ""
+}
+
+// redactURL hides a password in a URL's user info and every query value
+// (receivers often take a token there).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), RedactedValue)
+			changed = true
+		}
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{RedactedValue}
+		}
+		u.RawQuery = q.Encode()
+		changed = true
+	}
+	if !changed {
+		return raw
+	}
+	return u.String()
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}

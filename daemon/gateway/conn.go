@@ -27,6 +27,7 @@ type wsConn struct {
 	role     string
 	scopes   []string
 	presence string // presence key
+	listed   bool   // has a presence entry (not a one-off cli connection)
 
 	mu      sync.Mutex
 	queue   [][]byte

@@ -130,6 +130,10 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	if p.Client.InstanceID != "" {
 		c.presence = "instance:" + p.Client.InstanceID
 	}
+	// As in the OpenClaw family: one-off CLI connections (client.mode
+	// "cli") are not presence entries, so they do not spam the instances
+	// list (and a crowd of them does not cost O(n²) presence traffic).
+	c.listed = p.Client.Mode != "cli"
 	entry := protocol.PresenceEntry{TS: now.UnixMilli(), Host: p.Client.DisplayName, IP: ip, Version: p.Client.Version,
 		Platform: p.Client.Platform, DeviceFamily: p.Client.DeviceFamily, ModelIdentifier: p.Client.ModelIdentifier,
 		Mode: p.Client.Mode, Reason: "connect", InstanceID: p.Client.InstanceID}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,8 @@ type hub struct {
 	flushArmed  bool
 	lastFlush   time.Time
 	statusArmed atomic.Bool
+	connects    atomic.Int64 // handshakes completed, ever
+	lastConnect atomic.Int64 // unix ms of the last one
 	presenceVer atomic.Int64
 	healthVer   atomic.Int64
 	lastBeat    atomic.Int64
@@ -104,6 +107,9 @@ func (h *hub) snapshotPresence() []protocol.PresenceEntry {
 // connection itself starts receiving events only after attach, so its
 // hello-ok is the first frame after the challenge.
 func (h *hub) add(c *wsConn, entry protocol.PresenceEntry) {
+	if !c.listed {
+		return
+	}
 	h.mu.Lock()
 	h.presence[c.presence] = entry
 	h.owners[c.presence] = c
@@ -118,6 +124,8 @@ func (h *hub) attach(c *wsConn) {
 	c.attached.Store(true)
 	h.mu.Unlock()
 	h.n.Add(1)
+	h.connects.Add(1)
+	h.lastConnect.Store(time.Now().UnixMilli())
 	h.statusChanged()
 }
 
@@ -130,7 +138,7 @@ func (h *hub) remove(c *wsConn) {
 		h.n.Add(-1)
 	}
 	var gone *protocol.PresenceEntry
-	if h.owners[c.presence] == c {
+	if c.listed && h.owners[c.presence] == c {
 		e := h.presence[c.presence]
 		e.TS = time.Now().UnixMilli()
 		e.Reason = "disconnect"
@@ -152,6 +160,15 @@ func (h *hub) upsertNote(key string, e protocol.PresenceEntry) {
 	h.mu.Unlock()
 	h.presenceChanged(key, e)
 }
+
+// After a burst of at least trimAfterConnects connects, once none came for
+// trimQuiet, the hub returns freed memory to the OS (at most every
+// trimEvery).
+const (
+	trimAfterConnects = 200
+	trimQuiet         = 2 * time.Second
+	trimEvery         = 10 * time.Second
+)
 
 // presenceCoalesce is the batching window for presence events.
 const presenceCoalesce = 50 * time.Millisecond
@@ -236,12 +253,21 @@ func (h *hub) loop(ctx context.Context, done chan struct{}) {
 	beat := time.NewTicker(time.Second)
 	defer beat.Stop()
 	lastTick, lastHealth, lastPing := time.Now(), time.Now(), time.Now()
+	var trimmedAt time.Time
+	var trimmedConnects int64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-beat.C:
 			h.lastBeat.Store(now.UnixMilli())
+			if n := h.connects.Load(); n-trimmedConnects >= trimAfterConnects && now.UnixMilli()-h.lastConnect.Load() > trimQuiet.Milliseconds() && now.Sub(trimmedAt) > trimEvery {
+				// A burst of connects is over: return its garbage (hello-ok
+				// frames, handshake buffers) to the OS now rather than over
+				// minutes, so RSS tracks what the idle connections hold.
+				trimmedAt, trimmedConnects = now, n
+				go debug.FreeOSMemory()
+			}
 			st := h.s.settings.Load()
 			if now.Sub(lastTick) >= st.TickInterval {
 				lastTick = now

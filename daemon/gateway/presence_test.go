@@ -17,13 +17,13 @@ import (
 // the gateway's own entry, and system-presence still lists everyone.
 func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 	url := startServer(t, &testExt{release: make(chan struct{})})
-	watcher := dial(t, client.Options{URL: url, Token: testToken, EventBuffer: 4096, InstanceID: "watcher"})
+	watcher := dial(t, client.Options{URL: url, Token: testToken, EventBuffer: 4096, InstanceID: "watcher", ClientID: "gateway-client", Mode: "backend"})
 	n := gateway.MaxSnapshotPresence + 100
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var last *client.Conn
 	for i := range n {
-		c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2})
+		c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2, ClientID: "gateway-client", Mode: "backend"})
 		if err != nil {
 			t.Fatalf("connect %d: %v", i, err)
 		}
@@ -40,6 +40,17 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 	}
 	if len(all) != n+2 { // the clients, the watcher, the gateway
 		t.Fatalf("system-presence lists %d entries, want %d", len(all), n+2)
+	}
+	// A one-off cli connection is not a presence entry.
+	cli := dial(t, client.Options{URL: url, Token: testToken, InstanceID: "one-off-cli"})
+	var again []protocol.PresenceEntry
+	if err := cli.CallInto(ctx, "system-presence", nil, &again); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range again {
+		if e.InstanceID == "one-off-cli" {
+			t.Fatalf("a cli-mode client is listed in presence: %+v", e)
+		}
 	}
 	// The watcher's events name every newcomer, in fewer events.
 	seen := map[string]bool{}

@@ -338,7 +338,7 @@ func TestControlUIInChromium(t *testing.T) {
 		before := eval[int](p, `window.__sent.length`)
 		cctx, cancel := context.WithTimeout(bg, 10*time.Second)
 		defer cancel()
-		other, err := client.Dial(cctx, client.Options{URL: g.URL, Token: g.Token, DisplayName: "e2e-second-client"})
+		other, err := client.Dial(cctx, client.Options{URL: g.URL, Token: g.Token, DisplayName: "e2e-second-client", ClientID: "gateway-client", Mode: "backend"})
 		if err != nil {
 			t.Fatal(err)
 		}

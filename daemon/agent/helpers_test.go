@@ -1,0 +1,162 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatewayd/gatewayd/daemon/client"
+	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
+)
+
+// gatewayd is the real daemon binary, built once in TestMain.
+var (
+	gatewayd string
+	buildErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "agent-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	gatewayd, buildErr = gatewaytest.Build(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// writeConfig writes the gateway's config file under dir.
+func writeConfig(t testing.TB, dir, cfg string) {
+	t.Helper()
+	p := filepath.Join(dir, "config", "config.json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startGateway runs a fresh gatewayd in dir with config cfg ("" = none)
+// and stops it (by PID) at the end of the test.
+func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
+	t.Helper()
+	if buildErr != nil {
+		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", buildErr)
+	}
+	if cfg != "" {
+		writeConfig(t, dir, cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g, err := gatewaytest.Start(ctx, gatewayd, gatewaytest.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Stop(); err != nil {
+			t.Logf("gatewayd exit: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gatewayd output:\n%s", g.Output())
+		}
+	})
+	return g
+}
+
+func dial(t testing.TB, g *gatewaytest.Gateway) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, EventBuffer: 4096})
+	if err != nil {
+		t.Fatalf("Dial %s: %v", g.URL, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// run is one finished agent call as the client saw it.
+type run struct {
+	accepted client.AgentAccepted
+	events   []client.AgentEvent
+	result   *client.AgentResult
+	err      error
+}
+
+func (r *run) text() string {
+	var b strings.Builder
+	for _, ev := range r.events {
+		b.WriteString(ev.Delta())
+	}
+	return b.String()
+}
+
+func runAgent(t testing.TB, c *client.Conn, p client.AgentParams, d time.Duration) *run {
+	t.Helper()
+	r := &run{}
+	r.result, r.err = c.Agent(ctxT(t, d), p, func(a client.AgentAccepted) { r.accepted = a }, func(ev client.AgentEvent) { r.events = append(r.events, ev) })
+	return r
+}
+
+func call(t testing.TB, c *client.Conn, method string, params, out any) error {
+	t.Helper()
+	raw, err := c.Call(ctxT(t, 10*time.Second), method, params)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("decode %s: %v: %s", method, err, raw)
+		}
+	}
+	return nil
+}
+
+type history struct {
+	SessionKey string `json:"sessionKey"`
+	Total      int    `json:"total"`
+	Messages   []struct {
+		Role   string `json:"role"`
+		Text   string `json:"text"`
+		TS     int64  `json:"ts"`
+		RunID  string `json:"runId"`
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	} `json:"messages"`
+}
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func errCode(err error) (code, detail string) {
+	var ce *client.CallError
+	if !errors.As(err, &ce) {
+		return "", ""
+	}
+	return ce.Err.Code, ce.Err.DetailCode()
+}

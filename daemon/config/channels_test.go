@@ -1,0 +1,135 @@
+package config
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestChannelsToolsHooksValidate(t *testing.T) {
+	tests := []struct {
+		name, json, want string // want "" = valid
+	}{
+		{"empty", `{}`, ""},
+		{"full", `{"channels": {"default": "ops", "dedupeTtlMs": 60000, "webhooks": {"ops": {"url": "https://h.example/x", "secretEnv": "S",
+			"targets": ["ops", "team-*"], "headers": {"X-Team": "a"}, "timeoutMs": 500, "retry": {"maxAttempts": 2, "initialBackoffMs": 100, "maxBackoffMs": 200}}}},
+		  "tools": {"maxBodyBytes": 1000, "maxConcurrent": 2, "deny": ["x-*"], "exec": {"deploy": {"command": ["deploy", "--dry"],
+		    "argsSchema": {"type": "object", "properties": {"env": {"enum": ["prod", "dev"]}}}, "timeoutMs": 1000, "env": {"A": "b"}, "dir": "/srv"}}},
+		  "hooks": {"enabled": true, "tokenFile": "/etc/gatewayd/hooks.token", "requestsPerMinute": 5}}`, ""},
+		{"unknown webhook key", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "sekret": 1}}}}`,
+			`:1:71: channels.webhooks.ops.sekret: unknown key`},
+		{"webhook url", `{"channels": {"webhooks": {"ops": {"url": "ftp://h/", "secret": "s"}}}}`,
+			`channels.webhooks.ops.url: "ftp://h/" is not an http:// or https:// URL`},
+		{"webhook secret missing", `{"channels": {"webhooks": {"ops": {"url": "http://h/"}}}}`,
+			`channels.webhooks.ops.secret: is required (set secret, secretEnv or secretFile)`},
+		{"webhook two secrets", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "secretEnv": "E"}}}}`,
+			`set only one of secret, secretEnv and secretFile`},
+		{"relative secret file", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secretFile": "s.txt"}}}}`,
+			`channels.webhooks.ops.secretFile: "s.txt" is not an absolute path`},
+		{"bad target", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "targets": ["[x"]}}}}`,
+			`channels.webhooks.ops.targets[0]: "[x" is not a target pattern`},
+		{"reserved header", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "headers": {"X-Gateway-Signature": "x"}}}}}`,
+			`is set by the gateway itself`},
+		{"bad channel name", `{"channels": {"webhooks": {"o ps": {"url": "http://h/", "secret": "s"}}}}`, `"o ps" is not a channel name`},
+		{"default unknown", `{"channels": {"default": "nope"}}`, `channels.default: "nope" is not a configured channel (configured: none)`},
+		{"backoff order", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "retry": {"initialBackoffMs": 500, "maxBackoffMs": 100}}}}}`,
+			`retry.initialBackoffMs: 500 is larger than retry.maxBackoffMs 100`},
+		{"negative attempts", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "retry": {"maxAttempts": -1}}}}}`,
+			`channels.webhooks.ops.retry.maxAttempts: -1 is out of range`},
+		{"tool without command", `{"tools": {"exec": {"t": {"command": []}}}}`, `tools.exec.t.command: is empty`},
+		{"tool relative command", `{"tools": {"exec": {"t": {"command": ["bin/x"]}}}}`, `"bin/x" is a relative path`},
+		{"tool reserved name", `{"tools": {"exec": {"gateway.x": {"command": ["x"]}}}}`, `built-in tools`},
+		{"tool bad schema", `{"tools": {"exec": {"t": {"command": ["x"], "argsSchema": {"type": "objekt"}}}}}`,
+			`tools.exec.t.argsSchema: is not a valid JSON Schema`},
+		{"tool remote ref", `{"tools": {"exec": {"t": {"command": ["x"], "argsSchema": {"$ref": "https://example.com/s.json"}}}}}`,
+			`only schemas inside argsSchema are allowed`},
+		{"tools body", `{"tools": {"maxBodyBytes": -1}}`, `tools.maxBodyBytes: -1 is out of range`},
+		{"hooks enabled without token", `{"hooks": {"enabled": true}}`, `hooks.token: is required when hooks.enabled is true`},
+		{"hooks short token", `{"hooks": {"enabled": true, "token": "short"}}`, `hooks.token: is 5 characters; use at least 16`},
+		{"hooks token disabled is fine", `{"hooks": {"token": "0123456789abcdef"}}`, ""},
+		{"hooks heartbeat", `{"hooks": {"heartbeatIntervalMs": 1}}`, `hooks.heartbeatIntervalMs: 1 is out of range`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("c.json", []byte(tt.json))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("valid config rejected: %v", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("invalid config accepted, want %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("error %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestChannelsDefaultsRedactClone(t *testing.T) {
+	c, err := Parse("c.json", []byte(`{"channels": {"webhooks": {"ops": {"url": "https://u:pw@h.example/x?token=abc", "secret": "topsecret", "headers": {"Authorization": "Bearer x"}}}},
+	  "tools": {"exec": {"t": {"command": ["x"], "env": {"API_KEY": "k"}}}}, "hooks": {"enabled": true, "token": "0123456789abcdef0"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := c.WithDefaults()
+	w := full.Channels.Webhooks["ops"]
+	if w.TimeoutMs != DefaultWebhookTimeoutMs || w.Retry.MaxAttempts != DefaultRetryMaxAttempts || w.Retry.MaxElapsedMs != DefaultRetryMaxElapsedMs ||
+		full.Channels.DedupeTTLMs != DefaultDedupeTTLMs || full.Tools.Exec["t"].TimeoutMs != DefaultToolTimeoutMs ||
+		full.Hooks.MaxBodyBytes != DefaultHooksMaxBodyBytes || full.Hooks.RequestsPerMinute != DefaultHooksPerMinute {
+		t.Errorf("defaults not filled in: %+v %+v %+v", w, full.Tools, full.Hooks)
+	}
+	if c.Channels.Webhooks["ops"].TimeoutMs != 0 {
+		t.Error("WithDefaults changed the original's map entry")
+	}
+	r := full.Redacted()
+	raw, _ := json.Marshal(r)
+	for _, secret := range []string{"topsecret", "Bearer x", `"k"`, "0123456789abcdef0", "pw@", "abc"} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("redacted config still holds %q: %s", secret, raw)
+		}
+	}
+	if full.Channels.Webhooks["ops"].Secret != "topsecret" || full.Tools.Exec["t"].Env["API_KEY"] != "k" || full.Channels.Webhooks["ops"].Headers["Authorization"] != "Bearer x" {
+		t.Error("Redacted changed the config it copied")
+	}
+	if d := Diff(full, full.WithDefaults()); len(d) != 0 {
+		t.Errorf("a config differs from its own copy: %v", d)
+	}
+	changed := full.WithDefaults()
+	changed.Hooks.Enabled = false
+	d := Diff(full, changed)
+	if len(d) != 1 || d[0].Key != "hooks.enabled" || d[0].Restart {
+		t.Errorf("toggling hooks: %+v, want one hot-safe change of hooks.enabled", d)
+	}
+}
+
+func TestResolveSecret(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "s")
+	if err := os.WriteFile(file, []byte("  from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SET": "from-env"}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		value, env, file, want, err string
+	}{
+		{value: "v", want: "v"},
+		{env: "SET", want: "from-env"},
+		{env: "UNSET", err: "hooks.tokenEnv: environment variable UNSET is not set"},
+		{file: file, want: "from-file"},
+		{file: filepath.Join(dir, "nope"), err: "does not exist (create it"},
+		{file: empty, err: "is empty"},
+		{err: "hooks.token is not set"},
+	}
+	for _, tt := range tests {
+		got, err := ResolveSecret("hooks.token", tt.value, tt.env, tt.file, getenv)
+		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("ResolveSecret(%q, %q, %q) = %q, %v; want %q, %q", tt.value, tt.env, tt.file, got, err, tt.want, tt.err)
+		}
+	}
+}
