@@ -496,3 +496,15 @@ func TestClose(t *testing.T) {
 		t.Errorf("CloseStatus after Close = %d, want 1000", code)
 	}
 }
+
+func TestStoppingGatewayIsRetryable(t *testing.T) {
+	// A gateway that is stopping answers the upgrade with 503: retry later.
+	de := &client.DialError{URL: "ws://127.0.0.1:1", Stage: client.StageConnect, HTTPStatus: 503}
+	if !de.IsUnreachable() || !strings.Contains(de.Error(), "try again in a moment") {
+		t.Fatalf("503 upgrade: unreachable=%v, %q", de.IsUnreachable(), de.Error())
+	}
+	de = &client.DialError{URL: "ws://127.0.0.1:1", Stage: client.StageConnect, HTTPStatus: 404}
+	if de.IsUnreachable() || !strings.Contains(de.Error(), "check --url") {
+		t.Fatalf("404 upgrade: unreachable=%v, %q", de.IsUnreachable(), de.Error())
+	}
+}

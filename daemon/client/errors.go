@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"time"
@@ -75,7 +76,7 @@ func (e *DialError) IsAuth() bool {
 // ready yet (close 1013) or restarting (1012): cases where retrying later
 // may help.
 func (e *DialError) IsUnreachable() bool {
-	if e.Stage == StageConnect && e.HTTPStatus == 0 {
+	if e.Stage == StageConnect && (e.HTTPStatus == 0 || e.HTTPStatus == http.StatusServiceUnavailable) {
 		return true
 	}
 	return e.CloseCode == protocol.CloseTryAgainLater || e.CloseCode == protocol.CloseServiceRestart
@@ -154,6 +155,8 @@ func (e *DialError) defaultFix() string {
 		return "the gateway is restarting; try again in a moment"
 	}
 	switch {
+	case e.Stage == StageConnect && e.HTTPStatus == http.StatusServiceUnavailable:
+		return "the gateway is stopping or restarting; try again in a moment"
 	case e.Stage == StageConnect && e.HTTPStatus != 0:
 		return "is this a gatewayd or OpenClaw gateway? check --url"
 	case e.Stage == StageConnect:

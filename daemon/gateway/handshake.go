@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -176,8 +178,10 @@ func (s *Server) readLoop(ctx context.Context, c *wsConn) {
 		s.log.Debug("client disconnected", "conn", c.id, "remote", c.remote)
 	}()
 	for {
-		typ, data, err := c.ws.Read(ctx)
+		buf := readBufs.Get().(*bytes.Buffer)
+		typ, data, err := c.readInto(ctx, buf)
 		if err != nil {
+			putReadBuf(buf)
 			var ce websocket.CloseError
 			if errors.As(err, &ce) || errors.Is(err, context.Canceled) {
 				return
@@ -188,10 +192,12 @@ func (s *Server) readLoop(ctx context.Context, c *wsConn) {
 		}
 		c.lastRead.Store(time.Now().UnixMilli())
 		if typ != websocket.MessageText {
+			putReadBuf(buf)
 			c.respond("invalid", nil, protocol.InvalidFrame(errors.New("binary frames are not part of the protocol")).Error)
 			continue
 		}
 		f, err := protocol.DecodeRequest(data)
+		putReadBuf(buf) // f holds copies
 		if err != nil {
 			inv := protocol.InvalidFrame(err)
 			c.respond(inv.ID, nil, inv.Error)
@@ -199,6 +205,33 @@ func (s *Server) readLoop(ctx context.Context, c *wsConn) {
 		}
 		s.dispatch(ctx, c, f)
 	}
+}
+
+// readBufs recycles frame buffers between reads: an idle connection holds
+// none, a busy one does not allocate per frame. Decoded frames copy what
+// they keep (json.RawMessage params are copied), so the buffer is free
+// again once the frame is dispatched.
+var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putReadBuf returns a buffer to the pool unless a huge frame grew it.
+func putReadBuf(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		b.Reset()
+		readBufs.Put(b)
+	}
+}
+
+// readInto reads one message into buf (whose contents it replaces).
+func (c *wsConn) readInto(ctx context.Context, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.ws.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return 0, nil, err
+	}
+	return typ, buf.Bytes(), nil
 }
 
 func (s *Server) dispatch(ctx context.Context, c *wsConn, f *protocol.RequestFrame) {

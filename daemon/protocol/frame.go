@@ -7,12 +7,75 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 // DecodeRequest strictly decodes one request frame. Unknown fields, a wrong
 // type, an empty id or method, trailing data and an over-long traceparent
 // are errors; the message is meant to follow "invalid request frame: ".
 func DecodeRequest(data []byte) (*RequestFrame, error) {
+	// Fast path: Unmarshal (no Decoder buffers) plus a check of the
+	// top-level keys. Any problem takes the strict Decoder path below,
+	// which words the error.
+	var f RequestFrame
+	if json.Unmarshal(data, &f) == nil && knownKeys(data, requestKeys) {
+		return checkRequest(&f)
+	}
+	return decodeRequestStrict(data)
+}
+
+// requestKeys are RequestFrame's JSON names. Matching is case-insensitive
+// like encoding/json's field matching, so both paths accept the same
+// frames.
+var requestKeys = []string{"type", "id", "method", "params", "traceparent"}
+
+// knownKeys reports whether every top-level key of the JSON object data
+// (already known to be valid JSON) is one of keys.
+func knownKeys(data []byte, keys []string) bool {
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '"':
+			start := i + 1
+			for i++; i < len(data) && data[i] != '"'; i++ {
+				if data[i] == '\\' {
+					i++
+				}
+			}
+			if depth != 1 {
+				continue
+			}
+			// A string at depth 1 is a key when a colon follows.
+			j := i + 1
+			for j < len(data) && (data[j] == ' ' || data[j] == '\t' || data[j] == '\n' || data[j] == '\r') {
+				j++
+			}
+			if j < len(data) && data[j] == ':' {
+				key := data[start:i]
+				if bytes.IndexByte(key, '\\') >= 0 {
+					return false // escaped key: let the strict path judge it
+				}
+				ok := false
+				for _, k := range keys {
+					if len(k) == len(key) && strings.EqualFold(k, string(key)) {
+						ok = true
+						break
+					}
+				}
+				if !ok {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func decodeRequestStrict(data []byte) (*RequestFrame, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f RequestFrame
@@ -22,6 +85,11 @@ func DecodeRequest(data []byte) (*RequestFrame, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after the JSON object")
 	}
+	return checkRequest(&f)
+}
+
+// checkRequest checks a decoded frame's values.
+func checkRequest(f *RequestFrame) (*RequestFrame, error) {
 	switch {
 	case f.Type != TypeReq:
 		if f.Type == "" {
@@ -35,7 +103,7 @@ func DecodeRequest(data []byte) (*RequestFrame, error) {
 	case len(f.Traceparent) > MaxTraceparentLen:
 		return nil, fmt.Errorf("at /traceparent: longer than %d characters", MaxTraceparentLen)
 	}
-	return &f, nil
+	return f, nil
 }
 
 // DecodeParams strictly decodes a method's params into v: absent or null

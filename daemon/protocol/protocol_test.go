@@ -172,11 +172,22 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"type":"req","id":"1","method":"health","params":{"probe":true}}`,
 		`{"type":"req","id":"","method":"x"}`, `{}`, `[]`, `null`, `"s"`, `{"type":"req"`,
 		`{"type":"req","id":"1","method":"x","params":null,"traceparent":"00"}`,
+		`{"type":"req","id":"1","method":"x","extra":1}`, `{"type":"req","id":"1","method":"x","params":{"a":{"b":"}"}}}`,
+		`{"ID":"1","type":"req","method":"x"}`, `{"type":"req","id":"1","method":"x","\u0069d":"2"}`,
+		`{"type":"req","id":"1","method":"x"} {}`, `{"type":"req","id":"a\"b","method":"x","params":["x",{"y":1}]}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr, err := DecodeRequest(data)
+		// The fast path and the strict Decoder path agree.
+		strict, serr := decodeRequestStrict(data)
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("paths disagree on %q: fast %v, strict %v", data, err, serr)
+		}
+		if err == nil && (fr.ID != strict.ID || fr.Method != strict.Method || string(fr.Params) != string(strict.Params) || fr.Traceparent != strict.Traceparent) {
+			t.Fatalf("paths decode %q differently: %+v vs %+v", data, fr, strict)
+		}
 		if err == nil {
 			if fr.Type != TypeReq || fr.ID == "" || fr.Method == "" {
 				t.Fatalf("accepted an invalid frame: %+v", fr)
