@@ -17,7 +17,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
@@ -339,4 +341,68 @@ func BenchmarkPresenceFanout(b *testing.B) {
 			break
 		}
 	}
+}
+
+// BenchmarkSocketActivatedColdStart measures the socket-activated cold
+// start: systemd-socket-activate holds the listening socket and execs
+// gatewayd on the first connection; the time is from that connection's
+// TCP connect to its hello-ok (median and max in ms). Target ≤ 30 ms.
+func BenchmarkSocketActivatedColdStart(b *testing.B) {
+	skipWithoutBinary(b)
+	sa, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		b.Skip("SKIPPING LOUDLY: systemd-socket-activate not found (apt-get install systemd; CI installs it)")
+	}
+	var took []time.Duration
+	for i := range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		port, err := gatewaytest.FreePort()
+		if err != nil {
+			b.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		const token = "cold-start-token"
+		cmd := exec.Command(sa, "-l", addr, "--fdname=gatewayd",
+			"-E", "GATEWAY_STATE_DIR="+dir, "-E", "GATEWAY_CONFIG_PATH="+dir+"/config.json",
+			gatewayd, "--listen", "systemd:gatewayd", "--token", token)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		// Wait until systemd-socket-activate holds the port, without
+		// connecting (a connect would start gatewayd).
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				break // taken: it is listening
+			}
+			l.Close()
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				b.Fatalf("systemd-socket-activate did not listen on %s:\n%s", addr, out.String())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		c, err := client.Dial(context.Background(), client.Options{URL: "ws://" + addr, Token: token, HandshakeTimeout: 10 * time.Second})
+		d := time.Since(t0)
+		b.StopTimer()
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			b.Fatalf("iteration %d: %v\n%s", i, err, out.String())
+		}
+		took = append(took, d)
+		c.Close()
+		cmd.Process.Signal(syscall.SIGTERM) // gatewayd: it replaced systemd-socket-activate by exec
+		cmd.Wait()
+		b.StartTimer()
+	}
+	slices.Sort(took)
+	b.ReportMetric(ms(Percentile(took, 0.5)), "ms-median")
+	b.ReportMetric(ms(took[len(took)-1]), "ms-max")
 }

@@ -105,6 +105,14 @@ func (s *Server) health() *Health {
 	return h
 }
 
+// HealthReport is the health method's payload, for extensions (the
+// gateway.health tool).
+func (s *Server) HealthReport() any { return s.health() }
+
+// StatusReport is the status method's payload, for extensions (the
+// gateway.status tool).
+func (s *Server) StatusReport() any { return s.statusPayload() }
+
 func (s *Server) mHealth(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
 	var p protocol.EmptyParams
 	if err := protocol.DecodeParams(raw, &p); err != nil {
@@ -138,12 +146,16 @@ func (s *Server) mStatus(_ context.Context, _ *wsConn, raw json.RawMessage) (any
 	if err := protocol.DecodeParams(raw, &p); err != nil {
 		return nil, paramsError("status", err)
 	}
+	return s.statusPayload(), nil
+}
+
+func (s *Server) statusPayload() *StatusPayload {
 	st := s.settings.Load()
 	return &StatusPayload{Version: s.o.Version, Profile: s.o.Profile, PID: os.Getpid(),
 		UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), StartedAt: s.o.StartedAt.UnixMilli(),
 		Listeners: s.o.Listeners, Connections: s.hub.count(), ConfigPath: s.o.ConfigPath, ConfigValid: s.o.ConfigStatus().Valid,
 		StateDir: s.o.StateDir, LogFile: s.o.LogFile, ReloadMode: st.ReloadMode, AuthMode: st.Auth.Mode,
-		Restarts: s.o.RestartCount, StatusText: s.StatusText(), BootID: s.o.BootID}, nil
+		Restarts: s.o.RestartCount, StatusText: s.StatusText(), BootID: s.o.BootID}
 }
 
 func (s *Server) mPresence(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {

@@ -27,6 +27,9 @@ type CoreReporter interface {
 	StatusReport() any
 }
 
+// The core's server generation is a CoreReporter.
+var _ CoreReporter = (*gateway.Server)(nil)
+
 // CoreBuiltins returns the built-in tools gateway.status and
 // gateway.health. (gateway.tools, the list of tools, is always added by
 // New.)

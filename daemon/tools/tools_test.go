@@ -189,11 +189,12 @@ func TestInvoke(t *testing.T) {
 
 	// Built-ins.
 	a = invoke(t, ctx, base, testToken, `{"tool":"gateway.status"}`)
+	// The bound host is the core's server: its own status payload.
 	var st struct {
 		Version string `json:"version"`
-		Profile string `json:"profile"`
+		BootID  string `json:"bootId"`
 	}
-	if a.code != 200 || json.Unmarshal(a.Result, &st) != nil || st.Version != "9.9" || st.Profile != "p" {
+	if a.code != 200 || json.Unmarshal(a.Result, &st) != nil || st.Version != "test" || st.BootID == "" {
 		t.Errorf("gateway.status: %d %s", a.code, a.Result)
 	}
 	a = invoke(t, ctx, base, testToken, `{"tool":"gateway.health"}`)
