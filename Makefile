@@ -6,7 +6,7 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -s -w -X github.com/gatewayd/gatewayd/daemon/buildinfo.Version=$(VERSION) -X github.com/gatewayd/gatewayd/daemon/buildinfo.Commit=$(COMMIT)
 BIN := bin
 
-.PHONY: help build run test test-setup lint bench protocol cross fuzz-seeds clean
+.PHONY: help build run test test-setup lint bench protocol cross fuzz-seeds clean package package-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -54,3 +54,10 @@ cross: ## darwin builds with CGO_ENABLED=0 (arm64, amd64)
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
+
+package: ## dist/: gatewayd_<v>_<arch>.deb, gatewayd-<v>-1.<arch>.rpm, gatewayd-<v>-{arm64,x86_64}.pkg (version from git describe)
+	rm -f dist/gatewayd_*.deb dist/gatewayd-*.rpm dist/gatewayd-*.pkg
+	$(GO) run ./packaging/cmd/mkpackage -out dist
+
+package-test: test-setup package ## lintian, rpmlint, scripts, dpkg --root, rpm -qp, pkg readers, hardening, e2e install/upgrade/purge in a booted systemd container
+	GATEWAYD_DIST=$(CURDIR)/dist $(GO) test -count=1 -timeout 20m ./packaging/...

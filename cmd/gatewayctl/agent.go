@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -57,13 +56,7 @@ Examples:
 			if strings.TrimSpace(*message) == "" {
 				return usageErr(errors.New("agent needs --message TEXT"))
 			}
-			timeoutSet := false
-			fs.Visit(func(f *flag.Flag) {
-				if f.Name == "timeout" {
-					timeoutSet = true
-				}
-			})
-			return a.agent(ctx, client.AgentParams{Message: *message, AgentID: *agentID, SessionKey: *session, IdempotencyKey: *key}, timeoutSet)
+			return a.agent(ctx, client.AgentParams{Message: *message, AgentID: *agentID, SessionKey: *session, IdempotencyKey: *key}, flagGiven(fs, "timeout"))
 		},
 	}
 }
@@ -80,13 +73,7 @@ func (a *app) agent(ctx context.Context, p client.AgentParams, timeoutSet bool) 
 		p.Timeout = int((a.g.timeout + time.Second - 1) / time.Second)
 		wait = time.Duration(p.Timeout)*time.Second + agentWaitGrace
 	}
-	t, err := a.resolve()
-	if err != nil {
-		return err
-	}
-	dctx, cancel := a.callCtx(ctx)
-	c, err := a.dial(dctx, t, agentScopes)
-	cancel()
+	c, err := a.connect(ctx, agentScopes)
 	if err != nil {
 		return err
 	}
@@ -113,9 +100,8 @@ func (a *app) agent(ctx context.Context, p client.AgentParams, timeoutSet bool) 
 		fmt.Fprintln(a.stdout)
 	}
 	if err != nil {
-		var ce *client.CallError
-		if errors.As(err, &ce) {
-			return callErrorMessage(ce)
+		if rerr := rpcError(err); rerr != nil {
+			return rerr
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return withCode(ExitUnreachable, fmt.Errorf("no final answer from the gateway within %s (the run %s may still be going: gatewayctl call agent.wait --params '{\"runId\":\"%s\"}')", wait, p.IdempotencyKey, p.IdempotencyKey))

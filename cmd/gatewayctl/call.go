@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -33,19 +32,13 @@ Examples:
   gatewayctl call system-event --params '{"text":"deploy finished"}'`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := parseInterspersed(fs, args)
+			pos, err := positional(fs, args, 1, "call needs exactly one METHOD", " (usage: gatewayctl call METHOD [--params JSON])")
 			if err != nil {
 				return err
 			}
-			if len(pos) != 1 {
-				return usageErr(fmt.Errorf("call needs exactly one METHOD, got %d arguments (usage: gatewayctl call METHOD [--params JSON])", len(pos)))
-			}
-			var raw json.RawMessage
-			if p := strings.TrimSpace(*params); p != "" {
-				if !json.Valid([]byte(p)) {
-					return usageErr(fmt.Errorf("--params is not valid JSON: %q (quote it for the shell, e.g. --params '{\"limit\":5}')", p))
-				}
-				raw = json.RawMessage(p)
+			raw, err := jsonParams(*params, `{"limit":5}`)
+			if err != nil {
+				return err
 			}
 			return a.call(ctx, pos[0], raw)
 		},
@@ -53,30 +46,17 @@ Examples:
 }
 
 func (a *app) call(ctx context.Context, method string, params json.RawMessage) error {
-	t, err := a.resolve()
-	if err != nil {
-		return err
-	}
-	cctx, cancel := a.callCtx(ctx)
-	defer cancel()
-	c, err := a.dial(cctx, t, allScopes)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	var p any
-	if params != nil {
-		p = params
-	}
-	raw, err := c.Call(cctx, method, p)
-	if err != nil {
-		var ce *client.CallError
-		if errors.As(err, &ce) {
-			return callErrorMessage(ce)
+	return a.withConn(ctx, allScopes, func(cctx context.Context, c *client.Conn) error {
+		var p any
+		if params != nil {
+			p = params
 		}
-		return err
-	}
-	return writeJSON(a.stdout, raw)
+		raw, err := callRPC(cctx, c, method, p)
+		if err != nil {
+			return err
+		}
+		return writeJSON(a.stdout, raw)
+	})
 }
 
 // callErrorMessage renders an RPC error with its details and retry hint.

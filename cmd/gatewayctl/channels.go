@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
-	"github.com/gatewayd/gatewayd/daemon/client"
 )
 
 // probeWait bounds channels status --probe (the gateway bounds each probe
@@ -55,13 +53,7 @@ Exit status 0 when every channel is linked (and, with --probe, reachable),
 }
 
 func (a *app) channelsStatus(ctx context.Context, probe bool) error {
-	t, err := a.resolve()
-	if err != nil {
-		return err
-	}
-	dctx, cancel := a.callCtx(ctx)
-	defer cancel()
-	c, err := a.dial(dctx, t, readScopes)
+	c, err := a.connect(ctx, readScopes)
 	if err != nil {
 		return err
 	}
@@ -70,19 +62,15 @@ func (a *app) channelsStatus(ctx context.Context, probe bool) error {
 	if probe {
 		wait = max(wait, probeWait)
 	}
-	cctx, cancelCall := context.WithTimeout(ctx, wait)
-	defer cancelCall()
-	raw, err := c.Call(cctx, "channels.status", channels.StatusParams{Probe: probe})
+	cctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	raw, err := callRPC(cctx, c, "channels.status", channels.StatusParams{Probe: probe})
 	if err != nil {
-		var ce *client.CallError
-		if errors.As(err, &ce) {
-			return callErrorMessage(ce)
-		}
 		return err
 	}
-	var st channels.StatusPayload
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return fmt.Errorf("decode channels.status payload: %w", err)
+	st, err := decodePayload[channels.StatusPayload]("channels.status", raw)
+	if err != nil {
+		return err
 	}
 	problems := 0
 	for _, ch := range st.Channels {
@@ -95,7 +83,7 @@ func (a *app) channelsStatus(ctx context.Context, probe bool) error {
 			return err
 		}
 	} else {
-		printChannels(a, &st)
+		printChannels(a, st)
 	}
 	if problems > 0 {
 		return withCode(ExitProblem, fmt.Errorf("%d of %d channels cannot deliver (see the reasons above)", problems, len(st.Channels)))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
-	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
@@ -79,37 +77,28 @@ Examples:
 }
 
 func (a *app) messageSend(ctx context.Context, p channels.SendParams, wait time.Duration) error {
-	t, err := a.resolve()
-	if err != nil {
-		return err
-	}
-	dctx, cancel := a.callCtx(ctx)
-	defer cancel()
-	c, err := a.dial(dctx, t, sendScopes)
+	c, err := a.connect(ctx, sendScopes)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	sctx, cancelSend := context.WithTimeout(ctx, max(wait, a.g.timeout))
-	defer cancelSend()
-	raw, err := c.Call(sctx, "send", p)
+	sctx, cancel := context.WithTimeout(ctx, max(wait, a.g.timeout))
+	defer cancel()
+	raw, err := callRPC(sctx, c, "send", p)
 	if err != nil {
-		var ce *client.CallError
-		if errors.As(err, &ce) {
-			return callErrorMessage(ce)
-		}
-		if sctx.Err() != nil {
+		if !errors.Is(err, errRPC) && sctx.Err() != nil {
 			return withCode(ExitProblem, fmt.Errorf("no outcome after %s; the gateway goes on delivering (repeat with --idempotency-key %s for the outcome, or raise --wait): %w", max(wait, a.g.timeout), p.IdempotencyKey, err))
 		}
 		return err
 	}
-	if a.g.json {
-		return writeJSON(a.stdout, raw)
-	}
-	var d channels.Delivery
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("decode send payload: %w", err)
-	}
+	return printPayload(a, "send", raw, func(d *channels.Delivery) error {
+		a.printDelivery(d)
+		return nil
+	})
+}
+
+// printDelivery says where the send went (or that it was a repeat).
+func (a *app) printDelivery(d *channels.Delivery) {
 	how := fmt.Sprintf("%d attempt%s", d.Attempts, map[bool]string{true: "", false: "s"}[d.Attempts == 1])
 	if d.Status != 0 {
 		how += fmt.Sprintf(", HTTP %d", d.Status)
@@ -117,8 +106,7 @@ func (a *app) messageSend(ctx context.Context, p channels.SendParams, wait time.
 	if d.Deduplicated {
 		fmt.Fprintf(a.stdout, "already sent to %s via %s (%s) at %s: idempotency key %s was delivered before, not sent again\n",
 			d.To, d.Channel, d.Kind, time.UnixMilli(d.DeliveredAt).UTC().Format(time.RFC3339), d.IdempotencyKey)
-		return nil
+		return
 	}
 	fmt.Fprintf(a.stdout, "sent to %s via %s (%s, %s, delivery %s, idempotency key %s)\n", d.To, d.Channel, d.Kind, how, d.DeliveryID, d.IdempotencyKey)
-	return nil
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -61,20 +59,11 @@ payload ({ts, nodes:[…]}).`,
 			if len(args) > 0 {
 				return usageErr(fmt.Errorf("nodes list takes no arguments, got %q", strings.Join(args, " ")))
 			}
-			return a.nodesWithConn(ctx, readScopes, func(cctx context.Context, c *client.Conn) error {
-				raw, err := nodesRPC(cctx, c, nodes.MethodList, nil)
-				if err != nil {
-					return err
-				}
-				if a.g.json {
-					return writeJSON(a.stdout, raw)
-				}
-				var l nodes.NodeList
-				if err := json.Unmarshal(raw, &l); err != nil {
-					return fmt.Errorf("decode node.list: %w", err)
-				}
-				printNodeList(a.stdout, l.Nodes)
-				return nil
+			return a.withConn(ctx, readScopes, func(cctx context.Context, c *client.Conn) error {
+				return callPrint(a, cctx, c, nodes.MethodList, nil, func(l *nodes.NodeList) error {
+					printNodeList(a.stdout, l.Nodes)
+					return nil
+				})
 			})
 		},
 	}
@@ -88,31 +77,19 @@ func (a *app) nodesDescribeCommand() *ffcli.Command {
 		ShortHelp:  "Show one node: status, device, caps and commands.",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := parseInterspersed(fs, args)
+			pos, err := positional(fs, args, 1, "nodes describe needs exactly one NODE", "")
 			if err != nil {
 				return err
 			}
-			if len(pos) != 1 {
-				return usageErr(fmt.Errorf("nodes describe needs exactly one NODE, got %d arguments", len(pos)))
-			}
-			return a.nodesWithConn(ctx, readScopes, func(cctx context.Context, c *client.Conn) error {
+			return a.withConn(ctx, readScopes, func(cctx context.Context, c *client.Conn) error {
 				id, err := resolveNode(cctx, c, pos[0])
 				if err != nil {
 					return err
 				}
-				raw, err := nodesRPC(cctx, c, nodes.MethodDescribe, map[string]string{"nodeId": id})
-				if err != nil {
-					return err
-				}
-				if a.g.json {
-					return writeJSON(a.stdout, raw)
-				}
-				var n nodes.NodeInfo
-				if err := json.Unmarshal(raw, &n); err != nil {
-					return fmt.Errorf("decode node.describe: %w", err)
-				}
-				printNodeInfo(a.stdout, &n)
-				return nil
+				return callPrint(a, cctx, c, nodes.MethodDescribe, map[string]string{"nodeId": id}, func(n *nodes.NodeInfo) error {
+					printNodeInfo(a.stdout, n)
+					return nil
+				})
 			})
 		},
 	}
@@ -144,32 +121,30 @@ Examples:
   gatewayctl nodes invoke 7837d64b system.run --params '{"cmd":"uptime"}' --timeout 30s`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := parseInterspersed(fs, args)
+			pos, err := positional(fs, args, 2, "nodes invoke needs NODE and COMMAND", " (usage: gatewayctl nodes invoke NODE COMMAND [--params JSON])")
 			if err != nil {
 				return err
 			}
-			if len(pos) != 2 {
-				return usageErr(fmt.Errorf("nodes invoke needs NODE and COMMAND, got %d arguments (usage: gatewayctl nodes invoke NODE COMMAND [--params JSON])", len(pos)))
-			}
 			req := map[string]any{"command": pos[1]}
-			if p := strings.TrimSpace(*params); p != "" {
-				if !json.Valid([]byte(p)) {
-					return usageErr(fmt.Errorf("--params is not valid JSON: %q (quote it for the shell, e.g. --params '{\"x\":1}')", p))
-				}
-				req["params"] = json.RawMessage(p)
+			p, err := jsonParams(*params, `{"x":1}`)
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				req["params"] = p
 			}
 			if *key != "" {
 				req["idempotencyKey"] = *key
 			}
 			wait := nodeInvokeMaxWait
-			if nodesFlagGiven(fs, "timeout") {
+			if flagGiven(fs, "timeout") {
 				if a.g.timeout < 100*time.Millisecond {
 					return usageErr(fmt.Errorf("--timeout %s is shorter than the 100ms a node invoke can be given", a.g.timeout))
 				}
 				req["timeoutMs"] = a.g.timeout.Milliseconds()
 				wait = a.g.timeout + 5*time.Second
 			}
-			return a.nodesWithConn(ctx, nodeInvokeScopes, func(cctx context.Context, c *client.Conn) error {
+			return a.withConn(ctx, nodeInvokeScopes, func(cctx context.Context, c *client.Conn) error {
 				id, err := resolveNode(cctx, c, pos[0])
 				if err != nil {
 					return err
@@ -177,63 +152,12 @@ Examples:
 				req["nodeId"] = id
 				ictx, cancel := context.WithTimeout(ctx, wait)
 				defer cancel()
-				raw, err := nodesRPC(ictx, c, nodes.MethodInvoke, req)
-				if err != nil {
-					return err
-				}
-				if a.g.json {
-					return writeJSON(a.stdout, raw)
-				}
-				var res nodes.InvokeResponse
-				if err := json.Unmarshal(raw, &res); err != nil {
-					return fmt.Errorf("decode node.invoke: %w", err)
-				}
-				return writeJSON(a.stdout, res.Payload)
+				return callPrint(a, ictx, c, nodes.MethodInvoke, req, func(res *nodes.InvokeResponse) error {
+					return writeJSON(a.stdout, res.Payload)
+				})
 			})
 		},
 	}
-}
-
-// nodesFlagGiven reports whether the flag name was given on the command line.
-func nodesFlagGiven(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == name {
-			set = true
-		}
-	})
-	return set
-}
-
-// nodesWithConn resolves the target, dials it with scopes (bounded by
-// --timeout) and runs fn with a context bounded by --timeout.
-func (a *app) nodesWithConn(ctx context.Context, scopes []string, fn func(ctx context.Context, c *client.Conn) error) error {
-	t, err := a.resolve()
-	if err != nil {
-		return err
-	}
-	cctx, cancel := a.callCtx(ctx)
-	defer cancel()
-	c, err := a.dial(cctx, t, scopes)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return fn(cctx, c)
-}
-
-// nodesRPC calls method; an error response becomes gatewayctl's RPC error
-// (message with details, exit status 1).
-func nodesRPC(ctx context.Context, c *client.Conn, method string, params any) (json.RawMessage, error) {
-	raw, err := c.Call(ctx, method, params)
-	if err != nil {
-		var ce *client.CallError
-		if errors.As(err, &ce) {
-			return nil, callErrorMessage(ce)
-		}
-		return nil, err
-	}
-	return raw, nil
 }
 
 // nodesIsID reports whether s is a full node id (64 hex digits).
@@ -251,13 +175,9 @@ func resolveNode(ctx context.Context, c *client.Conn, arg string) (string, error
 	if nodesIsID(strings.ToLower(arg)) {
 		return strings.ToLower(arg), nil
 	}
-	raw, err := nodesRPC(ctx, c, nodes.MethodList, nil)
+	l, err := callDecode[nodes.NodeList](ctx, c, nodes.MethodList, nil)
 	if err != nil {
 		return "", err
-	}
-	var l nodes.NodeList
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return "", fmt.Errorf("decode node.list: %w", err)
 	}
 	var byName, byPrefix []string
 	for _, n := range l.Nodes {

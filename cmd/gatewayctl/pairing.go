@@ -50,20 +50,11 @@ func (a *app) pairingListCommand() *ffcli.Command {
 			if len(args) > 0 {
 				return usageErr(fmt.Errorf("pairing list takes no arguments, got %q", strings.Join(args, " ")))
 			}
-			return a.nodesWithConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
-				raw, err := nodesRPC(cctx, c, nodes.MethodPairList, nil)
-				if err != nil {
-					return err
-				}
-				if a.g.json {
-					return writeJSON(a.stdout, raw)
-				}
-				var l nodes.PairList
-				if err := json.Unmarshal(raw, &l); err != nil {
-					return fmt.Errorf("decode node.pair.list: %w", err)
-				}
-				printPairList(a.stdout, &l)
-				return nil
+			return a.withConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
+				return callPrint(a, cctx, c, nodes.MethodPairList, nil, func(l *nodes.PairList) error {
+					printPairList(a.stdout, l)
+					return nil
+				})
 			})
 		},
 	}
@@ -83,31 +74,23 @@ func (a *app) pairingResolveCommand(approve bool) *ffcli.Command {
 		ShortHelp:  help,
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := parseInterspersed(fs, args)
+			pos, err := positional(fs, args, 1, "pairing "+name+" needs exactly one REQUEST id", " (see gatewayctl pairing list)")
 			if err != nil {
 				return err
 			}
-			if len(pos) != 1 {
-				return usageErr(fmt.Errorf("pairing %s needs exactly one REQUEST id, got %d arguments (see gatewayctl pairing list)", name, len(pos)))
-			}
-			return a.nodesWithConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
+			return a.withConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
 				req, err := resolveRequest(cctx, c, pos[0])
 				if err != nil {
 					return err
 				}
-				raw, err := nodesRPC(cctx, c, method, map[string]string{"requestId": req.RequestID})
-				if err != nil {
-					return err
-				}
-				if a.g.json {
-					return writeJSON(a.stdout, raw)
-				}
-				who := req.NodeID
-				if req.DisplayName != "" {
-					who += " (" + req.DisplayName + ")"
-				}
-				fmt.Fprintf(a.stdout, "%s pairing request %s of node %s\n", verb, req.RequestID, who)
-				return nil
+				return callPrint(a, cctx, c, method, map[string]string{"requestId": req.RequestID}, func(*json.RawMessage) error {
+					who := req.NodeID
+					if req.DisplayName != "" {
+						who += " (" + req.DisplayName + ")"
+					}
+					fmt.Fprintf(a.stdout, "%s pairing request %s of node %s\n", verb, req.RequestID, who)
+					return nil
+				})
 			})
 		},
 	}
@@ -121,27 +104,19 @@ func (a *app) pairingRemoveCommand() *ffcli.Command {
 		ShortHelp:  "Unpair a node: its credential stops working and it is disconnected.",
 		FlagSet:    fs,
 		Exec: func(ctx context.Context, args []string) error {
-			pos, err := parseInterspersed(fs, args)
+			pos, err := positional(fs, args, 1, "pairing remove needs exactly one NODE", " (see gatewayctl nodes list)")
 			if err != nil {
 				return err
 			}
-			if len(pos) != 1 {
-				return usageErr(fmt.Errorf("pairing remove needs exactly one NODE, got %d arguments (see gatewayctl nodes list)", len(pos)))
-			}
-			return a.nodesWithConn(ctx, append([]string{protocol.ScopeRead}, pairingScopes...), func(cctx context.Context, c *client.Conn) error {
+			return a.withConn(ctx, append([]string{protocol.ScopeRead}, pairingScopes...), func(cctx context.Context, c *client.Conn) error {
 				id, err := resolveNode(cctx, c, pos[0])
 				if err != nil {
 					return err
 				}
-				raw, err := nodesRPC(cctx, c, nodes.MethodPairRemove, map[string]string{"nodeId": id})
-				if err != nil {
-					return err
-				}
-				if a.g.json {
-					return writeJSON(a.stdout, raw)
-				}
-				fmt.Fprintf(a.stdout, "unpaired node %s\n", id)
-				return nil
+				return callPrint(a, cctx, c, nodes.MethodPairRemove, map[string]string{"nodeId": id}, func(*json.RawMessage) error {
+					fmt.Fprintf(a.stdout, "unpaired node %s\n", id)
+					return nil
+				})
 			})
 		},
 	}
@@ -150,13 +125,9 @@ func (a *app) pairingRemoveCommand() *ffcli.Command {
 // resolveRequest finds the pending request an argument names: its id, a
 // unique prefix of it, or a unique prefix of its node id.
 func resolveRequest(ctx context.Context, c *client.Conn, arg string) (*nodes.PairingRequest, error) {
-	raw, err := nodesRPC(ctx, c, nodes.MethodPairList, nil)
+	l, err := callDecode[nodes.PairList](ctx, c, nodes.MethodPairList, nil)
 	if err != nil {
 		return nil, err
-	}
-	var l nodes.PairList
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, fmt.Errorf("decode node.pair.list: %w", err)
 	}
 	low := strings.ToLower(arg)
 	var exact, prefix []*nodes.PairingRequest

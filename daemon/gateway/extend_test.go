@@ -114,12 +114,20 @@ func (e *testExt) AuthenticateDevice(deviceID, role, token string) bool {
 
 func startServer(t testing.TB, ext gateway.Extension) string {
 	t.Helper()
+	return startServerWith(t, ext, gateway.Options{})
+}
+
+// startServerWith starts a server with o (auth, version and the extension
+// filled in).
+func startServerWith(t testing.TB, ext gateway.Extension, o gateway.Options) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := gateway.New(gateway.Options{Settings: gateway.Settings{Auth: gateway.AuthSettings{Mode: "token", Token: testToken, MaxAttempts: 3}},
-		Version: "test", Extensions: []gateway.Extension{ext}})
+	o.Settings = gateway.Settings{Auth: gateway.AuthSettings{Mode: "token", Token: testToken, MaxAttempts: 3}}
+	o.Version, o.Extensions = "test", []gateway.Extension{ext}
+	s := gateway.New(o)
 	s.Serve([]net.Listener{ln})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

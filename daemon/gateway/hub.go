@@ -76,7 +76,8 @@ func (h *hub) presenceList() []protocol.PresenceEntry {
 	return out
 }
 
-// MaxSnapshotPresence bounds the presence entries in a hello-ok snapshot:
+// MaxSnapshotPresence is the default bound (Options.MaxSnapshotPresence) on
+// the presence entries in a hello-ok snapshot:
 // past it the snapshot carries the gateway's own entry and the most
 // recently changed others (system-presence always returns all). Without
 // the bound every connect would cost O(clients) bytes, and opening n
@@ -87,7 +88,8 @@ const MaxSnapshotPresence = 500
 // up to MaxSnapshotPresence, else the gateway and the newest others.
 func (h *hub) snapshotPresence() []protocol.PresenceEntry {
 	h.mu.RLock()
-	if len(h.presence) <= MaxSnapshotPresence {
+	limit := h.s.o.MaxSnapshotPresence
+	if len(h.presence) <= limit {
 		h.mu.RUnlock()
 		return h.presenceList()
 	}
@@ -100,7 +102,7 @@ func (h *hub) snapshotPresence() []protocol.PresenceEntry {
 	}
 	h.mu.RUnlock()
 	slices.SortFunc(all, func(a, b protocol.PresenceEntry) int { return cmp.Compare(b.TS, a.TS) })
-	return append([]protocol.PresenceEntry{self}, all[:MaxSnapshotPresence-1]...)
+	return append([]protocol.PresenceEntry{self}, all[:limit-1]...)
 }
 
 // add records a connection's presence and announces it to the others. The

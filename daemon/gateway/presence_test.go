@@ -12,13 +12,14 @@ import (
 )
 
 // TestPresenceBurstIsCoalescedAndSnapshotBounded opens more clients than
-// MaxSnapshotPresence: a watcher sees every newcomer's presence in fewer
+// the snapshot bound (lowered to 40 to keep the test light): a watcher sees every newcomer's presence in fewer
 // events than connects, the last hello-ok carries a bounded snapshot with
 // the gateway's own entry, and system-presence still lists everyone.
 func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
-	url := startServer(t, &testExt{release: make(chan struct{})})
+	const limit = 40
+	url := startServerWith(t, &testExt{release: make(chan struct{})}, gateway.Options{MaxSnapshotPresence: limit})
 	watcher := dial(t, client.Options{URL: url, Token: testToken, EventBuffer: 4096, InstanceID: "watcher", ClientID: "gateway-client", Mode: "backend"})
-	n := gateway.MaxSnapshotPresence + 100
+	n := limit + 60
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var last *client.Conn
@@ -31,8 +32,8 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 		last = c
 	}
 	snap := last.Hello().Snapshot.Presence
-	if len(snap) != gateway.MaxSnapshotPresence || snap[0].Mode != "gateway" {
-		t.Fatalf("last snapshot: %d entries, first %+v; want %d starting with the gateway", len(snap), snap[0], gateway.MaxSnapshotPresence)
+	if len(snap) != limit || snap[0].Mode != "gateway" {
+		t.Fatalf("last snapshot: %d entries, first %+v; want %d starting with the gateway", len(snap), snap[0], limit)
 	}
 	var all []protocol.PresenceEntry
 	if err := watcher.CallInto(ctx, "system-presence", nil, &all); err != nil {

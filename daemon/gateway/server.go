@@ -89,6 +89,9 @@ type Options struct {
 	// Extensions are the feature packages served besides the core methods
 	// (see Extension). Each is bound to this generation in Serve.
 	Extensions []Extension
+	// MaxSnapshotPresence bounds hello-ok's snapshot.presence (default
+	// MaxSnapshotPresence); system-presence always lists every entry.
+	MaxSnapshotPresence int
 }
 
 // Server is one generation of the gateway's network core.
@@ -126,6 +129,9 @@ func New(o Options) *Server {
 	}
 	if o.StartedAt.IsZero() {
 		o.StartedAt = time.Now()
+	}
+	if o.MaxSnapshotPresence < 2 {
+		o.MaxSnapshotPresence = MaxSnapshotPresence
 	}
 	if o.BootID == "" {
 		o.BootID = newConnID()

@@ -114,8 +114,14 @@ func TestKilledWriterLosesNothingCommitted(t *testing.T) {
 		acked := -1
 		buf := make([]byte, 0, 64)
 		chunk := make([]byte, 64)
-		deadline := time.Now().Add(time.Duration(100+round*100) * time.Millisecond)
-		for time.Now().Before(deadline) {
+		// Until the writer has acknowledged 10 commits (it may start slowly
+		// on a busy machine), then a little longer, then kill mid-stream.
+		var deadline time.Time
+		hardStop := time.Now().Add(30 * time.Second)
+		for time.Now().Before(hardStop) && (deadline.IsZero() || time.Now().Before(deadline)) {
+			if deadline.IsZero() && acked >= 10 {
+				deadline = time.Now().Add(time.Duration(50+round*100) * time.Millisecond)
+			}
 			n, err := out.Read(chunk)
 			buf = append(buf, chunk[:n]...)
 			for {

@@ -16,7 +16,7 @@
 //
 // Checked without a Mac: libarchive (bsdtar) lists and extracts the xar
 // and the payload, 7-Zip verifies every SHA-1, an independent reader
-// (internal/pkgread) walks the BOM, and the BOM checksums match cksum(1).
+// (packaging/internal/pkgread) walks the BOM, and the BOM checksums match cksum(1).
 // NOT checked, because it needs a Mac: that Installer.app / installer(8)
 // accept the package, that lsbom(8) and pkgutil --payload-files read the
 // BOM (its layout follows mkbom, whose output Installer is known to

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/packaging/internal/pkgread"
 	"github.com/gatewayd/gatewayd/packaging/macpkg"
-	"github.com/gatewayd/gatewayd/packaging/macpkg/internal/pkgread"
 )
 
 var testMTime = time.Date(2024, 5, 17, 12, 30, 45, 0, time.UTC)

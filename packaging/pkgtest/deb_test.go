@@ -1,0 +1,460 @@
+package pkgtest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/packaging/pkgbuild"
+	"github.com/gatewayd/gatewayd/units"
+)
+
+// wantFiles are the regular files of the deb (the rpm has the same, with
+// zsh's completion in site-functions and no lintian overrides).
+var wantFiles = []string{
+	"/etc/gatewayd/config.json",
+	"/usr/bin/gatewayctl",
+	"/usr/bin/gatewayd",
+	"/usr/lib/systemd/system/gatewayd.service",
+	"/usr/lib/systemd/system/gatewayd.socket",
+	"/usr/lib/systemd/user/gatewayd.service",
+	"/usr/lib/systemd/user/gatewayd.socket",
+	"/usr/lib/sysusers.d/gatewayd.conf",
+	"/usr/share/bash-completion/completions/gatewayctl",
+	"/usr/share/doc/gatewayd/changelog.Debian.gz",
+	"/usr/share/doc/gatewayd/copyright",
+	"/usr/share/fish/vendor_completions.d/gatewayctl.fish",
+	"/usr/share/lintian/overrides/gatewayd",
+	"/usr/share/man/man1/gatewayctl.1.gz",
+	"/usr/share/man/man8/gatewayd.8.gz",
+	"/usr/share/zsh/vendor-completions/_gatewayctl",
+}
+
+func TestDebControlAndFiles(t *testing.T) {
+	res := packages(t)
+	dpkgDeb := tool(t, "dpkg-deb", "dpkg")
+	want := "gatewayd_" + res.Version + "_" + debArch() + ".deb"
+	if filepath.Base(res.Deb) != want {
+		t.Errorf("deb is named %s, want %s", filepath.Base(res.Deb), want)
+	}
+	fields := mustRun(t, nil, dpkgDeb, "-f", res.Deb, "Package", "Version", "Architecture", "Depends")
+	for _, w := range []string{"Package: gatewayd", "Version: " + res.Version, "Architecture: " + debArch(), "Depends: systemd | systemd-sysusers"} {
+		if !strings.Contains(fields, w+"\n") {
+			t.Errorf("control lacks %q:\n%s", w, fields)
+		}
+	}
+
+	var files []string
+	for _, line := range strings.Split(strings.TrimSpace(mustRun(t, nil, dpkgDeb, "-c", res.Deb)), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && strings.HasPrefix(f[0], "-") {
+			files = append(files, strings.TrimPrefix(f[5], "."))
+			if f[1] != "root/root" && f[1] != "0/0" {
+				t.Errorf("%s is owned by %s, want root/root", f[5], f[1])
+			}
+		}
+	}
+	sort.Strings(files)
+	if !slices.Equal(files, wantFiles) {
+		t.Errorf("deb files:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(wantFiles, "\n"))
+	}
+
+	ctl := t.TempDir()
+	mustRun(t, nil, dpkgDeb, "-e", res.Deb, ctl)
+	conffiles, err := os.ReadFile(filepath.Join(ctl, "conffiles"))
+	if err != nil || string(conffiles) != "/etc/gatewayd/config.json\n" {
+		t.Errorf("conffiles = %q (%v), want the config file only", conffiles, err)
+	}
+	// The scripts in the deb are the repository's, byte for byte.
+	for _, s := range []string{"postinst", "prerm", "postrm"} {
+		got, err1 := os.ReadFile(filepath.Join(ctl, s))
+		src, err2 := os.ReadFile(filepath.Join(repoRoot, "packaging/deb", s))
+		if err1 != nil || err2 != nil || !bytes.Equal(got, src) {
+			t.Errorf("deb %s differs from packaging/deb/%s (%v, %v)", s, s, err1, err2)
+		}
+	}
+}
+
+// TestUnitsMatchInstall asserts that the packaged units are byte for byte
+// what `gatewayctl install` renders for the default profile with the
+// packaged binary's version, so doctor reports no drift on a package host.
+func TestUnitsMatchInstall(t *testing.T) {
+	tree := debTree(t)
+	out := mustRun(t, nil, filepath.Join(tree, "usr/bin/gatewayctl"), "version", "--json", "--url", "ws://127.0.0.1:1", "--timeout", "1s")
+	var v struct {
+		Client struct{ Version string } `json:"client"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("gatewayctl version --json: %v\n%s", err, out)
+	}
+	if v.Client.Version != packages(t).Version {
+		t.Errorf("packaged gatewayctl says version %q, the package is %q", v.Client.Version, packages(t).Version)
+	}
+	profile, err := config.NewProfile("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		scope units.Scope
+		dir   string
+	}{{units.ScopeSystem, "usr/lib/systemd/system"}, {units.ScopeUser, "usr/lib/systemd/user"}} {
+		// The parameters platform/service passes for `gatewayctl install`
+		// of the default profile, spelled out independently of pkgbuild.
+		files, err := units.Render(units.Params{Scope: tc.scope, Port: profile.DefaultPort(), ExecPath: "/usr/bin/gatewayd", Version: v.Client.Version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) != 2 {
+			t.Fatalf("units.Render gave %d files", len(files))
+		}
+		for _, f := range files {
+			got, err := os.ReadFile(filepath.Join(tree, tc.dir, f.Name))
+			if err != nil {
+				t.Fatalf("packaged %s unit: %v", tc.scope, err)
+			}
+			if !bytes.Equal(got, f.Data) {
+				t.Errorf("packaged /%s/%s differs from what gatewayctl install renders:\n--- package\n%s\n--- install\n%s", tc.dir, f.Name, got, f.Data)
+			}
+		}
+	}
+}
+
+func TestDefaultConfigLoads(t *testing.T) {
+	tree := debTree(t)
+	p := filepath.Join(tree, "etc/gatewayd/config.json")
+	l, err := config.Load(p)
+	if err != nil {
+		t.Fatalf("the packaged config does not load: %v", err)
+	}
+	if err := l.Config.WithDefaults().Validate(); err != nil {
+		t.Fatalf("the packaged config is invalid: %v", err)
+	}
+	g := l.Config.Gateway
+	if g.Port != pkgbuild.DefaultPort() || g.Bind != config.BindLoopback || g.Auth.Mode != config.AuthToken || g.Auth.Token != "" || g.Auth.Password != "" {
+		t.Errorf("packaged config = %+v: want the default port on loopback with token auth and no secret in the file", g)
+	}
+	sysusers, err := os.ReadFile(filepath.Join(tree, "usr/lib/sysusers.d/gatewayd.conf"))
+	if err != nil || !regexp.MustCompile(`(?m)^u gatewayd - "[^"]+" /var/lib/gatewayd -$`).Match(sysusers) {
+		t.Errorf("sysusers.d/gatewayd.conf = %q (%v), want a u line for gatewayd", sysusers, err)
+	}
+	pre, err := os.ReadFile(filepath.Join(repoRoot, "packaging/rpm/pre"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(regexp.MustCompile(`(?m)^u .*$`).FindString(string(sysusers)))
+	if !strings.Contains(string(pre), "'"+line+"'") {
+		t.Errorf("packaging/rpm/pre does not create the account with the sysusers.d line %q", line)
+	}
+}
+
+func gunzip(t *testing.T, p string) []byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return b
+}
+
+func TestManPagesAndCompletions(t *testing.T) {
+	tree := debTree(t)
+	man := tool(t, "man", "man-db")
+	for _, tc := range []struct{ file, want string }{
+		{"usr/share/man/man8/gatewayd.8.gz", ".TH GATEWAYD 8 \"2025-01-01\""},
+		{"usr/share/man/man1/gatewayctl.1.gz", ".TH GATEWAYCTL 1 \"2025-01-01\""},
+	} {
+		src := gunzip(t, filepath.Join(tree, tc.file))
+		if os.Getenv("GATEWAYD_DIST") == "" && !bytes.Contains(src, []byte(tc.want)) {
+			t.Errorf("%s does not start with %q (date from SOURCE_DATE_EPOCH)", tc.file, tc.want)
+		}
+		env := append(os.Environ(), "MANWIDTH=80", "LC_ALL=C.UTF-8", "MANROFFSEQ=")
+		out, code := run(t, env, man, "--warnings", "-l", filepath.Join(tree, tc.file))
+		if code != 0 {
+			t.Fatalf("man -l %s: exit %d\n%s", tc.file, code, out)
+		}
+		if strings.Contains(out, "troff:") || strings.Contains(out, "man:") {
+			t.Errorf("man --warnings -l %s reports problems:\n%s", tc.file, grepLines(out, "troff:", "man:"))
+		}
+	}
+	gatewayd8 := string(gunzip(t, filepath.Join(tree, "usr/share/man/man8/gatewayd.8.gz")))
+	for _, flag := range []string{"listen", "port", "profile", "config", "force"} {
+		if !strings.Contains(gatewayd8, `\fB\-\-`+flag+`\fR`) {
+			t.Errorf("gatewayd.8 does not document --%s", flag)
+		}
+	}
+	gatewayctl1 := string(gunzip(t, filepath.Join(tree, "usr/share/man/man1/gatewayctl.1.gz")))
+	for _, cmd := range []string{".SS status", ".SS completion", ".SS version"} {
+		if !strings.Contains(gatewayctl1, cmd+"\n") {
+			t.Errorf("gatewayctl.1 has no %q section", cmd)
+		}
+	}
+	if strings.Contains(gatewayctl1, ".SS man\n") {
+		t.Error("gatewayctl.1 documents the hidden man command")
+	}
+
+	ctl := filepath.Join(tree, "usr/bin/gatewayctl")
+	for shell, p := range map[string]string{
+		"bash": "usr/share/bash-completion/completions/gatewayctl",
+		"zsh":  "usr/share/zsh/vendor-completions/_gatewayctl",
+		"fish": "usr/share/fish/vendor_completions.d/gatewayctl.fish",
+	} {
+		got, err := os.ReadFile(filepath.Join(tree, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := mustRun(t, nil, ctl, "completion", shell); string(got) != want {
+			t.Errorf("packaged %s completion differs from `gatewayctl completion %s`", shell, shell)
+		}
+	}
+}
+
+func grepLines(s string, subs ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, sub := range subs {
+			if strings.Contains(l, sub) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestLintian runs lintian with every tag level: anything it prints beyond
+// the overrides shipped in the package fails.
+func TestLintian(t *testing.T) {
+	res := packages(t)
+	lintian := tool(t, "lintian", "lintian")
+	out, code := run(t, append(os.Environ(), "HOME="+t.TempDir()), lintian, "-E", "-I", "--pedantic", "--tag-display-limit", "0", "--fail-on", "error,warning,info,pedantic", res.Deb)
+	var tags []string
+	for _, l := range strings.Split(out, "\n") {
+		if regexp.MustCompile(`^[EWIPX]: `).MatchString(l) {
+			tags = append(tags, l)
+		}
+	}
+	if code != 0 || len(tags) > 0 {
+		t.Errorf("lintian: exit %d, tags:\n%s\n(fix them, or add a documented override to packaging/lintian-overrides)\n%s", code, strings.Join(tags, "\n"), out)
+	}
+}
+
+// TestMaintainerScriptsLint runs sh -n, shellcheck -s sh and checkbashisms
+// on every maintainer script (deb, rpm and macOS).
+func TestMaintainerScriptsLint(t *testing.T) {
+	scripts := maintainerScripts(t)
+	shellcheck := tool(t, "shellcheck", "shellcheck")
+	checkbashisms := tool(t, "checkbashisms", "devscripts")
+	for _, s := range scripts {
+		name := strings.TrimPrefix(s, repoRoot+"/")
+		if out, code := run(t, nil, "sh", "-n", s); code != 0 {
+			t.Errorf("sh -n %s: %s", name, out)
+		}
+		if out, code := run(t, nil, shellcheck, "-s", "sh", s); code != 0 {
+			t.Errorf("shellcheck -s sh %s:\n%s", name, out)
+		}
+		if out, code := run(t, nil, checkbashisms, "--posix", s); code != 0 {
+			t.Errorf("checkbashisms --posix %s:\n%s", name, out)
+		}
+		fi, err := os.Stat(s)
+		if err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s mode %v (%v), want 0755", name, fi.Mode().Perm(), err)
+		}
+	}
+}
+
+// treeState hashes every file, link and directory under root (except the
+// dpkg database itself) so two states can be compared.
+func treeState(t *testing.T, root string, skip ...string) map[string]string {
+	t.Helper()
+	st := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		for _, s := range skip {
+			if rel == s || strings.HasPrefix(rel, s+"/") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			st[rel] = "dir " + info.Mode().String()
+		case info.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			st[rel] = "link " + l
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			h := sha256.Sum256(b)
+			st[rel] = info.Mode().String() + " " + hex.EncodeToString(h[:8])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func hostFileHash(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "missing: " + err.Error()
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]) + " " + strconv.Itoa(len(b))
+}
+
+// TestDpkgScratchRoot installs, removes and purges the deb with
+// `dpkg --root` in a scratch directory (the scripts run on the host with
+// $DPKG_ROOT set, so any path they forget to prefix would show up on the
+// host), and checks that purge leaves only the kept account behind.
+func TestDpkgScratchRoot(t *testing.T) {
+	res := packages(t)
+	needRoot(t, "dpkg --root (file ownership in the scratch root)")
+	dpkg := tool(t, "dpkg", "dpkg")
+	tool(t, "deb-systemd-helper", "init-system-helpers")
+	tool(t, "systemd-sysusers", "systemd")
+
+	hostWatch := []string{"/var/lib/dpkg/status", "/etc/passwd", "/etc/group", "/var/log/dpkg.log"}
+	before := map[string]string{}
+	for _, p := range hostWatch {
+		before[p] = hostFileHash(t, p)
+	}
+	hostPaths := []string{"/usr/bin/gatewayd", "/etc/gatewayd", "/var/lib/gatewayd", "/usr/lib/sysusers.d/gatewayd.conf", "/etc/systemd/system/sockets.target.wants/gatewayd.socket", "/var/lib/systemd/deb-systemd-helper-enabled/gatewayd.socket.dsh-also"}
+	for _, p := range hostPaths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Skipf("SKIPPING: the host already has %s (gatewayd installed here?); the leak check would be meaningless", p)
+		}
+	}
+
+	root := t.TempDir()
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"var/lib/dpkg/status", "var/lib/dpkg/available"} {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := treeState(t, root)
+	dpkgArgs := func(args ...string) []string {
+		return append([]string{"--root=" + root, "--log=" + filepath.Join(root, "dpkg.log"), "--force-script-chrootless", "--force-depends", "--force-not-root"}, args...)
+	}
+	mustRun(t, nil, dpkg, dpkgArgs("-i", res.Deb)...)
+
+	installed := treeState(t, root)
+	for _, want := range []string{"usr/bin/gatewayd", "usr/lib/systemd/system/gatewayd.socket", "etc/gatewayd/config.json", "etc/passwd"} {
+		if _, ok := installed[want]; !ok {
+			t.Errorf("after install the scratch root lacks %s", want)
+		}
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if !regexp.MustCompile(`(?m)^gatewayd:x:[0-9]+:[0-9]+:gatewayd gateway daemon:/var/lib/gatewayd:`).Match(passwd) {
+		t.Errorf("systemd-sysusers did not create the gatewayd account in the scratch root:\n%s", passwd)
+	}
+	if l, ok := installed["etc/systemd/system/sockets.target.wants/gatewayd.socket"]; !ok || l != "link /usr/lib/systemd/system/gatewayd.socket" {
+		t.Errorf("gatewayd.socket not enabled by preset in the scratch root (got %q)", l)
+	}
+	if _, ok := installed["etc/systemd/system/sockets.target.wants/gatewayd.service"]; ok {
+		t.Error("gatewayd.service was enabled: only the socket should be")
+	}
+
+	// Reinstall over itself runs the upgrade path of the scripts.
+	mustRun(t, nil, dpkg, dpkgArgs("-i", res.Deb)...)
+	// State the service would have written, to check purge removes it.
+	for _, d := range []string{"var/lib/gatewayd", "var/log/gatewayd"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, d, "data"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRun(t, nil, dpkg, dpkgArgs("-r", "gatewayd")...)
+	removed := treeState(t, root)
+	if _, ok := removed["usr/bin/gatewayd"]; ok {
+		t.Error("remove left /usr/bin/gatewayd")
+	}
+	if _, ok := removed["etc/gatewayd/config.json"]; !ok {
+		t.Error("remove deleted the conffile; only purge should")
+	}
+	mustRun(t, nil, dpkg, dpkgArgs("-P", "gatewayd")...)
+
+	// What may remain: the dpkg database and log, and the kept account
+	// (Debian keeps system users on purge) with sysusers' backups.
+	kept := regexp.MustCompile(`^(dpkg\.log|etc|etc/(passwd|group|shadow|gshadow)-?|var|var/lib|var/lib/dpkg(/.*)?)$`)
+	after := treeState(t, root)
+	for p, st := range after {
+		if _, ok := empty[p]; ok || kept.MatchString(p) {
+			continue
+		}
+		t.Errorf("purge left %s (%s) in the scratch root", p, st)
+	}
+	for _, p := range hostWatch {
+		if got := hostFileHash(t, p); got != before[p] {
+			t.Errorf("the host's %s changed during the scratch install", p)
+		}
+	}
+	for _, p := range hostPaths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("the scratch install leaked %s onto the host", p)
+		}
+	}
+}
+
+// TestServiceHardening scores the shipped gatewayd.service with
+// `systemd-analyze security --offline=true`: exposure must be ≤ 1.5.
+func TestServiceHardening(t *testing.T) {
+	tree := debTree(t)
+	analyze := tool(t, "systemd-analyze", "systemd")
+	unit := filepath.Join(tree, "usr/lib/systemd/system/gatewayd.service")
+	out, code := run(t, nil, analyze, "security", "--offline=true", "--threshold=15", "--no-pager", unit)
+	m := regexp.MustCompile(`Overall exposure level for gatewayd\.service: ([0-9.]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security printed no exposure level (exit %d):\n%s", code, out)
+	}
+	score, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("exposure of the shipped gatewayd.service: %.1f", score)
+	if score > 1.5 || code != 0 {
+		t.Errorf("exposure %.1f (exit %d), want ≤ 1.5:\n%s", score, code, out)
+	}
+}
