@@ -62,7 +62,7 @@ func TestBashCompletion(t *testing.T) {
 		{"gatewayctl completion ", "bash zsh fish"},
 		{"gatewayctl completion z", "zsh"},
 		{"gatewayctl --url ws://x:1 ", "health status call logs bench version completion install uninstall start stop restart doctor agent message channels nodes pairing"}, // the value is skipped
-		{"gatewayctl --json lo", "logs"},                                                   // a bool flag takes no value
+		{"gatewayctl --json lo", "logs"}, // a bool flag takes no value
 		{"gatewayctl health --timeout ", ""},
 		{"gatewayctl logs --f", "--follow"},
 		{"gatewayctl bench --c", "--conns"},
