@@ -35,7 +35,7 @@ type execBackend struct {
 func (e *execBackend) run(ctx context.Context, in input, out sink) (Usage, error) {
 	cmd := exec.Command(e.cfg.Command, e.cfg.Args...)
 	cmd.Dir = e.cfg.Dir
-	cmd.Env = append(os.Environ(), e.cfg.Env...)
+	cmd.Env = append(baseEnv(), e.cfg.Env...)
 	cmd.Env = append(cmd.Env, "GATEWAY_AGENT_ID="+in.AgentID, "GATEWAY_RUN_ID="+in.RunID, "GATEWAY_SESSION_KEY="+in.SessionKey)
 	cmd.Stdin = strings.NewReader(in.Message)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -145,4 +145,21 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.ToValidUTF8(string(t.b), "\uFFFD")
+}
+
+// baseEnv is the minimal environment an exec backend starts from: never
+// the gateway's own (it may hold GATEWAY_TOKEN, API keys or other
+// secrets); what a command needs beyond this comes from its configured env.
+func baseEnv() []string {
+	path := os.Getenv("PATH")
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	env := []string{"PATH=" + path}
+	for _, k := range []string{"HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,23 +15,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
-// gatewayd is the real daemon binary, built once in TestMain.
-var (
-	gatewayd string
-	buildErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agent-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gatewayd, buildErr = gatewaytest.Build(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 // writeConfig writes the gateway's config file under dir.
 func writeConfig(t testing.TB, dir, cfg string) {
@@ -50,27 +33,7 @@ func writeConfig(t testing.TB, dir, cfg string) {
 // and stops it (by PID) at the end of the test.
 func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
 	t.Helper()
-	if buildErr != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", buildErr)
-	}
-	if cfg != "" {
-		writeConfig(t, dir, cfg)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	g, err := gatewaytest.Start(ctx, gatewayd, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := g.Stop(); err != nil {
-			t.Logf("gatewayd exit: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gatewayd output:\n%s", g.Output())
-		}
-	})
-	return g
+	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Config: cfg})
 }
 
 func dial(t testing.TB, g *gatewaytest.Gateway) *client.Conn {

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
 )
 
 func TestSplitDeltas(t *testing.T) {
@@ -55,5 +58,26 @@ func TestCutUTF8(t *testing.T) {
 	}
 	if got := cutUTF8("abc", 5); got != "abc" {
 		t.Fatalf("%q", got)
+	}
+}
+
+type collectSink struct{ text strings.Builder }
+
+func (c *collectSink) Delta(s string) error { c.text.WriteString(s); return nil }
+func (c *collectSink) Tool(map[string]any)  {}
+
+// TestExecBackendGetsNoGatewaySecrets: an exec agent sees a minimal
+// environment plus its configured env, never the gateway's own.
+func TestExecBackendGetsNoGatewaySecrets(t *testing.T) {
+	t.Setenv("GATEWAY_TOKEN", "gateway-secret")
+	t.Setenv("OPENAI_API_KEY", "upstream-secret")
+	e := &execBackend{id: "env", cfg: config.ExecBackendConfig{Command: "/usr/bin/env", Env: []string{"WANTED=yes"}}}
+	out := &collectSink{}
+	if _, err := e.run(context.Background(), input{RunID: "r1", AgentID: "env"}, out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.text.String()
+	if strings.Contains(got, "secret") || !strings.Contains(got, "WANTED=yes") || !strings.Contains(got, "GATEWAY_RUN_ID=r1") || !strings.Contains(got, "PATH=") {
+		t.Fatalf("exec backend environment:\n%s", got)
 	}
 }
