@@ -391,7 +391,10 @@ func classify(err error) string {
 		return "ok"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		// net/http's wording for a connection that was closed (EOF) before
+		// any response byte, even on a fresh connection: dropped, like a reset.
+		strings.Contains(err.Error(), "server closed idle connection"):
 		return "reset"
 	case errors.As(err, &de) && (de.CloseCode == protocol.CloseServiceRestart || de.HTTPStatus == http.StatusServiceUnavailable):
 		return "retry-later"
