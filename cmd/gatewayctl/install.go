@@ -25,6 +25,7 @@ type installReport struct {
 	ExecPath    string `json:"execPath"`
 	ConfigPath  string `json:"configPath"`
 	ConfigWrite bool   `json:"configWritten"`
+	Account     string `json:"account,omitempty"` // the service account created (system scope), if any
 }
 
 func (a *app) installCommand() *ffcli.Command {
@@ -80,6 +81,12 @@ func (a *app) install(ctx context.Context, sf *svcFlags, port int, o service.Ins
 	if err != nil {
 		return err
 	}
+	account := ""
+	if st.scope == service.ScopeSystem {
+		if account, err = ensureServiceAccount(ctx, "", o.DryRun); err != nil {
+			return fmt.Errorf("install %s: %w", describe(m, st), err)
+		}
+	}
 	res, err := m.Install(ctx, st.tg, o)
 	if err != nil {
 		return fmt.Errorf("install %s: %w", describe(m, st), err)
@@ -90,7 +97,7 @@ func (a *app) install(ctx context.Context, sf *svcFlags, port int, o service.Ins
 		}
 	}
 	rep := &installReport{InstallResult: res, Profile: st.profile.Name(), Port: st.port, PortSource: st.portSrc,
-		ExecPath: st.tg.ExecPath, ConfigPath: st.paths.ConfigPath, ConfigWrite: writeCfg}
+		ExecPath: st.tg.ExecPath, ConfigPath: st.paths.ConfigPath, ConfigWrite: writeCfg, Account: account}
 	if a.g.json {
 		return writeValue(a.stdout, rep)
 	}
@@ -154,6 +161,9 @@ func printInstall(w io.Writer, m service.Manager, st *svcTarget, r *installRepor
 		verb = "already installed"
 	}
 	fmt.Fprintf(w, "%s %s\n", verb, describe(m, st))
+	if r.Account != "" {
+		fmt.Fprintf(w, "  %s\n", r.Account)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, f := range r.Files {
 		fmt.Fprintf(tw, "  %s\t%s\n", f.Action, f.Path)
