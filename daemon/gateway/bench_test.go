@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"context"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,4 +59,39 @@ func BenchmarkConnectInProcess(b *testing.B) {
 	b.StopTimer()
 	runtime.GC()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conn/s")
+}
+
+// BenchmarkHealth64InProcess is 64 clients calling health concurrently
+// against an in-process server (for profiling the server under load).
+func BenchmarkHealth64InProcess(b *testing.B) {
+	url := startServer(b, &testExt{release: make(chan struct{})})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	conns := make([]*client.Conn, 64)
+	for i := range conns {
+		c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if _, err := c.Call(ctx, "health", nil); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
