@@ -66,13 +66,17 @@ type echoBackend struct {
 func (e *echoBackend) run(ctx context.Context, in input, out sink) (Usage, error) {
 	parts := splitDeltas(in.Message, 4)
 	var t *time.Timer
+	start := time.Now()
 	for i, p := range parts {
 		if i > 0 && e.delay > 0 {
+			// Delta i is due at start + i×delay: the pace does not drift
+			// with the time each delta takes to hand over.
+			wait := time.Until(start.Add(time.Duration(i) * e.delay))
 			if t == nil {
-				t = time.NewTimer(e.delay)
+				t = time.NewTimer(wait)
 				defer t.Stop()
 			} else {
-				t.Reset(e.delay)
+				t.Reset(wait)
 			}
 			select {
 			case <-ctx.Done():
