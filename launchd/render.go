@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gatewayd/gatewayd/units"
 	"howett.net/plist"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/units"
 )
 
 // The two scopes a job can be rendered for.
@@ -120,14 +122,35 @@ func PlistPath(p Params) string {
 
 // LogDir returns the directory of StandardOutPath/StandardErrorPath, which
 // must exist before the job starts: <HomeDir>/Library/Logs/<base> in user
-// scope, /Library/Logs/<base> in system scope, where <base> is "gatewayd"
-// or "gatewayd-<profile>".
+// scope; in system scope the system scope's log directory of package
+// config, /var/log/<base>, next to gatewayd's own JSON-lines log. <base> is
+// "gatewayd" or "gatewayd-<profile>".
 func LogDir(p Params) string {
 	base := units.UnitBase(p.Profile)
 	if p.Scope == ScopeSystem {
-		return filepath.Join("/Library/Logs", base)
+		return filepath.Join("/var/log", base)
 	}
 	return filepath.Join(p.HomeDir, "Library/Logs", base)
+}
+
+// systemEnv returns the environment that points a LaunchDaemon's gatewayd
+// at the system scope's paths. The daemon runs as an unprivileged account
+// and launchd sets nothing like systemd's STATE_DIRECTORY, so on its own it
+// would resolve the user scope's paths under the account's home
+// (/var/empty). Config file and state directory are given by gatewayd's own
+// variables; the log directory by LOGS_DIRECTORY, the variable package
+// config reads for it (systemd's name: there is no GATEWAY_ one).
+func systemEnv(profile string) (map[string]string, error) {
+	prof, err := config.NewProfile(profile, false)
+	if err != nil {
+		return nil, err
+	}
+	paths := config.ResolvePaths(prof, config.ScopeSystem, func(string) string { return "" })
+	return map[string]string{
+		config.EnvConfigPath:  paths.ConfigPath,
+		config.EnvStateDir:    paths.StateDir,
+		config.EnvSystemdLogs: paths.LogDir,
+	}, nil
 }
 
 // Domain returns the launchctl domain target for a scope: "gui/<uid>" for
@@ -199,6 +222,13 @@ func build(p Params) (*job, error) {
 		}
 		j.WorkingDirectory = filepath.Clean(p.HomeDir)
 	case ScopeSystem:
+		env, err := systemEnv(profile)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range env {
+			j.EnvironmentVariables[k] = v
+		}
 		j.WorkingDirectory = "/"
 		j.UserName, j.GroupName = p.User, p.Group
 		if j.UserName == "" {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"howett.net/plist"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current code")
@@ -85,6 +87,7 @@ func TestRenderRoundTrip(t *testing.T) {
 		args      []string
 		sockets   []map[string]string
 		logDir    string
+		sysEnv    map[string]string
 		workDir   string
 		user      string
 		keepAlive map[string]bool
@@ -107,8 +110,9 @@ func TestRenderRoundTrip(t *testing.T) {
 				{"SockNodeName": "127.0.0.1", "SockServiceName": "18789", "SockType": "stream", "SockFamily": "IPv4"},
 				{"SockNodeName": "::1", "SockServiceName": "18789", "SockType": "stream", "SockFamily": "IPv6"},
 			},
-			logDir: "/Library/Logs/gatewayd", workDir: "/", user: "_gatewayd",
-			path: "/Library/LaunchDaemons/org.gatewayd.gateway.plist",
+			logDir: "/var/log/gatewayd", workDir: "/", user: "_gatewayd",
+			sysEnv: map[string]string{"GATEWAY_CONFIG_PATH": "/etc/gatewayd/config.json", "GATEWAY_STATE_DIR": "/var/lib/gatewayd", "LOGS_DIRECTORY": "/var/log/gatewayd"},
+			path:   "/Library/LaunchDaemons/org.gatewayd.gateway.plist",
 		},
 		{
 			p: goldenCases[2].p, label: "org.gatewayd.work",
@@ -128,8 +132,9 @@ func TestRenderRoundTrip(t *testing.T) {
 				{"SockNodeName": "::", "SockServiceName": "18800", "SockType": "stream", "SockFamily": "IPv6"},
 				{"SockPathName": "/var/run/gatewayd-work.sock", "SockType": "stream", "SockFamily": "Unix"},
 			},
-			logDir: "/Library/Logs/gatewayd-work", workDir: "/", user: "gw",
-			path: "/Library/LaunchDaemons/org.gatewayd.work.plist",
+			logDir: "/var/log/gatewayd-work", workDir: "/", user: "gw",
+			sysEnv: map[string]string{"GATEWAY_CONFIG_PATH": "/etc/gatewayd-work/config.json", "GATEWAY_STATE_DIR": "/var/lib/gatewayd-work", "LOGS_DIRECTORY": "/var/log/gatewayd-work"},
+			path:   "/Library/LaunchDaemons/org.gatewayd.work.plist",
 		},
 	}
 	for _, tc := range tests {
@@ -180,6 +185,9 @@ func TestRenderRoundTrip(t *testing.T) {
 			wantEnv := map[string]string{
 				"GATEWAY_SERVICE_MARKER": "gatewayd", "GATEWAY_SERVICE_KIND": "gateway",
 				"GATEWAY_SERVICE_VERSION": "1.2.3", "GATEWAY_PROFILE": profile,
+			}
+			for k, v := range tc.sysEnv {
+				wantEnv[k] = v
 			}
 			if !reflect.DeepEqual(d.EnvironmentVariables, wantEnv) {
 				t.Errorf("EnvironmentVariables = %v, want %v", d.EnvironmentVariables, wantEnv)
@@ -282,5 +290,54 @@ func TestNamesAndDomains(t *testing.T) {
 	}
 	if got := ServiceTarget(ScopeUser, 502, "dev"); got != "gui/502/org.gatewayd.dev" {
 		t.Errorf("ServiceTarget = %q", got)
+	}
+}
+
+// TestSystemPaths checks that a LaunchDaemon's gatewayd, which runs as an
+// unprivileged account and so resolves the user scope by default, ends up
+// on the same config, state and log paths as `gatewayctl --scope system`
+// (package config's system scope), and that its launchd log files sit in
+// that log directory; a LaunchAgent gets no path overrides.
+func TestSystemPaths(t *testing.T) {
+	for _, profile := range []string{"", "work"} {
+		t.Run("profile "+profile, func(t *testing.T) {
+			p := goldenParams(Params{Profile: profile, Scope: ScopeSystem, Port: 18789})
+			data, err := Render(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d decoded
+			if _, err := plist.Unmarshal(data, &d); err != nil {
+				t.Fatal(err)
+			}
+			prof, err := config.NewProfile(profile, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What gatewayd resolves as _gatewayd: user scope, with only
+			// the plist's environment and the account's home.
+			env := map[string]string{"HOME": "/var/empty"}
+			for k, v := range d.EnvironmentVariables {
+				env[k] = v
+			}
+			got := config.ResolvePaths(prof, config.ScopeUser, func(k string) string { return env[k] })
+			want := config.ResolvePaths(prof, config.ScopeSystem, func(string) string { return "" })
+			if got.ConfigPath != want.ConfigPath || got.StateDir != want.StateDir || got.LogDir != want.LogDir {
+				t.Errorf("the LaunchDaemon's gatewayd resolves config %s, state %s, logs %s; gatewayctl --scope system expects %s, %s, %s",
+					got.ConfigPath, got.StateDir, got.LogDir, want.ConfigPath, want.StateDir, want.LogDir)
+			}
+			if filepath.Dir(d.StandardErrorPath) != want.LogDir || LogDir(p) != want.LogDir {
+				t.Errorf("StandardErrorPath %s, LogDir %s: want them in %s", d.StandardErrorPath, LogDir(p), want.LogDir)
+			}
+			user, err := Render(goldenParams(Params{Profile: profile, Scope: ScopeUser, Port: 18789, HomeDir: "/Users/a"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []string{"GATEWAY_CONFIG_PATH", "GATEWAY_STATE_DIR", "LOGS_DIRECTORY"} {
+				if bytes.Contains(user, []byte("<key>"+k+"</key>")) {
+					t.Errorf("the LaunchAgent sets %s: a user's gateway must resolve its own XDG paths", k)
+				}
+			}
+		})
 	}
 }

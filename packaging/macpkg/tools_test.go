@@ -192,7 +192,7 @@ func TestScriptsAreValidPOSIXsh(t *testing.T) {
 		{"preinstall", pre, []string{"launchctl bootout \"system/$label\"", `label="org.gatewayd.gateway"`}},
 		{"postinstall", post, []string{
 			"dscl . -create \"/Users/$svc_user\" UniqueID", "dscl . -create \"/Groups/$svc_group\" PrimaryGroupID",
-			`state_dir="/var/lib/gatewayd"`, `log_dir="/Library/Logs/gatewayd"`,
+			`state_dir="/var/lib/gatewayd"`, `log_dir="/var/log/gatewayd"`,
 			"launchctl bootstrap system \"$plist\"", "launchctl enable \"system/$label\"",
 			`plist="/Library/LaunchDaemons/$label.plist"`,
 		}},

@@ -64,9 +64,18 @@ func LastLogError(path string) string {
 // (the install directory, the manager's unit search path and the other
 // scope's directories) for services with the marker environment or a
 // gatewayd*.service name.
-func (m *systemdManager) Scan(_ context.Context, t Target) ([]Found, error) {
+func (m *systemdManager) Scan(ctx context.Context, t Target) ([]Found, error) {
 	if err := checkScope(t, m.scope); err != nil {
 		return nil, err
+	}
+	// The manager tells whether a vendor unit of its own scope is enabled
+	// or running; without it every unit file counts.
+	var s *session
+	if sess, err := m.open(ctx); err == nil {
+		defer sess.Close()
+		s = sess
+	} else {
+		m.log.Debug("scan without the manager: every vendor unit counts", "err", err)
 	}
 	type dir struct{ path, scope string }
 	var dirs []dir
@@ -106,6 +115,15 @@ func (m *systemdManager) Scan(_ context.Context, t Target) ([]Found, error) {
 				continue
 			}
 			seen[d.scope+"/"+name] = true
+			if name != self || d.scope != m.scope {
+				// A vendor unit nobody enabled or runs is not an install.
+				if d.scope == m.scope && !m.ownScopeInstall(ctx, s, d.path, name) {
+					continue
+				}
+				if d.scope != m.scope && !m.otherScopeInstall(d.path, name) {
+					continue
+				}
+			}
 			f := Found{Unit: name, Path: p, Scope: d.scope, Marker: marker, Profile: env[units.EnvProfile], Version: env[units.EnvVersion], Listen: []string{}}
 			sock := strings.TrimSuffix(name, ".service") + ".socket"
 			for _, sd := range dirs {
@@ -190,4 +208,137 @@ func (m *launchdManager) Scan(_ context.Context, t Target) ([]Found, error) {
 		}
 	}
 	return out, nil
+}
+
+// Where user managers run their services (cgroup v2, the hybrid layout's
+// unified hierarchy, and v1's name=systemd hierarchy).
+var defaultCgroupRoots = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"}
+
+// passwdFile lists the accounts whose own user unit directories are looked
+// at for enablement links of packaged user units.
+const passwdFile = "/etc/passwd"
+
+// perUserUnitDir reports whether dir is one user's own unit directory
+// (~/.config/systemd/user, ~/.local/share/systemd/user, or this process's
+// $XDG_CONFIG_HOME/systemd/user or $XDG_DATA_HOME/systemd/user) rather than
+// a directory every user manager reads (/etc/systemd/user,
+// /usr/lib/systemd/user, ...), where a package ships its user units.
+func perUserUnitDir(dir string) bool {
+	dir = filepath.Clean(dir)
+	for _, suffix := range []string{"/.config/systemd/user", "/.local/share/systemd/user"} {
+		if strings.HasSuffix(dir, suffix) {
+			return true
+		}
+	}
+	for _, env := range []string{"XDG_CONFIG_HOME", "XDG_DATA_HOME"} {
+		if x := os.Getenv(env); filepath.IsAbs(x) && filepath.Clean(filepath.Join(x, "systemd", "user")) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// passwdHomes returns the home directories of the accounts in a passwd(5)
+// file, each once, in file order; nil when it cannot be read.
+func passwdHomes(path string) []string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i, line := range strings.Split(string(data), "\n") {
+		if i >= 100000 {
+			break
+		}
+		f := strings.Split(line, ":")
+		if len(f) < 7 || strings.HasPrefix(line, "#") || !filepath.IsAbs(f[5]) {
+			continue
+		}
+		if h := filepath.Clean(f[5]); !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// templateInUse reports whether a user unit shipped in a directory shared
+// by every user manager is in use: enabled or linked (a symlink named like
+// one of names in a *.wants, *.requires or *.upholds directory of one of
+// configDirs, or the unit itself in a user's own directory among
+// configDirs) or running (a cgroup of that name under a user manager,
+// user@UID.service, below one of cgroupRoots). A package's user units that
+// no user enabled are templates, not an installation.
+func templateInUse(names, configDirs, cgroupRoots []string) bool {
+	for _, dir := range configDirs {
+		for _, n := range names {
+			for _, pat := range []string{"*.wants", "*.requires", "*.upholds"} {
+				if m, _ := filepath.Glob(filepath.Join(dir, pat, n)); len(m) > 0 {
+					return true
+				}
+			}
+			if perUserUnitDir(dir) {
+				if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+					return true
+				}
+			}
+		}
+	}
+	for _, root := range cgroupRoots {
+		for _, n := range names {
+			for _, pat := range []string{"user.slice/user-*.slice/user@*.service/" + n, "user.slice/user-*.slice/user@*.service/*.slice/" + n} {
+				if m, _ := filepath.Glob(filepath.Join(root, pat)); len(m) > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// unitNames returns the socket and service names of a unit file name's
+// base ("gatewayd-work.socket" → gatewayd-work.socket, gatewayd-work.service).
+func unitNames(name string) []string {
+	base := strings.TrimSuffix(strings.TrimSuffix(name, ".socket"), ".service")
+	return []string{base + ".socket", base + ".service"}
+}
+
+// otherScopeInstall reports whether the unit file dir/name of the other
+// scope is an installation. In system scope, a user unit in a directory
+// shared by all user managers (a package's /usr/lib/systemd/user) counts
+// only when some user enabled, linked or runs it; everything else counts.
+func (m *systemdManager) otherScopeInstall(dir, name string) bool {
+	if m.scope != ScopeSystem || perUserUnitDir(dir) {
+		return true
+	}
+	cfg := slices.Clone(m.other)
+	for _, h := range passwdHomes(passwdFile) {
+		cfg = append(cfg, filepath.Join(h, ".config", "systemd", "user"))
+	}
+	return templateInUse(unitNames(name), cfg, defaultCgroupRoots)
+}
+
+// ownScopeInstall reports whether a unit file of the manager's own scope
+// found outside the install directory (a vendor unit in /usr/lib, a
+// global user unit in /etc/systemd/user) is an installation: the manager
+// says one of its names is enabled or linked, or it is active. Units in the
+// install directory always count.
+func (m *systemdManager) ownScopeInstall(ctx context.Context, s *session, dir, name string) bool {
+	if sameDir(dir, m.unitDir) || s == nil {
+		return true
+	}
+	for _, n := range unitNames(name) {
+		switch st, _ := s.unitFileState(ctx, n); st {
+		case "enabled", "enabled-runtime", "linked", "linked-runtime", "alias":
+			return true
+		}
+		if ok, _ := s.loaded(ctx, n); ok {
+			if p, err := s.sd.GetUnitPropertyContext(ctx, n, "ActiveState"); err == nil {
+				switch v, _ := p.Value.Value().(string); v {
+				case "active", "activating", "reloading", "deactivating":
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

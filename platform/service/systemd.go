@@ -229,6 +229,15 @@ func (m *systemdManager) dial(ctx context.Context) (*godbus.Conn, error) {
 	return conn, nil
 }
 
+// openFor checks that t is of the manager's scope and opens a session;
+// close it when done.
+func (m *systemdManager) openFor(ctx context.Context, t Target) (*session, error) {
+	if err := checkScope(t, m.scope); err != nil {
+		return nil, err
+	}
+	return m.open(ctx)
+}
+
 // open connects a session; close it when done.
 func (m *systemdManager) open(ctx context.Context) (*session, error) {
 	bus, err := m.dial(ctx)
@@ -293,7 +302,7 @@ func (s *session) loaded(ctx context.Context, name string) (bool, error) {
 }
 
 // job runs one start/stop/restart job and waits for its result.
-func (m *systemdManager) job(ctx context.Context, verb, unit string, f func(context.Context, string, string, chan<- string) (int, error)) error {
+func (m *systemdManager) job(ctx context.Context, verb, unit string, f jobFunc) error {
 	ch := make(chan string, 1)
 	if _, err := f(ctx, unit, "replace", ch); err != nil {
 		return fmt.Errorf("%s %s: %w", verb, unit, err)
@@ -352,6 +361,9 @@ func (m *systemdManager) otherScope(names ...string) string {
 						continue
 					}
 				}
+				if !m.otherScopeInstall(dir, n) {
+					continue // a packaged user unit nobody uses
+				}
 				return p
 			}
 		}
@@ -392,7 +404,7 @@ func writeFiles(files []InstalledFile) error {
 func (m *systemdManager) plan(files []units.File, force bool) []InstalledFile {
 	out := make([]InstalledFile, len(files))
 	for i, f := range files {
-		p := filepath.Join(m.unitDir, f.Name)
+		p := m.installTarget(f)
 		action := ActionCreate
 		if fi, err := os.Lstat(p); err == nil {
 			action = ActionUpdate
@@ -589,34 +601,27 @@ func (m *systemdManager) Uninstall(ctx context.Context, t Target) error {
 
 // Start implements Manager.
 func (m *systemdManager) Start(ctx context.Context, t Target) error {
-	if err := checkScope(t, m.scope); err != nil {
-		return err
-	}
-	s, err := m.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	for _, u := range []string{units.SocketName(t.Profile), units.ServiceName(t.Profile)} {
-		if err := m.job(ctx, "start", u, s.sd.StartUnitContext); err != nil {
-			return err
-		}
-	}
-	return nil
+	return m.socketThenService(ctx, t, "start", func(s *session) jobFunc { return s.sd.StartUnitContext })
 }
 
 // Stop implements Manager.
 func (m *systemdManager) Stop(ctx context.Context, t Target) error {
-	if err := checkScope(t, m.scope); err != nil {
-		return err
-	}
-	s, err := m.open(ctx)
+	return m.socketThenService(ctx, t, "stop", func(s *session) jobFunc { return s.sd.StopUnitContext })
+}
+
+// jobFunc is a go-systemd job method (StartUnitContext, StopUnitContext …).
+type jobFunc = func(context.Context, string, string, chan<- string) (int, error)
+
+// socketThenService runs the job verb (of the session's method f) on the
+// profile's socket, then on its service.
+func (m *systemdManager) socketThenService(ctx context.Context, t Target, verb string, f func(*session) jobFunc) error {
+	s, err := m.openFor(ctx, t)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	for _, u := range []string{units.SocketName(t.Profile), units.ServiceName(t.Profile)} {
-		if err := m.job(ctx, "stop", u, s.sd.StopUnitContext); err != nil {
+		if err := m.job(ctx, verb, u, f(s)); err != nil {
 			return err
 		}
 	}
@@ -626,10 +631,7 @@ func (m *systemdManager) Stop(ctx context.Context, t Target) error {
 // Restart implements Manager: the socket stays up (started if it was not),
 // only the service restarts, so connects queue in the socket's backlog.
 func (m *systemdManager) Restart(ctx context.Context, t Target) error {
-	if err := checkScope(t, m.scope); err != nil {
-		return err
-	}
-	s, err := m.open(ctx)
+	s, err := m.openFor(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -644,10 +646,7 @@ func (m *systemdManager) Restart(ctx context.Context, t Target) error {
 
 // Status implements Manager.
 func (m *systemdManager) Status(ctx context.Context, t Target) (*Runtime, error) {
-	if err := checkScope(t, m.scope); err != nil {
-		return nil, err
-	}
-	s, err := m.open(ctx)
+	s, err := m.openFor(ctx, t)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package service
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,16 +15,28 @@ import (
 	"github.com/gatewayd/gatewayd/units"
 )
 
-// unitState is one unit file as found on disk.
+// unitState is one unit as the manager finds it on disk.
 type unitState struct {
-	name     string
-	path     string
-	expected []byte
-	data     []byte // nil when missing or a symlink
-	exists   bool
-	link     string // symlink target, when the path is a symlink
-	dropins  map[string][]byte
-	fileSt   string // GetUnitFileState
+	name string
+	// path is the file the manager loads (or loads after the next
+	// daemon-reload): the first file of that name in its unit search path,
+	// else its FragmentPath; install when there is none.
+	path string
+	// install is where `gatewayctl install` writes it: <unitDir>/<name>.
+	install string
+	// fragment is the FragmentPath the manager reports, "" when unknown.
+	fragment string
+	// under is the next file of the same name lower in the search path,
+	// typically the packaged vendor unit in /usr/lib that the file at path
+	// overrides; "" when none. underData is its contents.
+	under     string
+	underData []byte
+	expected  []byte
+	data      []byte // nil when missing or a symlink
+	exists    bool
+	link      string // symlink target, when the path is a symlink
+	dropins   map[string][]byte
+	fileSt    string // GetUnitFileState
 }
 
 // sdState is what the systemd checks look at, gathered once per run.
@@ -31,6 +44,7 @@ type sdState struct {
 	m         *systemdManager
 	t         Target
 	s         *session
+	ctx       context.Context
 	renderErr error
 	sock, svc *unitState
 	rt        *Runtime
@@ -38,29 +52,39 @@ type sdState struct {
 }
 
 func (m *systemdManager) gather(ctx context.Context, s *session, t Target) *sdState {
-	st := &sdState{m: m, t: t, s: s}
+	st := &sdState{m: m, t: t, s: s, ctx: ctx}
 	files, err := m.render(t)
 	if err != nil {
 		st.renderErr = err
 		return st
 	}
+	st.rt, st.rtErr = m.status(ctx, s, t)
 	us := make([]*unitState, len(files))
 	for i, f := range files {
-		u := &unitState{name: f.Name, path: filepath.Join(m.unitDir, f.Name), expected: f.Data}
-		if fi, err := os.Lstat(u.path); err == nil {
-			u.exists = true
-			if fi.Mode()&os.ModeSymlink != 0 {
+		u := &unitState{name: f.Name, install: filepath.Join(m.unitDir, f.Name), expected: f.Data}
+		if st.rt != nil {
+			if strings.HasSuffix(f.Name, ".socket") {
+				u.fragment = st.rt.SocketFragmentPath
+			} else {
+				u.fragment = st.rt.FragmentPath
+			}
+		}
+		u.locate(m.searchDirs())
+		if u.exists {
+			if fi, err := os.Lstat(u.path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 				u.link, _ = os.Readlink(u.path)
 			} else {
 				u.data, _ = os.ReadFile(u.path)
 			}
+		}
+		if u.under != "" {
+			u.underData, _ = os.ReadFile(u.under)
 		}
 		u.dropins = m.dropins(f.Name)
 		u.fileSt, _ = s.unitFileState(ctx, f.Name)
 		us[i] = u
 	}
 	st.sock, st.svc = us[0], us[1]
-	st.rt, st.rtErr = m.status(ctx, s, t)
 	if st.rt != nil {
 		for _, p := range st.rt.DropInPaths {
 			for _, u := range us {
@@ -75,6 +99,109 @@ func (m *systemdManager) gather(ctx context.Context, s *session, t Target) *sdSt
 		}
 	}
 	return st
+}
+
+// searchDirs returns the manager's unit search path, highest priority
+// first, with the install directory in it and each directory once (on a
+// merged-/usr host /lib/systemd/system and /usr/lib/systemd/system are one).
+func (m *systemdManager) searchDirs() []string {
+	dirs := slices.Clone(m.unitPath)
+	if !slices.ContainsFunc(dirs, func(d string) bool { return sameDir(d, m.unitDir) }) {
+		dirs = append([]string{m.unitDir}, dirs...)
+	}
+	var out []string
+	for _, d := range dirs {
+		if !slices.ContainsFunc(out, func(o string) bool { return sameDir(o, d) }) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// sameDir reports whether a and b name the same directory (the same path,
+// or the same inode through a symlink such as /lib -> usr/lib).
+func sameDir(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
+
+// locate finds the unit where the manager finds it: the first file (or
+// symlink) of that name in the search path, and the next one below it. When
+// the search path holds none, the manager's FragmentPath (a unit loaded from
+// elsewhere) is used; the install path otherwise.
+func (u *unitState) locate(dirs []string) {
+	var hits []string
+	for _, d := range dirs {
+		p := filepath.Join(d, u.name)
+		if _, err := os.Lstat(p); err == nil {
+			hits = append(hits, p)
+		}
+	}
+	switch {
+	case len(hits) > 0:
+		u.path, u.exists = hits[0], true
+		// Name it as the manager does when it is the same file.
+		if u.fragment != "" && u.fragment != hits[0] {
+			if a, err := os.Stat(u.fragment); err == nil {
+				if b, err := os.Stat(hits[0]); err == nil && os.SameFile(a, b) && !isSymlink(hits[0]) {
+					u.path = u.fragment
+				}
+			}
+		}
+		if len(hits) > 1 {
+			u.under = hits[1]
+		}
+	case u.fragment != "" && fileExists(u.fragment):
+		u.path, u.exists = u.fragment, true
+	default:
+		u.path = u.install
+	}
+}
+
+func isSymlink(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode()&os.ModeSymlink != 0
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// strayOverride reports whether the unit's file overrides a lower copy that
+// is byte-identical to the template (the packaged vendor unit): the copy
+// on top only hides package upgrades and outlives the package, so the repair
+// is to remove it. An override of a vendor unit that differs from the
+// template is the operator's deliberate unit and is compared as usual.
+func (u *unitState) strayOverride() bool {
+	return u.exists && u.link == "" && u.data != nil && u.under != "" && u.underData != nil && bytes.Equal(u.underData, u.expected)
+}
+
+// label names a unit in messages: its name when it is in the install
+// directory, its name and file otherwise (a vendor unit).
+func (m *systemdManager) label(u *unitState) string {
+	if !u.exists || sameDir(filepath.Dir(u.path), m.unitDir) {
+		return u.name
+	}
+	return u.name + " (" + u.path + ")"
+}
+
+// where says where a unit file was found, for messages.
+func (m *systemdManager) where(u *unitState) string {
+	if !u.exists {
+		return u.path
+	}
+	if sameDir(filepath.Dir(u.path), m.unitDir) {
+		return u.path
+	}
+	return u.path + " (vendor unit)"
 }
 
 // dropins reads <dir>/<unit>.d/*.conf in every directory of the manager's
@@ -175,6 +302,8 @@ func (s *sdState) sc(args string) string { return s.m.systemctl() + " " + args }
 
 const fixRewrite = "rewrite the unit files from the template, daemon-reload and restart (`gatewayctl doctor --fix`)"
 
+const fixOverride = "remove the copy that overrides the packaged unit, so the manager loads the packaged one, then daemon-reload and restart (`gatewayctl doctor --fix`)"
+
 func checkUnitMissing(_ context.Context, s *sdState) CheckResult {
 	if r, ok := s.need(); !ok {
 		return r
@@ -194,7 +323,14 @@ func checkUnitMissing(_ context.Context, s *sdState) CheckResult {
 		}
 		return r
 	}
-	return CheckResult{Message: "both units are installed in " + s.m.unitDir}
+	if filepath.Dir(s.sock.path) == filepath.Dir(s.svc.path) {
+		msg := "both units are installed in " + filepath.Dir(s.sock.path)
+		if !sameDir(filepath.Dir(s.sock.path), s.m.unitDir) {
+			msg += " (vendor units)"
+		}
+		return CheckResult{Message: msg}
+	}
+	return CheckResult{Message: "installed: " + s.m.where(s.sock) + ", " + s.m.where(s.svc)}
 }
 
 func checkUnitDrift(_ context.Context, s *sdState) CheckResult {
@@ -218,6 +354,23 @@ func checkUnitDrift(_ context.Context, s *sdState) CheckResult {
 			words = append(words, u.name+" redirected to "+u.link)
 			continue
 		}
+		if u.strayOverride() {
+			// systemd-delta's words: an identical copy on top of the
+			// vendor unit is EQUIVALENT, a different one OVERRIDDEN.
+			kind := units.KindOverridden
+			if bytes.Equal(u.data, u.underData) {
+				kind = units.KindEquivalent
+			} else if fs := units.Compare(u.name, u.underData, u.data, nil); len(fs) == 1 && fs[0].Kind == units.KindEquivalent {
+				kind = units.KindEquivalent
+			}
+			r.Findings = append(r.Findings, units.Finding{Kind: kind, Unit: u.name, Path: u.path,
+				Detail: "overrides the packaged unit " + u.under + ": package upgrades do not reach it and removing the package leaves it behind"})
+			if r.Severity != SeverityError {
+				r.Severity = SeverityWarning
+			}
+			r.Fix = fixOverride
+			words = append(words, fmt.Sprintf("[%s] %s → %s", strings.ToUpper(kind), u.path, u.under))
+		}
 		fs := units.Compare(u.name, u.expected, u.data, nil)
 		for _, f := range fs {
 			switch f.Kind {
@@ -226,19 +379,23 @@ func checkUnitDrift(_ context.Context, s *sdState) CheckResult {
 				if r.Severity == SeverityOK || r.Severity == "" {
 					r.Severity = SeverityInfo
 				}
-				words = append(words, u.name+" equivalent (comments or order differ)")
+				words = append(words, s.m.label(u)+" equivalent (comments or order differ)")
 				r.Findings = append(r.Findings, f)
 			case units.KindInvalid:
 				r.Severity = SeverityError
-				r.Fix = fixRewrite
-				words = append(words, u.name+" does not parse")
+				if r.Fix != fixOverride {
+					r.Fix = fixRewrite
+				}
+				words = append(words, s.m.label(u)+" does not parse")
 				r.Findings = append(r.Findings, f)
 			default:
 				if r.Severity != SeverityError {
 					r.Severity = SeverityWarning
 				}
-				r.Fix = fixRewrite
-				words = append(words, fmt.Sprintf("%s [%s] %s= %s", u.name, f.Section, f.Key, f.Kind))
+				if r.Fix != fixOverride {
+					r.Fix = fixRewrite
+				}
+				words = append(words, fmt.Sprintf("%s [%s] %s= %s", s.m.label(u), f.Section, f.Key, f.Kind))
 				r.Findings = append(r.Findings, f)
 			}
 		}
@@ -539,16 +696,16 @@ func checkPortTaken(ctx context.Context, s *sdState) CheckResult {
 	}
 }
 
-func checkSharedPort(_ context.Context, s *sdState) CheckResult {
+func checkSharedPort(ctx context.Context, s *sdState) CheckResult {
 	if r, ok := s.need(); !ok {
 		return r
 	}
 	want := ports(s.t.listen())
-	dirs := append([]string{s.m.unitDir}, s.m.unitPath...)
-	dirs = append(dirs, s.m.other...)
+	own := append([]string{s.m.unitDir}, s.m.unitPath...)
+	dirs := append(slices.Clone(own), s.m.other...)
 	seen := map[string]bool{}
 	var clashes []string
-	for _, dir := range dirs {
+	for i, dir := range dirs {
 		matches, _ := filepath.Glob(filepath.Join(dir, "gatewayd*.socket"))
 		for _, p := range matches {
 			if seen[p] || (filepath.Base(p) == s.sock.name && filepath.Clean(dir) == filepath.Clean(s.m.unitDir)) {
@@ -565,6 +722,14 @@ func checkSharedPort(_ context.Context, s *sdState) CheckResult {
 			if filepath.Base(p) == s.sock.name && slices.Contains(s.m.unitPath, dir) {
 				// The same unit name lower in our own search path is the
 				// vendor copy of this very unit, not another profile.
+				continue
+			}
+			// A vendor unit that nobody enabled or runs (the package's
+			// user units in /usr/lib/systemd/user) is not an install.
+			if i < len(own) && !s.m.ownScopeInstall(ctx, s.s, dir, filepath.Base(p)) {
+				continue
+			}
+			if i >= len(own) && !s.m.otherScopeInstall(dir, filepath.Base(p)) {
 				continue
 			}
 			for _, port := range ports(units.ListenStreams(data)) {
@@ -626,8 +791,42 @@ func (m *systemdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) 
 
 type fixPlan struct {
 	rewrite, reload, enable, restartSocket, restartService bool
-	steps                                                  []string
-	fixes                                                  map[string]bool
+	// files are the repairs of the unit files, when rewrite is set.
+	files []unitRepair
+	// disable is set when the socket's overriding copy is removed: its
+	// enablement links may point at that file, so it is disabled first
+	// and enabled again on the packaged unit.
+	disable bool
+	steps   []string
+	fixes   map[string]bool
+}
+
+// unitRepair is one unit file --fix writes or removes.
+type unitRepair struct {
+	path   string
+	remove bool   // remove a stray override instead of writing
+	data   []byte // the template, when writing
+}
+
+// repairs returns what --fix does to each unit file: write the template to
+// the file the manager loads (the install path when there is none, the
+// vendor file itself when that is the one loaded), or remove a stray copy
+// that overrides the packaged unit. A masked or redirected unit is left
+// alone (unit-masked and unit-drift say what to do by hand).
+func (st *sdState) repairs() []unitRepair {
+	var out []unitRepair
+	for _, u := range st.units() {
+		switch {
+		case u.link != "":
+		case !u.exists:
+			out = append(out, unitRepair{path: u.install, data: u.expected})
+		case u.strayOverride():
+			out = append(out, unitRepair{path: u.path, remove: true})
+		case !bytes.Equal(u.data, u.expected):
+			out = append(out, unitRepair{path: u.path, data: u.expected})
+		}
+	}
+	return out
 }
 
 func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
@@ -658,7 +857,15 @@ func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
 		p.enable, p.restartService = false, false
 	}
 	if p.rewrite {
-		p.steps = append(p.steps, "rewrite "+st.sock.path+" and "+st.svc.path)
+		p.files = st.repairs()
+		for _, f := range p.files {
+			if f.remove {
+				p.steps = append(p.steps, "remove "+f.path+" (it overrides the packaged unit)")
+				p.disable = p.disable || (f.path == st.sock.path && !masked)
+			} else {
+				p.steps = append(p.steps, "rewrite "+f.path)
+			}
+		}
 		if !masked {
 			p.enable = true
 		}
@@ -688,21 +895,29 @@ func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
 }
 
 func (m *systemdManager) applyFix(ctx context.Context, s *session, st *sdState, p fixPlan) error {
-	if p.rewrite {
-		var files []InstalledFile
-		for _, u := range st.units() {
-			a := ActionUnchanged
-			if u.data == nil || !bytes.Equal(u.data, u.expected) {
-				a = ActionUpdate
-			}
-			files = append(files, InstalledFile{Path: u.path, Action: a, Data: u.expected})
+	if p.disable {
+		if _, err := s.sd.DisableUnitFilesContext(ctx, []string{st.sock.name}, false); err != nil {
+			return fmt.Errorf("disable %s before removing %s: %w (try `%s disable %s`)", st.sock.name, st.sock.path, err, m.systemctl(), st.sock.name)
 		}
+	}
+	var files []InstalledFile
+	for _, f := range p.files {
+		if f.remove {
+			if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %s, which overrides the packaged unit: %w (remove it by hand, then `%s daemon-reload`)", f.path, err, m.systemctl())
+			}
+			m.log.Info("doctor removed a unit file that overrides the packaged unit", "file", f.path)
+			continue
+		}
+		files = append(files, InstalledFile{Path: f.path, Action: ActionUpdate, Data: f.data})
+	}
+	if len(files) > 0 {
 		if err := writeFiles(files); err != nil {
 			return err
 		}
 		m.log.Info("doctor rewrote unit files", "files", changedPaths(files))
 	}
-	if p.reload {
+	if p.reload || p.disable {
 		if err := s.sd.ReloadContext(ctx); err != nil {
 			return fmt.Errorf("daemon-reload: %w", err)
 		}
@@ -732,4 +947,22 @@ func (m *systemdManager) applyFix(ctx context.Context, s *session, st *sdState, 
 		}
 	}
 	return nil
+}
+
+// installTarget returns the file Install writes for a rendered unit: the
+// one in the install directory, unless there is none there and the file
+// the manager loads is a vendor unit byte-identical to the template (the
+// package's own): then that one, so that installing on a package-installed
+// host writes no copy in /etc that would hide package upgrades and outlive
+// the package.
+func (m *systemdManager) installTarget(f units.File) string {
+	u := &unitState{name: f.Name, install: filepath.Join(m.unitDir, f.Name)}
+	u.locate(m.searchDirs())
+	if !u.exists || u.path == u.install || isSymlink(u.path) {
+		return u.install
+	}
+	if cur, err := os.ReadFile(u.path); err == nil && bytes.Equal(cur, f.Data) {
+		return u.path
+	}
+	return u.install
 }
