@@ -15,9 +15,13 @@ import (
 	"github.com/google/uuid"
 )
 
-// runConn drives one WebSocket from challenge to close, on the HTTP
-// handler's goroutine (which is the connection's reader).
-func (s *Server) runConn(c *wsConn) {
+// runConn drives one WebSocket's handshake on the HTTP handler's
+// goroutine. It reports whether the connection is established; the caller
+// then runs serveConn on a fresh goroutine, so the handshake's deep stack
+// (JSON Schema validation, device signatures) and the HTTP request are not
+// held for the connection's whole life: an idle connection costs a small
+// stack.
+func (s *Server) runConn(c *wsConn) bool {
 	ctx := context.Background()
 	c.ws.SetReadLimit(protocol.PreHelloMaxFrame)
 	nonce := uuid.NewString()
@@ -36,24 +40,31 @@ func (s *Server) runConn(c *wsConn) {
 	if err != nil {
 		s.log.Debug("connection closed before connect", "remote", c.remote, "err", err)
 		c.close(protocol.CloseNormal, "")
-		return
+		return false
 	}
 	if typ != websocket.MessageText {
 		c.close(protocol.ClosePolicyViolation, "invalid request frame: binary frames are not part of the protocol")
-		return
+		return false
 	}
 	f, err := protocol.DecodeRequest(data)
 	if err != nil {
 		// Before the handshake completes an invalid frame closes the socket.
 		c.close(protocol.ClosePolicyViolation, "invalid request frame: "+err.Error())
-		return
+		return false
 	}
 	if !s.handshake(c, f, nonce) {
-		return
+		return false
 	}
 	helloDone.Store(true)
 	timer.Stop()
 	c.ws.SetReadLimit(protocol.MaxPayload)
+	return true
+}
+
+// serveConn is an established connection's life after hello-ok: observers,
+// the read loop, then deregistration.
+func (s *Server) serveConn(c *wsConn) {
+	ctx := context.Background()
 	defer s.hub.remove(c)
 	for _, o := range s.ext.observers {
 		defer o.Disconnected(c.peer())

@@ -465,18 +465,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.handlers.Add(1)
-	defer s.handlers.Done()
 	c := &wsConn{s: s, ws: ws, id: newConnID(), remote: r.RemoteAddr, origin: r.Header.Get("Origin"), done: make(chan struct{})}
 	s.live.Store(c, struct{}{})
-	defer s.live.Delete(c)
-	defer close(c.done) // the connection's handler is over: Peer.Done fires
+	end := func() {
+		s.live.Delete(c)
+		close(c.done) // the connection is over: Peer.Done fires
+		s.handlers.Done()
+	}
 	if !originAllowed(r, s.settings.Load().AllowedOrigins) {
 		s.log.Warn("websocket origin rejected", "origin", c.origin, "remote", c.remote,
 			"fix", "add the origin to gateway.controlUi.allowedOrigins")
 		_ = ws.Close(websocket.StatusCode(protocol.ClosePolicyViolation), "origin not allowed")
+		end()
 		return
 	}
-	s.runConn(c)
+	if !s.runConn(c) {
+		end()
+		return
+	}
+	// The HTTP handler returns; the connection lives on its own goroutine.
+	go func() {
+		defer end()
+		s.serveConn(c)
+	}()
 }
 
 // hostname is cached: presence entries carry it.
