@@ -2,86 +2,52 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 )
 
-// gatewaydBin is the real gatewayd, built once for the package's tests.
-var gatewaydBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gatewayd-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gatewaydBin = filepath.Join(dir, "gatewayd")
-	out, err := exec.Command("go", "build", "-o", gatewaydBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building gatewayd for the integration tests failed: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := gatewaytest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
-// gw is one real gatewayd process started by a test.
+// gw is one real gatewayd process started by a test (gatewaytest, bare:
+// only the flags and environment the test gives).
 type gw struct {
 	t      testing.TB
+	g      *gatewaytest.Gateway
 	cmd    *exec.Cmd
 	port   int
 	token  string
-	home   string
 	state  string
 	config string
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error
+	stderr output // what gatewayd wrote to stdout and stderr
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// output is a gateway's output so far, as a fmt.Stringer.
+type output struct{ g *gatewaytest.Gateway }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func (o output) String() string { return o.g.Output() }
 
 type gwOpts struct {
 	args   []string
@@ -93,26 +59,16 @@ type gwOpts struct {
 	port   int
 }
 
-// isolatedEnv is a clean environment with private XDG directories.
-func isolatedEnv(home string) []string {
-	return []string{
-		"HOME=" + home, "PATH=" + os.Getenv("PATH"),
-		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
-		"XDG_STATE_HOME=" + filepath.Join(home, ".local", "state"),
-		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
-	}
-}
-
 func startGW(t testing.TB, o gwOpts) *gw {
 	t.Helper()
 	home := t.TempDir()
-	g := &gw{t: t, home: home, port: o.port, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	// A private HOME and runtime dir; gatewaytest sets the state and config
+	// paths and the XDG directories under home.
+	env := []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + filepath.Join(home, "run")}
+	g := &gw{t: t, port: o.port}
 	if g.port == 0 {
 		g.port = freePort(t)
 	}
-	g.config = filepath.Join(home, "config.json")
-	g.state = filepath.Join(home, "state")
-	env := append(isolatedEnv(home), "GATEWAY_CONFIG_PATH="+g.config, "GATEWAY_STATE_DIR="+g.state)
 	switch o.token {
 	case "":
 		g.token = fmt.Sprintf("tok-%d-%d", os.Getpid(), time.Now().UnixNano())
@@ -122,30 +78,14 @@ func startGW(t testing.TB, o gwOpts) *gw {
 		g.token = o.token
 		env = append(env, "GATEWAY_TOKEN="+g.token)
 	}
-	if o.config != "" {
-		if err := os.WriteFile(g.config, []byte(o.config), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env = append(env, o.env...)
-	args := append([]string{"--port", fmt.Sprint(g.port)}, o.args...)
-	argv := append([]string{}, o.wrap...)
-	if len(o.wrap) > 0 {
-		// systemd-socket-activate passes on only the variables named with -E.
-		for _, e := range env {
-			argv = append(argv, "-E", e)
-		}
-	}
-	argv = append(argv, gatewaydBin)
-	argv = append(argv, args...)
-	g.cmd = exec.Command(argv[0], argv[1:]...)
-	g.cmd.Env = env
-	g.cmd.Stderr = g.stderr
-	g.cmd.Stdout = g.stderr
-	if err := g.cmd.Start(); err != nil {
+	gg, err := gatewaytest.Start(context.Background(), gatewaytest.Binary(t), gatewaytest.Options{
+		Dir: home, Port: g.port, Bare: true, Args: o.args, Env: append(env, o.env...),
+		Config: o.config, Wrap: o.wrap, NoWait: true,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { g.err = g.cmd.Wait(); close(g.exited) }()
+	g.g, g.cmd, g.state, g.config, g.stderr = gg, gg.Cmd, gg.StateDir, gg.ConfigPath, output{gg}
 	t.Cleanup(func() { g.kill() })
 	if !o.noWait {
 		g.waitReady(10 * time.Second)
@@ -153,20 +93,8 @@ func startGW(t testing.TB, o gwOpts) *gw {
 	return g
 }
 
-func (g *gw) kill() {
-	select {
-	case <-g.exited:
-		return
-	default:
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.exited:
-	case <-time.After(10 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.exited
-	}
-}
+// kill stops gatewayd (SIGTERM by PID, then SIGKILL after 10 s).
+func (g *gw) kill() { _ = g.g.Stop() }
 
 func (g *gw) signal(s os.Signal) {
 	if err := g.cmd.Process.Signal(s); err != nil {
@@ -178,11 +106,11 @@ func (g *gw) signal(s os.Signal) {
 func (g *gw) wait(d time.Duration) int {
 	g.t.Helper()
 	select {
-	case <-g.exited:
+	case <-g.g.Exited():
 	case <-time.After(d):
 		g.t.Fatalf("gatewayd did not exit within %s\n%s", d, g.stderr)
 	}
-	if ee, ok := g.err.(*exec.ExitError); ok {
+	if ee, ok := g.g.ExitErr().(*exec.ExitError); ok {
 		return ee.ExitCode()
 	}
 	return 0
@@ -191,26 +119,14 @@ func (g *gw) wait(d time.Duration) int {
 func (g *gw) addr() string { return fmt.Sprintf("127.0.0.1:%d", g.port) }
 func (g *gw) url() string  { return "ws://" + g.addr() + "/" }
 
+// waitReady waits up to d for GET /readyz to answer 200.
 func (g *gw) waitReady(d time.Duration) {
 	g.t.Helper()
-	deadline := time.Now().Add(d)
-	client := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		select {
-		case <-g.exited:
-			g.t.Fatalf("gatewayd exited before ready: %v\n%s", g.err, g.stderr)
-		default:
-		}
-		resp, err := client.Get("http://" + g.addr() + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := g.g.WaitReady(ctx); err != nil {
+		g.t.Fatalf("%v\n%s", err, g.stderr)
 	}
-	g.t.Fatalf("gatewayd not ready within %s\n%s", d, g.stderr)
 }
 
 // rawConn is a protocol client written only from PROTOCOL.md: raw JSON.

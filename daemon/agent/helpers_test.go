@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +19,7 @@ func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 // writeConfig writes the gateway's config file under dir.
 func writeConfig(t testing.TB, dir, cfg string) {
 	t.Helper()
-	p := filepath.Join(dir, "config", "config.json")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), cfg); err != nil {
 		t.Fatal(err)
 	}
 }

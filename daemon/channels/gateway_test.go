@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,35 +22,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildDir  string
-)
-
-// gatewayd builds the real daemon once per test binary, or skips loudly.
-func gatewayd(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "channels-gatewayd-")
-		if buildErr == nil {
-			binPath, buildErr = gatewaytest.Build(buildDir)
-		}
-	})
-	if buildErr != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 // sink is a webhook receiver on loopback that verifies every signature
 // with its own HMAC computation.
@@ -100,27 +71,14 @@ func writeConfig(t *testing.T, dir string, cfg any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "config", "config.json")
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), string(raw)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func start(t *testing.T, dir string) *gatewaytest.Gateway {
 	t.Helper()
-	g, err := gatewaytest.Start(context.Background(), gatewayd(t), gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Stop() })
-	return g
+	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
 }
 
 func dial(t *testing.T, g *gatewaytest.Gateway) *client.Conn {
@@ -160,10 +118,7 @@ func TestGatewaySendWebhook(t *testing.T) {
 		"ops":   map[string]any{"url": good.srv.URL + "/hook", "secret": "good-secret", "targets": []string{"ops"}, "retry": retry},
 		"flaky": map[string]any{"url": failing.srv.URL, "secretEnv": "FLAKY_SECRET", "targets": []string{"flaky-*"}, "retry": retry},
 	}}})
-	g, err := gatewaytest.Start(context.Background(), gatewayd(t), gatewaytest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
 	c := dial(t, g)
 
 	d, perr := send(t, c, channels.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"})

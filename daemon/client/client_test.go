@@ -19,44 +19,13 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
-// gatewayd is the real daemon binary, built once in TestMain; buildErr says
-// why it could not be built (tests then skip loudly).
-var (
-	gatewayd string
-	buildErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "client-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gatewayd, buildErr = gatewaytest.Build(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 // startGateway runs a fresh gatewayd for one test and stops it (by PID) at
 // the end.
 func startGateway(t *testing.T, args ...string) *gatewaytest.Gateway {
 	t.Helper()
-	if buildErr != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", buildErr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	g, err := gatewaytest.Start(ctx, gatewayd, gatewaytest.Options{Dir: t.TempDir(), Args: args})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := g.Stop(); err != nil {
-			t.Logf("gatewayd exit: %v\n%s", err, g.Output())
-		}
-	})
-	return g
+	return gatewaytest.StartT(t, gatewaytest.Options{Args: args})
 }
 
 func dial(t *testing.T, o client.Options) *client.Conn {

@@ -1,12 +1,10 @@
 package hooks_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +16,7 @@ const hookToken = "real-daemon-hook-token-0123456789"
 
 func writeConfig(t *testing.T, path, cfg string) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path+".tmp", []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
+	if err := gatewaytest.WriteConfig(path, cfg); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -48,20 +40,13 @@ func post(t *testing.T, url string, headers map[string]string, body string) (int
 	return resp.StatusCode, m
 }
 
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+
 // TestGatewayHooks runs the hooks on the real gatewayd: off by default,
 // switched on by editing the config file (hot reload, no restart), then
 // authentication and the agent hook.
 func TestGatewayHooks(t *testing.T) {
-	bin, err := gatewaytest.Build(t.TempDir())
-	if err != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", err)
-	}
-	dir := t.TempDir()
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Stop()
+	g := gatewaytest.StartT(t, gatewaytest.Options{})
 	good := map[string]string{"Authorization": "Bearer " + hookToken}
 	if code, _ := post(t, g.HTTPURL+"/hooks/wake", good, `{"text":"x"}`); code != 404 {
 		t.Fatalf("hooks off by default: %d, want 404", code)

@@ -116,8 +116,7 @@ func (f *Feature) Disconnected(p *gateway.Peer) {
 // infoLocked builds the NodeInfo of a paired node. f.mu is held.
 func (f *Feature) infoLocked(rec *pairedRecord) NodeInfo {
 	n := NodeInfo{
-		NodeID: rec.NodeID, DisplayName: rec.DisplayName, Platform: rec.Platform, Version: rec.Version,
-		DeviceFamily: rec.DeviceFamily, ModelIdentifier: rec.ModelIdentifier, RemoteIP: rec.RemoteIP,
+		NodeID: rec.NodeID, NodeMeta: rec.NodeMeta, RemoteIP: rec.RemoteIP,
 		Caps: nonNil(rec.Caps), Commands: nonNil(rec.Commands), Paired: true,
 		LastSeenMs: rec.LastSeenMs, ApprovedAtMs: rec.ApprovedAtMs, Inflight: f.busy[rec.NodeID],
 	}
@@ -293,7 +292,7 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		if nodeErr == nil {
 			nodeErr = &InvokeError{}
 		}
-		msg := cmpOr(nodeErr.Message, "node reported failure without a message")
+		msg := cmp.Or(nodeErr.Message, "node reported failure without a message")
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable,
 			Message: fmt.Sprintf("node %s failed %q: %s", id, in.Command, msg),
 			Details: protocol.Details{"code": DetailInvokeFailed, "nodeId": id, "command": in.Command, "nodeError": nodeErr}}

@@ -22,63 +22,17 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildDir  string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
-
-// gatewayd builds the real daemon once per test binary, or skips loudly.
-func gatewayd(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "nodes-test-")
-		if buildErr == nil {
-			binPath, buildErr = gatewaytest.Build(buildDir)
-		}
-	})
-	if buildErr != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", buildErr)
-	}
-	return binPath
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 // startGateway runs gatewayd in dir with the given "nodes" config section.
 func startGateway(t *testing.T, dir string, nodesCfg map[string]any) *gatewaytest.Gateway {
 	t.Helper()
-	bin := gatewayd(t)
+	o := gatewaytest.Options{Dir: dir}
 	if nodesCfg != nil {
 		raw, _ := json.Marshal(map[string]any{"nodes": nodesCfg})
-		cfgPath := filepath.Join(dir, "config", "config.json")
-		if err := os.MkdirAll(filepath.Dir(cfgPath), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cfgPath, raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		o.Config = string(raw)
 	}
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatalf("start gatewayd: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := g.Stop(); err != nil && !t.Failed() {
-			t.Logf("gatewayd stop: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gatewayd output:\n%s", g.Output())
-		}
-	})
-	return g
+	return gatewaytest.StartT(t, o)
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

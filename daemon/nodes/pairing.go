@@ -122,11 +122,9 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 	}
 	next := *rec
 	next.Caps, next.Commands = nonNil(cp.Caps), nonNil(cp.Commands)
-	next.DisplayName = cmpOr(cp.Client.DisplayName, rec.DisplayName)
-	next.Platform = cp.Client.Platform
-	next.Version = cp.Client.Version
-	next.DeviceFamily = cmpOr(cp.Client.DeviceFamily, rec.DeviceFamily)
-	next.ModelIdentifier = cmpOr(cp.Client.ModelIdentifier, rec.ModelIdentifier)
+	meta := clientMeta(cp)
+	next.NodeMeta = meta.or(rec.NodeMeta)
+	next.Platform, next.Version = meta.Platform, meta.Version // as connected, even when empty
 	next.ClientID = cp.Client.ID
 	next.PublicKey = cp.Device.PublicKey
 	next.RemoteIP = hostOf(p.Remote())
@@ -170,19 +168,17 @@ func presentsCredential(cp *protocol.ConnectParams, hash string) bool {
 	return tokenMatches(cp.Auth.DeviceToken, hash) || tokenMatches(cp.Auth.Token, hash)
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+// clientMeta is what a connect says about the node.
+func clientMeta(cp *protocol.ConnectParams) NodeMeta {
+	return NodeMeta{DisplayName: cp.Client.DisplayName, Platform: cp.Client.Platform, Version: cp.Client.Version,
+		DeviceFamily: cp.Client.DeviceFamily, ModelIdentifier: cp.Client.ModelIdentifier}
 }
 
 // requestFromConnect builds a pairing request from a node's connect.
 func requestFromConnect(id string, p *gateway.Peer) PairingRequest {
 	cp := p.Connect()
 	return PairingRequest{
-		NodeID: id, DisplayName: cp.Client.DisplayName, Platform: cp.Client.Platform, Version: cp.Client.Version,
-		DeviceFamily: cp.Client.DeviceFamily, ModelIdentifier: cp.Client.ModelIdentifier,
+		NodeID: id, NodeMeta: clientMeta(cp),
 		ClientID: cp.Client.ID, ClientMode: cp.Client.Mode, PublicKey: cp.Device.PublicKey,
 		Caps: nonNil(cp.Caps), Commands: nonNil(cp.Commands), RemoteIP: hostOf(p.Remote()),
 	}
@@ -208,15 +204,11 @@ func (f *Feature) requestLocked(id string, in PairingRequest, merge bool, now ti
 	req.ExpiresAtMs = now.Add(time.Duration(cfg.PendingTTLMs) * time.Millisecond).UnixMilli()
 	if old != nil {
 		req.RequestID, req.TS = old.RequestID, old.TS
-		req.DisplayName = cmpOr(req.DisplayName, old.DisplayName)
-		req.Platform = cmpOr(req.Platform, old.Platform)
-		req.Version = cmpOr(req.Version, old.Version)
-		req.DeviceFamily = cmpOr(req.DeviceFamily, old.DeviceFamily)
-		req.ModelIdentifier = cmpOr(req.ModelIdentifier, old.ModelIdentifier)
-		req.ClientID = cmpOr(req.ClientID, old.ClientID)
-		req.ClientMode = cmpOr(req.ClientMode, old.ClientMode)
-		req.PublicKey = cmpOr(req.PublicKey, old.PublicKey)
-		req.RemoteIP = cmpOr(req.RemoteIP, old.RemoteIP)
+		req.NodeMeta = req.NodeMeta.or(old.NodeMeta)
+		req.ClientID = cmp.Or(req.ClientID, old.ClientID)
+		req.ClientMode = cmp.Or(req.ClientMode, old.ClientMode)
+		req.PublicKey = cmp.Or(req.PublicKey, old.PublicKey)
+		req.RemoteIP = cmp.Or(req.RemoteIP, old.RemoteIP)
 		if merge && len(req.Caps) == 0 {
 			req.Caps = old.Caps
 		}
@@ -270,15 +262,13 @@ func (f *Feature) handlePairRequest(_ context.Context, call *gateway.Call) (any,
 		if len(in.Caps) > 0 || len(in.Commands) > 0 {
 			req.Caps, req.Commands = nonNil(in.Caps), nonNil(in.Commands)
 		}
-		req.DisplayName = cmpOr(in.DisplayName, req.DisplayName)
+		req.DisplayName = cmp.Or(in.DisplayName, req.DisplayName)
 	case p.HasScope(protocol.ScopePairing):
 		var ok bool
 		if id, ok = normalizeNodeID(in.NodeID); !ok {
 			return nil, protocol.InvalidParams(call.Method, fmt.Errorf("at /nodeId: %q is not a node id (the node's device id: 64 hex digits, the SHA-256 of its public key)", in.NodeID))
 		}
-		req = PairingRequest{NodeID: id, DisplayName: in.DisplayName, Platform: in.Platform, Version: in.Version,
-			DeviceFamily: in.DeviceFamily, ModelIdentifier: in.ModelIdentifier, Caps: in.Caps, Commands: in.Commands,
-			RemoteIP: in.RemoteIP}
+		req = PairingRequest{NodeID: id, NodeMeta: in.meta(), Caps: in.Caps, Commands: in.Commands, RemoteIP: in.RemoteIP}
 	default:
 		return nil, protocol.MissingScope(protocol.ScopePairing, []string{protocol.ScopePairing})
 	}
@@ -341,6 +331,23 @@ func (f *Feature) pendingLocked(requestID string, now time.Time) (*PairingReques
 	return r, nil
 }
 
+// lockPending decodes the requestId params of call and finds that live
+// pending request. It returns with f.mu held, unless it fails.
+func (f *Feature) lockPending(call *gateway.Call) (string, *PairingRequest, time.Time, *protocol.Error) {
+	rid, perr := decodeRequestID(call)
+	if perr != nil {
+		return "", nil, time.Time{}, perr
+	}
+	now := time.Now()
+	f.mu.Lock()
+	req, perr := f.pendingLocked(rid, now)
+	if perr != nil {
+		f.mu.Unlock()
+		return "", nil, time.Time{}, perr
+	}
+	return rid, req, now, nil
+}
+
 func decodeRequestID(call *gateway.Call) (string, *protocol.Error) {
 	var in requestIDParams
 	if perr := call.Decode("", &in); perr != nil {
@@ -355,15 +362,8 @@ func decodeRequestID(call *gateway.Call) (string, *protocol.Error) {
 // handlePairApprove pairs the node of a pending request. The answer comes
 // only after the store committed the approval.
 func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
-	rid, perr := decodeRequestID(call)
+	rid, req, now, perr := f.lockPending(call)
 	if perr != nil {
-		return nil, perr
-	}
-	now := time.Now()
-	f.mu.Lock()
-	req, perr := f.pendingLocked(rid, now)
-	if perr != nil {
-		f.mu.Unlock()
 		return nil, perr
 	}
 	rec := &pairedRecord{}
@@ -371,14 +371,10 @@ func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any,
 		*rec = *old // a repair keeps the credential
 	}
 	rec.NodeID = req.NodeID
-	rec.DisplayName = cmpOr(req.DisplayName, rec.DisplayName)
-	rec.Platform = cmpOr(req.Platform, rec.Platform)
-	rec.Version = cmpOr(req.Version, rec.Version)
-	rec.DeviceFamily = cmpOr(req.DeviceFamily, rec.DeviceFamily)
-	rec.ModelIdentifier = cmpOr(req.ModelIdentifier, rec.ModelIdentifier)
-	rec.ClientID = cmpOr(req.ClientID, rec.ClientID)
-	rec.PublicKey = cmpOr(req.PublicKey, rec.PublicKey)
-	rec.RemoteIP = cmpOr(req.RemoteIP, rec.RemoteIP)
+	rec.NodeMeta = req.NodeMeta.or(rec.NodeMeta)
+	rec.ClientID = cmp.Or(req.ClientID, rec.ClientID)
+	rec.PublicKey = cmp.Or(req.PublicKey, rec.PublicKey)
+	rec.RemoteIP = cmp.Or(req.RemoteIP, rec.RemoteIP)
 	rec.Caps, rec.Commands = nonNil(req.Caps), nonNil(req.Commands)
 	rec.CreatedAtMs = req.TS
 	rec.ApprovedAtMs = now.UnixMilli()
@@ -404,15 +400,8 @@ func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any,
 // handlePairReject drops a pending request (a paired node stays paired
 // when its repair request is rejected).
 func (f *Feature) handlePairReject(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
-	rid, perr := decodeRequestID(call)
+	rid, req, now, perr := f.lockPending(call)
 	if perr != nil {
-		return nil, perr
-	}
-	now := time.Now()
-	f.mu.Lock()
-	req, perr := f.pendingLocked(rid, now)
-	if perr != nil {
-		f.mu.Unlock()
 		return nil, perr
 	}
 	if err := f.st.Delete(bucketPending, rid); err != nil {

@@ -1,6 +1,9 @@
 package nodes
 
-import "encoding/json"
+import (
+	"cmp"
+	"encoding/json"
+)
 
 // Method and event names of the feature.
 const (
@@ -41,22 +44,40 @@ const (
 	DetailStoreFailed          = "STATE_STORE_FAILED"
 )
 
+// NodeMeta is what a node says about itself (the client fields of its
+// connect, or of a pairing request). PairingRequest, PairedNode and
+// NodeInfo embed it: its fields stand in their JSON objects as their own.
+type NodeMeta struct {
+	DisplayName     string `json:"displayName,omitempty"`
+	Platform        string `json:"platform,omitempty"`
+	Version         string `json:"version,omitempty"`
+	DeviceFamily    string `json:"deviceFamily,omitempty"`
+	ModelIdentifier string `json:"modelIdentifier,omitempty"`
+}
+
+// or returns m with each empty field taken from old.
+func (m NodeMeta) or(old NodeMeta) NodeMeta {
+	return NodeMeta{
+		DisplayName:     cmp.Or(m.DisplayName, old.DisplayName),
+		Platform:        cmp.Or(m.Platform, old.Platform),
+		Version:         cmp.Or(m.Version, old.Version),
+		DeviceFamily:    cmp.Or(m.DeviceFamily, old.DeviceFamily),
+		ModelIdentifier: cmp.Or(m.ModelIdentifier, old.ModelIdentifier),
+	}
+}
+
 // PairingRequest is a pending pairing request: the payload of
 // node.pair.requested and an element of node.pair.list's pending.
 type PairingRequest struct {
-	RequestID       string   `json:"requestId"`
-	NodeID          string   `json:"nodeId"`
-	DisplayName     string   `json:"displayName,omitempty"`
-	Platform        string   `json:"platform,omitempty"`
-	Version         string   `json:"version,omitempty"`
-	DeviceFamily    string   `json:"deviceFamily,omitempty"`
-	ModelIdentifier string   `json:"modelIdentifier,omitempty"`
-	ClientID        string   `json:"clientId,omitempty"`
-	ClientMode      string   `json:"clientMode,omitempty"`
-	PublicKey       string   `json:"publicKey,omitempty"`
-	Caps            []string `json:"caps"`
-	Commands        []string `json:"commands"`
-	RemoteIP        string   `json:"remoteIp,omitempty"`
+	RequestID string `json:"requestId"`
+	NodeID    string `json:"nodeId"`
+	NodeMeta
+	ClientID   string   `json:"clientId,omitempty"`
+	ClientMode string   `json:"clientMode,omitempty"`
+	PublicKey  string   `json:"publicKey,omitempty"`
+	Caps       []string `json:"caps"`
+	Commands   []string `json:"commands"`
+	RemoteIP   string   `json:"remoteIp,omitempty"`
 	// IsRepair is true when the node is already paired (a request to
 	// update what was approved).
 	IsRepair bool `json:"isRepair"`
@@ -69,12 +90,8 @@ type PairingRequest struct {
 // PairedNode is an approved node as node.pair.list, node.pair.approve and
 // node.pair.verify show it (never with its credential).
 type PairedNode struct {
-	NodeID            string   `json:"nodeId"`
-	DisplayName       string   `json:"displayName,omitempty"`
-	Platform          string   `json:"platform,omitempty"`
-	Version           string   `json:"version,omitempty"`
-	DeviceFamily      string   `json:"deviceFamily,omitempty"`
-	ModelIdentifier   string   `json:"modelIdentifier,omitempty"`
+	NodeID string `json:"nodeId"`
+	NodeMeta
 	ClientID          string   `json:"clientId,omitempty"`
 	PublicKey         string   `json:"publicKey,omitempty"`
 	Caps              []string `json:"caps"`
@@ -112,21 +129,17 @@ type Resolved struct {
 // with what its live connection advertises when it is connected (else what
 // it advertised last).
 type NodeInfo struct {
-	NodeID          string   `json:"nodeId"`
-	DisplayName     string   `json:"displayName,omitempty"`
-	Platform        string   `json:"platform,omitempty"`
-	Version         string   `json:"version,omitempty"`
-	DeviceFamily    string   `json:"deviceFamily,omitempty"`
-	ModelIdentifier string   `json:"modelIdentifier,omitempty"`
-	RemoteIP        string   `json:"remoteIp,omitempty"`
-	Caps            []string `json:"caps"`
-	Commands        []string `json:"commands"`
-	Paired          bool     `json:"paired"`
-	Connected       bool     `json:"connected"`
-	ConnID          string   `json:"connId,omitempty"`
-	ConnectedAtMs   int64    `json:"connectedAtMs,omitempty"`
-	LastSeenMs      int64    `json:"lastSeenMs,omitempty"`
-	ApprovedAtMs    int64    `json:"approvedAtMs,omitempty"`
+	NodeID string `json:"nodeId"`
+	NodeMeta
+	RemoteIP      string   `json:"remoteIp,omitempty"`
+	Caps          []string `json:"caps"`
+	Commands      []string `json:"commands"`
+	Paired        bool     `json:"paired"`
+	Connected     bool     `json:"connected"`
+	ConnID        string   `json:"connId,omitempty"`
+	ConnectedAtMs int64    `json:"connectedAtMs,omitempty"`
+	LastSeenMs    int64    `json:"lastSeenMs,omitempty"`
+	ApprovedAtMs  int64    `json:"approvedAtMs,omitempty"`
 	// Inflight is the number of node.invoke calls waiting on the node.
 	Inflight int `json:"inflight"`
 }
@@ -193,6 +206,9 @@ type (
 		TimeoutMs      int64           `json:"timeoutMs,omitempty"`
 		IdempotencyKey string          `json:"idempotencyKey,omitempty"`
 	}
+	// pairRequestParams lists NodeMeta's fields itself: a decode error in
+	// an embedded struct names the field by its Go path (NodeMeta.version),
+	// not by the JSON path of the params.
 	pairRequestParams struct {
 		NodeID          string   `json:"nodeId,omitempty"`
 		DisplayName     string   `json:"displayName,omitempty"`
@@ -205,3 +221,9 @@ type (
 		RemoteIP        string   `json:"remoteIp,omitempty"`
 	}
 )
+
+// meta is what the params say about the node.
+func (in *pairRequestParams) meta() NodeMeta {
+	return NodeMeta{DisplayName: in.DisplayName, Platform: in.Platform, Version: in.Version,
+		DeviceFamily: in.DeviceFamily, ModelIdentifier: in.ModelIdentifier}
+}

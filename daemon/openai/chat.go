@@ -168,13 +168,8 @@ func (a *API) chatCompletions(w http.ResponseWriter, r *http.Request, cfg *confi
 	if !readBody(w, r, cfg, &req) {
 		return
 	}
-	if req.Model == "" {
-		writeError(w, http.StatusBadRequest, "you must provide a model parameter (\"gateway\" or \"gateway/<agentId>\")", "invalid_request_error", "")
-		return
-	}
-	agentID, ok := a.agentForModel(req.Model)
+	agentID, ok := a.modelAgent(w, req.Model)
 	if !ok {
-		modelNotFound(w, req.Model)
 		return
 	}
 	if len(req.Messages) == 0 {
@@ -186,26 +181,16 @@ func (a *API) chatCompletions(w http.ResponseWriter, r *http.Request, cfg *confi
 		writeError(w, http.StatusBadRequest, bad, "invalid_request_error", "")
 		return
 	}
-	areq := agent.Request{Message: message, AgentID: agentID, Ephemeral: true, History: history, SystemPrompt: system}
-	if req.User != "" {
-		areq.Ephemeral, areq.SessionKey = false, sessionFor(agentID, req.User)
-	}
+	areq := agentRequest(agentID, req.User, system, history, message)
 	created := time.Now().Unix()
 	if !req.Stream {
-		res, perr := a.execute(r.Context(), runOpts{req: areq}, nil)
-		switch {
-		case perr != nil:
-			runStartError(w, perr)
-		case res == nil: // client gone
-		case res.Status != agent.StatusOK:
-			runFailed(w, res)
-		default:
+		a.runToEnd(w, r, areq, func(res *agent.Result) {
 			writeJSON(w, http.StatusOK, chatCompletion{
 				ID: "chatcmpl-" + res.RunID, Object: "chat.completion", Created: created, Model: req.Model,
 				Choices: []chatChoice{{Index: 0, Message: chatOutMessage{Role: "assistant", Content: res.Summary}, FinishReason: "stop"}},
 				Usage:   usageOf(res, message),
 			})
-		}
+		})
 		return
 	}
 
@@ -230,26 +215,15 @@ func (a *API) chatCompletions(w http.ResponseWriter, r *http.Request, cfg *confi
 		empty := ""
 		chunk(chunkDelta{Role: "assistant", Content: &empty}, nil)
 	}
-	res, perr := a.execute(r.Context(), runOpts{req: areq, stream: true, onStart: begin}, func(d string) {
+	res := a.runStreaming(w, r, areq, begin, func(d string) {
 		chunk(chunkDelta{Content: &d}, nil)
 	})
-	if perr != nil {
-		runStartError(w, perr)
-		return
-	}
 	if res == nil {
 		return
 	}
 	begin(res.RunID)
 	if res.Status != agent.StatusOK {
-		code := "agent_error"
-		if res.Status == agent.StatusTimeout {
-			code = "AGENT_TIMEOUT"
-		}
-		msg := "agent run failed"
-		if res.Error != nil {
-			msg = res.Error.Message
-		}
+		code, msg := runFailure(res, "agent_error")
 		b, _ := json.Marshal(errorBody{Error: errorDetail{Message: msg, Type: "server_error", Code: &code}})
 		sse.event("", b)
 		sse.event("", []byte("[DONE]"))

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,56 +19,21 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 )
 
-var (
-	gatewayd string
-	buildErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "openai-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gatewayd, buildErr = gatewaytest.Build(dir)
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
 const enabledConfig = `{"http":{"endpoints":{"chatCompletions":{"enabled":true},"responses":{"enabled":true}},"maxBodyBytes":4096},
  "agents":{"maxConcurrent":64,"list":{"ops":{"description":"ops"},"broken":{"backend":"exec","exec":{"command":"/bin/sh","args":["-c","echo nope >&2; exit 1"]}}}}}`
 
 func writeConfig(t testing.TB, dir, cfg string) {
 	t.Helper()
-	p := filepath.Join(dir, "config", "config.json")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), cfg); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
 	t.Helper()
-	if buildErr != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", buildErr)
-	}
-	writeConfig(t, dir, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	g, err := gatewaytest.Start(ctx, gatewayd, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = g.Stop()
-		if t.Failed() {
-			t.Logf("gatewayd output:\n%s", g.Output())
-		}
-	})
-	return g
+	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Config: cfg})
 }
 
 func sdk(g *gatewaytest.Gateway) oai.Client {

@@ -104,13 +104,8 @@ func (a *API) responses(w http.ResponseWriter, r *http.Request, cfg *config.HTTP
 	if !readBody(w, r, cfg, &req) {
 		return
 	}
-	if req.Model == "" {
-		writeError(w, http.StatusBadRequest, "you must provide a model parameter (\"gateway\" or \"gateway/<agentId>\")", "invalid_request_error", "")
-		return
-	}
-	agentID, ok := a.agentForModel(req.Model)
+	agentID, ok := a.modelAgent(w, req.Model)
 	if !ok {
-		modelNotFound(w, req.Model)
 		return
 	}
 	if len(req.Input) == 0 {
@@ -131,10 +126,7 @@ func (a *API) responses(w http.ResponseWriter, r *http.Request, cfg *config.HTTP
 		return
 	}
 	system = strings.Join(nonEmpty(req.Instructions, system), "\n\n")
-	areq := agent.Request{Message: message, AgentID: agentID, Ephemeral: true, History: history, SystemPrompt: system}
-	if req.User != "" {
-		areq.Ephemeral, areq.SessionKey = false, sessionFor(agentID, req.User)
-	}
+	areq := agentRequest(agentID, req.User, system, history, message)
 	created := time.Now().Unix()
 	base := func(id, status string) *responseObject {
 		o := &responseObject{ID: "resp_" + compactID(id), Object: "response", CreatedAt: created, Status: status,
@@ -161,30 +153,16 @@ func (a *API) responses(w http.ResponseWriter, r *http.Request, cfg *config.HTTP
 			return
 		}
 		o.Status = "failed"
-		code := "server_error"
-		if res.Status == agent.StatusTimeout {
-			code = "AGENT_TIMEOUT"
-		}
-		msg := "agent run failed"
-		if res.Error != nil {
-			msg = res.Error.Message
-		}
+		code, msg := runFailure(res, "server_error")
 		o.Error = &responseError{Code: code, Message: msg}
 	}
 
 	if !req.Stream {
-		res, perr := a.execute(r.Context(), runOpts{req: areq}, nil)
-		switch {
-		case perr != nil:
-			runStartError(w, perr)
-		case res == nil:
-		case res.Status != agent.StatusOK:
-			runFailed(w, res)
-		default:
+		a.runToEnd(w, r, areq, func(res *agent.Result) {
 			o := base(res.RunID, "completed")
 			finish(o, res)
 			writeJSON(w, http.StatusOK, o)
-		}
+		})
 		return
 	}
 
@@ -206,13 +184,9 @@ func (a *API) responses(w http.ResponseWriter, r *http.Request, cfg *config.HTTP
 		send("response.output_item.added", map[string]any{"output_index": 0, "item": outputMessage{Type: "message", ID: msgID, Status: "in_progress", Role: "assistant", Content: []outputText{}}})
 		send("response.content_part.added", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0, "part": outputText{Type: "output_text", Text: "", Annotations: []any{}}})
 	}
-	res, perr := a.execute(r.Context(), runOpts{req: areq, stream: true, onStart: begin}, func(d string) {
+	res := a.runStreaming(w, r, areq, begin, func(d string) {
 		send("response.output_text.delta", map[string]any{"item_id": msgID, "output_index": 0, "content_index": 0, "delta": d, "logprobs": []any{}})
 	})
-	if perr != nil {
-		runStartError(w, perr)
-		return
-	}
 	if res == nil {
 		return
 	}

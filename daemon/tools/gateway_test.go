@@ -1,41 +1,26 @@
 package tools_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 )
 
+func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+
 // TestGatewayToolsInvoke runs /tools/invoke on the real gatewayd binary.
 func TestGatewayToolsInvoke(t *testing.T) {
-	bin, err := gatewaytest.Build(t.TempDir())
-	if err != nil {
-		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", err)
-	}
-	dir := t.TempDir()
 	cfg := `{"tools": {"maxBodyBytes": 2048, "exec": {
 	  "greet": {"command": ["/bin/sh", "-c", "cat"], "description": "echoes its args",
 	            "argsSchema": {"type": "object", "properties": {"who": {"type": "string", "minLength": 1}}, "required": ["who"]}},
 	  "hang":  {"command": ["/bin/sleep", "60"], "timeoutMs": 200}
 	}}}`
-	if err := os.MkdirAll(filepath.Join(dir, "config"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config", "config.json"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Stop()
+	g := gatewaytest.StartT(t, gatewaytest.Options{Config: cfg})
 	tests := []struct {
 		name, auth, body string
 		code             int

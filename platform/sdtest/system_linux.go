@@ -2,18 +2,14 @@ package sdtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -40,15 +36,8 @@ type System struct {
 	// Leader is the container's PID 1 (systemd) as seen from the host.
 	Leader int
 
-	name, logPath, nsenter string
-	cgroups                []string
-	done                   chan struct{}
-	waitErr                error
-	stopOnce               sync.Once
-	stopErr                error
-	logMu                  sync.Mutex
-	finalLog               string
-	stopped                bool
+	name, nsenter string
+	process
 }
 
 const systemSkipHint = " (CI runs as root and installs systemd systemd-container util-linux)"
@@ -61,36 +50,21 @@ const systemSkipHint = " (CI runs as root and installs systemd systemd-container
 // missing.
 func BootSystem(t testing.TB, opts SystemOptions) *System {
 	t.Helper()
-	gcOnce.Do(func() {
-		if err := GC(tLogWriter{t}); err != nil {
-			t.Logf("sdtest: garbage collection of earlier runs: %v", err)
-		}
-	})
 	if opts.BootTimeout == 0 {
 		opts.BootTimeout = 90 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opts.BootTimeout)
-	defer cancel()
-	began := time.Now()
-	s, err := bootSystem(ctx, opts)
-	var skip *skipError
-	if errors.As(err, &skip) {
-		t.Skip("sdtest: SKIPPING, no booted systemd container: " + skip.reason + systemSkipHint)
-	}
-	if err != nil {
-		t.Fatalf("sdtest: boot systemd container: %v", err)
-	}
-	t.Logf("sdtest: container %s (nspawn pid %d, pid 1 = host pid %d) booted in %v", s.Name, s.PID, s.Leader, time.Since(began).Round(time.Millisecond))
-	t.Cleanup(func() {
-		err := s.Stop()
-		if t.Failed() {
-			t.Logf("sdtest: console of container %s:\n%s", s.Name, tail(s.Log(), 16000))
-		}
-		if err != nil {
-			t.Errorf("sdtest: halt container %s: %v", s.Name, err)
-		}
+	return startT(t, lifecycle[*System]{
+		timeout: opts.BootTimeout,
+		start:   func(ctx context.Context) (*System, error) { return bootSystem(ctx, opts) },
+		skip:    "booted systemd container",
+		hint:    systemSkipHint,
+		fail:    "boot systemd container",
+		ready: func(s *System, d time.Duration) string {
+			return fmt.Sprintf("container %s (nspawn pid %d, pid 1 = host pid %d) booted in %v", s.Name, s.PID, s.Leader, d)
+		},
+		logName:  func(s *System) string { return "console of container " + s.Name },
+		stopName: func(s *System) string { return "halt container " + s.Name },
 	})
-	return s
 }
 
 func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) {
@@ -126,9 +100,8 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 	s = &System{
 		Root:    root,
 		name:    filepath.Base(root),
-		logPath: filepath.Join(root, "console.log"),
 		nsenter: nsenter,
-		done:    make(chan struct{}),
+		process: process{logPath: filepath.Join(root, "console.log"), done: make(chan struct{})},
 	}
 	// Machine names are host names: at most 64 characters.
 	s.Name = strings.TrimPrefix(s.name, "gatewayd-")
@@ -146,15 +119,6 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 	if err := os.Mkdir(filepath.Join(root, "ovl"), 0o755); err != nil {
 		return s, fmt.Errorf("create overlay dir: %w", err)
 	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return s, fmt.Errorf("create console log: %w", err)
-	}
-	defer logf.Close()
-	if s.cgroups, err = createGroups(hs, s.name); err != nil {
-		return s, err
-	}
-
 	ovl := filepath.Join(root, "ovl")
 	var in strings.Builder
 	in.WriteString("set -eu\n")
@@ -176,35 +140,13 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 	}
 	in.WriteString(" </dev/null\n")
 
-	cmd := exec.Command("/bin/sh", "-c", enterScript(s.cgroups, in.String()))
-	cmd.Env = []string{"PATH=" + stdPath, "LC_ALL=C"}
-	cmd.Stdout, cmd.Stderr = logf, logf
 	// SIGTERM to nspawn halts the container cleanly, also when the test
 	// binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	began := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // Pdeathsig is per thread: see startUser
-		if err := cmd.Start(); err != nil {
-			runtime.UnlockOSThread()
-			began <- err
-			close(s.done)
-			return
-		}
-		began <- nil
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
-	if err := <-began; err != nil {
-		return s, fmt.Errorf("start systemd-nspawn: %w", err)
-	}
-	s.PID = cmd.Process.Pid
-	if ns, ok := procStart(s.PID); ok {
-		st, _ := readState(root)
-		st.ManagerPID, st.ManagerStart = s.PID, ns
-		if err := writeState(root, st); err != nil {
-			return s, err
-		}
+	s.PID, err = s.launch(hs, s.name, root, "create console log", "start systemd-nspawn", func() string {
+		return enterScript(s.cgroups, in.String())
+	})
+	if err != nil {
+		return s, err
 	}
 	return s, s.waitBooted(ctx)
 }
@@ -347,15 +289,7 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 
 // Log returns the container's console output so far (boot messages, and
 // whatever systemd prints to the console); after Stop, the final output.
-func (s *System) Log() string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	if s.stopped {
-		return s.finalLog
-	}
-	b, _ := os.ReadFile(s.logPath)
-	return string(b)
-}
+func (s *System) Log() string { return s.readLog() }
 
 // Stop halts the container (SIGTERM to systemd-nspawn, which shuts the
 // system down cleanly), kills what is left in its cgroups, removes them and
@@ -366,43 +300,7 @@ func (s *System) Stop() error {
 }
 
 func (s *System) stop() error {
-	var errs []error
-	if st, err := readState(s.Root); err == nil {
-		st.Stopping = true
-		_ = writeState(s.Root, st)
-	}
-	select {
-	case <-s.done:
-	default:
-		if s.PID > 0 {
-			_ = syscall.Kill(s.PID, syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(60 * time.Second):
-				errs = append(errs, fmt.Errorf("container %s did not halt within 60s of SIGTERM: killed it", s.Name))
-				_ = syscall.Kill(s.PID, syscall.SIGKILL)
-				select {
-				case <-s.done:
-				case <-time.After(5 * time.Second):
-					errs = append(errs, fmt.Errorf("systemd-nspawn pid %d survived SIGKILL for 5s", s.PID))
-				}
-			}
-		}
-	}
-	if err := killGroups(s.cgroups, 10*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if err := removeGroups(s.cgroups, 5*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	s.logMu.Lock()
-	b, _ := os.ReadFile(s.logPath)
-	s.finalLog, s.stopped = string(b), true
-	s.logMu.Unlock()
-	if s.Root != "" {
-		if err := os.RemoveAll(s.Root); err != nil {
-			errs = append(errs, fmt.Errorf("remove scratch dir: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return s.teardown(s.Root, s.PID, 60*time.Second,
+		fmt.Sprintf("container %s did not halt within 60s of SIGTERM: killed it", s.Name),
+		fmt.Sprintf("systemd-nspawn pid %d survived SIGKILL for 5s", s.PID))
 }

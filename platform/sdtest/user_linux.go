@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,19 +69,9 @@ type UserManager struct {
 	// PID namespace).
 	PID int
 
-	name    string   // cgroup and scratch dir name
-	cgroups []string // host directories of the manager's cgroups
-	logPath string
+	name    string // cgroup and scratch dir name
 	nsenter string
-
-	done    chan struct{} // closed when the manager has exited and been reaped
-	waitErr error         // the manager's exit status, valid after done
-
-	stopOnce sync.Once
-	stopErr  error
-	logMu    sync.Mutex
-	finalLog string // the log, kept when Stop removes Root
-	stopped  bool
+	process
 }
 
 // state is what GC needs to know about a scratch dir, kept in Root/state.json.
@@ -109,30 +98,67 @@ var gcOnce sync.Once
 // a process also garbage-collects leftovers of killed test runs (see GC).
 func StartUser(t testing.TB) *UserManager {
 	t.Helper()
+	return startT(t, lifecycle[*UserManager]{
+		timeout: startTimeout,
+		start:   startUser,
+		skip:    "private systemd user manager",
+		hint:    skipHint,
+		fail:    "start systemd --user",
+		ready: func(m *UserManager, d time.Duration) string {
+			return fmt.Sprintf("systemd --user pid %d in %s ready in %v", m.PID, m.Root, d)
+		},
+		logName:  func(m *UserManager) string { return fmt.Sprintf("log of systemd --user pid %d", m.PID) },
+		stopName: func(m *UserManager) string { return fmt.Sprintf("teardown of systemd --user pid %d", m.PID) },
+	})
+}
+
+// stopper is a started manager: UserManager or System.
+type stopper interface {
+	Stop() error
+	Log() string
+}
+
+// lifecycle is how startT starts and names a manager for a test.
+type lifecycle[T stopper] struct {
+	timeout          time.Duration                    // bounds start
+	start            func(context.Context) (T, error) // a *skipError skips the test
+	skip, hint, fail string                           // "SKIPPING, no " + skip + ": reason" + hint; fail + ": err"
+	ready            func(T, time.Duration) string    // logged once started
+	logName          func(T) string                   // heads the log shown when the test failed
+	stopName         func(T) string                   // heads a teardown error
+}
+
+// startT is what StartUser and BootSystem share: the first call in a
+// process garbage-collects leftovers of killed test runs (see GC); then it
+// starts the manager bounded by l.timeout, skips t loudly when an OS
+// feature is missing, fails it when the start fails, and registers the
+// teardown (with the manager's log when t failed) with t.Cleanup.
+func startT[T stopper](t testing.TB, l lifecycle[T]) T {
+	t.Helper()
 	gcOnce.Do(func() {
 		if err := GC(tLogWriter{t}); err != nil {
 			t.Logf("sdtest: garbage collection of earlier runs: %v", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 	defer cancel()
 	began := time.Now()
-	m, err := startUser(ctx)
+	m, err := l.start(ctx)
 	var skip *skipError
 	if errors.As(err, &skip) {
-		t.Skip("sdtest: SKIPPING, no private systemd user manager: " + skip.reason + skipHint)
+		t.Skip("sdtest: SKIPPING, no " + l.skip + ": " + skip.reason + l.hint)
 	}
 	if err != nil {
-		t.Fatalf("sdtest: start systemd --user: %v", err)
+		t.Fatalf("sdtest: %s: %v", l.fail, err)
 	}
-	t.Logf("sdtest: systemd --user pid %d in %s ready in %v", m.PID, m.Root, time.Since(began).Round(time.Millisecond))
+	t.Log("sdtest: " + l.ready(m, time.Since(began).Round(time.Millisecond)))
 	t.Cleanup(func() {
 		err := m.Stop()
 		if t.Failed() {
-			t.Logf("sdtest: log of systemd --user pid %d:\n%s", m.PID, tail(m.Log(), 16000))
+			t.Logf("sdtest: %s:\n%s", l.logName(m), tail(m.Log(), 16000))
 		}
 		if err != nil {
-			t.Errorf("sdtest: teardown of systemd --user pid %d: %v", m.PID, err)
+			t.Errorf("sdtest: %s: %v", l.stopName(m), err)
 		}
 	})
 	return m
@@ -215,9 +241,8 @@ func startUser(ctx context.Context) (m *UserManager, err error) {
 		ConfigHome: filepath.Join(root, "config"),
 		StateHome:  filepath.Join(root, "state"),
 		name:       filepath.Base(root),
-		logPath:    filepath.Join(root, "manager.log"),
 		nsenter:    nsenter,
-		done:       make(chan struct{}),
+		process:    process{logPath: filepath.Join(root, "manager.log"), done: make(chan struct{})},
 	}
 	m.BusAddress = "unix:path=" + filepath.Join(m.RuntimeDir, "bus")
 	defer func() {
@@ -249,51 +274,11 @@ func startUser(ctx context.Context) (m *UserManager, err error) {
 	if err := syscall.Mkfifo(filepath.Join(root, "kmsg"), 0o600); err != nil {
 		return m, fmt.Errorf("create kmsg fifo: %w", err)
 	}
-	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return m, fmt.Errorf("create manager log: %w", err)
-	}
-	defer logf.Close()
-
-	m.cgroups, err = createGroups(hs, m.name)
+	m.PID, err = m.launch(hs, m.name, m.Root, "create manager log", "start "+systemd+" --user", func() string {
+		return m.outerScript(hs, systemd)
+	})
 	if err != nil {
 		return m, err
-	}
-
-	cmd := exec.Command("/bin/sh", "-c", m.outerScript(hs, systemd))
-	cmd.Env = []string{"PATH=" + stdPath, "LC_ALL=C"}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid: true, // keep terminal signals for the test binary away from it
-		// If the test binary dies without teardown, the manager gets
-		// SIGTERM and stops its units; GC removes the rest.
-		Pdeathsig: syscall.SIGTERM,
-	}
-	began := make(chan error, 1)
-	go func() {
-		// Pdeathsig belongs to the thread that forked: keep this goroutine
-		// on its thread until the manager has exited.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			runtime.UnlockOSThread()
-			began <- err
-			close(m.done)
-			return
-		}
-		began <- nil
-		m.waitErr = cmd.Wait()
-		close(m.done) // the locked thread exits with this goroutine: fine now
-	}()
-	if err := <-began; err != nil {
-		return m, fmt.Errorf("start %s --user: %w", systemd, err)
-	}
-	m.PID = cmd.Process.Pid
-	if ms, ok := procStart(m.PID); ok {
-		st, _ := m.readState()
-		st.ManagerPID, st.ManagerStart = m.PID, ms
-		if err := m.writeState(st); err != nil {
-			return m, err
-		}
 	}
 	if err := m.waitReady(ctx); err != nil {
 		return m, err
@@ -395,15 +380,7 @@ func (m *UserManager) UnitDir() string { return filepath.Join(m.ConfigHome, "sys
 // Log returns the manager's log so far: its own messages (LogTarget=kmsg,
 // drained from the FIFO) and the stdout/stderr of its services, since there
 // is no journald. After Stop it returns the final log.
-func (m *UserManager) Log() string {
-	m.logMu.Lock()
-	defer m.logMu.Unlock()
-	if m.stopped {
-		return m.finalLog
-	}
-	b, _ := os.ReadFile(m.logPath)
-	return string(b)
-}
+func (m *UserManager) Log() string { return m.readLog() }
 
 // Exec returns a command that runs inside the manager's mount and cgroup
 // namespaces (so it sees the same /run, with /run/systemd/system, and the
@@ -461,16 +438,6 @@ func (m *UserManager) Dial(ctx context.Context) (*sddbus.Conn, error) {
 		return nil, fmt.Errorf("connect go-systemd to manager %d: %w", m.PID, err)
 	}
 	return c, nil
-}
-
-// exited reports whether the manager has exited.
-func (m *UserManager) exited() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // waitReady waits, by condition and bounded by ctx, for the private socket,
@@ -549,41 +516,9 @@ func (m *UserManager) Stop() error {
 }
 
 func (m *UserManager) stop() error {
-	var errs []error
-	if st, err := m.readState(); err == nil {
-		st.Stopping = true
-		_ = m.writeState(st)
-	}
-	if m.PID > 0 && !m.exited() {
-		_ = syscall.Kill(m.PID, syscall.SIGTERM)
-		select {
-		case <-m.done:
-		case <-time.After(20 * time.Second):
-			errs = append(errs, fmt.Errorf("systemd --user pid %d ignored SIGTERM for 20s: killed it", m.PID))
-			_ = syscall.Kill(m.PID, syscall.SIGKILL)
-			select {
-			case <-m.done:
-			case <-time.After(5 * time.Second):
-				errs = append(errs, fmt.Errorf("systemd --user pid %d survived SIGKILL for 5s", m.PID))
-			}
-		}
-	}
-	if err := killGroups(m.cgroups, 10*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	if err := removeGroups(m.cgroups, 5*time.Second); err != nil {
-		errs = append(errs, err)
-	}
-	m.logMu.Lock()
-	b, _ := os.ReadFile(m.logPath)
-	m.finalLog, m.stopped = string(b), true
-	m.logMu.Unlock()
-	if m.Root != "" {
-		if err := os.RemoveAll(m.Root); err != nil {
-			errs = append(errs, fmt.Errorf("remove scratch dir: %w", err))
-		}
-	}
-	return errors.Join(errs...)
+	return m.teardown(m.Root, m.PID, 20*time.Second,
+		fmt.Sprintf("systemd --user pid %d ignored SIGTERM for 20s: killed it", m.PID),
+		fmt.Sprintf("systemd --user pid %d survived SIGKILL for 5s", m.PID))
 }
 
 func (m *UserManager) writeState(st state) error { return writeState(m.Root, st) }

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,11 +70,23 @@ type Options struct {
 	Token string   // "": a fixed test token
 	Args  []string // extra gatewayd arguments
 	Env   []string // extra environment (KEY=VALUE), applied last
+	// Config, when not "", is written to the config file
+	// (Dir/config/config.json) before the start.
+	Config string
 	// ReadyTimeout bounds the wait for /readyz; default 10s.
 	ReadyTimeout time.Duration
 	// NoWait returns right after exec, without waiting for /readyz (for
 	// measuring start-up; call WaitReady or dial in a loop).
 	NoWait bool
+	// Bare passes gatewayd only --port and Args: no --bind loopback and no
+	// --token. Token stays "" then: give one with GATEWAY_TOKEN in Env,
+	// or let gatewayd take its config's or generate one.
+	Bare bool
+	// Wrap is a command that execs gatewayd, put before it: a
+	// systemd-socket-activate command line (then use Args to make gatewayd
+	// listen on the passed socket). Every variable of the environment is
+	// also given to it with -E, since it passes on only those.
+	Wrap []string
 }
 
 // DefaultToken is the token Start passes when Options.Token is empty.
@@ -113,6 +126,30 @@ func (g *Gateway) Output() string {
 // Exited is closed when the child has exited.
 func (g *Gateway) Exited() <-chan struct{} { return g.exited }
 
+// ExitErr is the child's exit error from Wait (nil for exit status 0, an
+// *exec.ExitError otherwise). Read it only after Exited is closed.
+func (g *Gateway) ExitErr() error { return g.err }
+
+// dedupEnv keeps the last value of each variable, in the order of their
+// first appearance (as os/exec does for Cmd.Env).
+func dedupEnv(env []string) []string {
+	last := map[string]int{}
+	for i, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		last[k] = i
+	}
+	out := make([]string, 0, len(last))
+	seen := map[string]bool{}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, env[last[k]])
+		}
+	}
+	return out
+}
+
 // Env returns the environment Start gives gatewayd for a gateway rooted at
 // dir: the caller's environment without GATEWAY_*, systemd and launchd
 // variables, plus GATEWAY_STATE_DIR, GATEWAY_CONFIG_PATH and XDG_* under dir.
@@ -133,7 +170,7 @@ func Env(dir string) []string {
 	}
 	return append(env,
 		"GATEWAY_STATE_DIR="+filepath.Join(dir, "state"),
-		"GATEWAY_CONFIG_PATH="+filepath.Join(dir, "config", "config.json"),
+		"GATEWAY_CONFIG_PATH="+ConfigPath(dir),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "xdg", "config"),
 		"XDG_STATE_HOME="+filepath.Join(dir, "xdg", "state"),
 	)
@@ -152,11 +189,17 @@ func Start(ctx context.Context, bin string, o Options) (*Gateway, error) {
 		}
 		o.Port = p
 	}
-	if o.Token == "" {
+	if o.Token == "" && !o.Bare {
 		o.Token = DefaultToken
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 10 * time.Second
+	}
+	configPath := ConfigPath(o.Dir)
+	if o.Config != "" {
+		if err := WriteConfig(configPath, o.Config); err != nil {
+			return nil, err
+		}
 	}
 	g := &Gateway{
 		Port:       o.Port,
@@ -164,12 +207,24 @@ func Start(ctx context.Context, bin string, o Options) (*Gateway, error) {
 		HTTPURL:    fmt.Sprintf("http://127.0.0.1:%d", o.Port),
 		Token:      o.Token,
 		StateDir:   filepath.Join(o.Dir, "state"),
-		ConfigPath: filepath.Join(o.Dir, "config", "config.json"),
+		ConfigPath: configPath,
 		exited:     make(chan struct{}),
 	}
-	args := append([]string{"--port", strconv.Itoa(o.Port), "--bind", "loopback", "--token", o.Token}, o.Args...)
-	g.Cmd = exec.Command(bin, args...)
-	g.Cmd.Env = append(Env(o.Dir), o.Env...)
+	args := []string{"--port", strconv.Itoa(o.Port)}
+	if !o.Bare {
+		args = append(args, "--bind", "loopback", "--token", o.Token)
+	}
+	args = append(args, o.Args...)
+	env := dedupEnv(append(Env(o.Dir), o.Env...))
+	argv := slices.Clone(o.Wrap)
+	if len(o.Wrap) > 0 {
+		for _, kv := range env {
+			argv = append(argv, "-E", kv)
+		}
+	}
+	argv = append(append(argv, bin), args...)
+	g.Cmd = exec.Command(argv[0], argv[1:]...)
+	g.Cmd.Env = env
 	g.Cmd.Stdout, g.Cmd.Stderr = g, g
 	g.Started = time.Now()
 	if err := g.Cmd.Start(); err != nil {
@@ -189,6 +244,27 @@ func Start(ctx context.Context, bin string, o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("%w\ngatewayd output:\n%s", err, g.Output())
 	}
 	return g, nil
+}
+
+// ConfigPath is the config file of a gateway whose Options.Dir is dir
+// (Gateway.ConfigPath once started).
+func ConfigPath(dir string) string { return filepath.Join(dir, "config", "config.json") }
+
+// WriteConfig writes cfg to the config file at path, creating its
+// directory. It writes a temporary file and renames it over path, so a
+// running gateway's config watcher never reads half a file.
+func WriteConfig(path, cfg string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write test gateway config %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("write test gateway config %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write test gateway config %s: %w", path, err)
+	}
+	return nil
 }
 
 // WaitReady polls GET /readyz until it answers 200, the child exits, or ctx
