@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -175,7 +176,7 @@ func startReconnector(ctx context.Context, o client.Options, max int) (*reconnec
 				r.fail("closed after the last restart (%d %q)", code, reason)
 				return
 			}
-			nc, err := client.Dial(ctx, o)
+			nc, err := dialRetrying(ctx, o)
 			if err != nil {
 				r.fail("generation %d: reconnect: %v", i, err)
 				return
@@ -218,4 +219,24 @@ func (r *reconnector) stop() {
 	r.mu.Unlock()
 	c.Close()
 	<-r.done
+}
+
+// dialRetrying dials like a well-behaved client after a 1012: a connect
+// that lands on the stopping process is told to retry (HTTP 503 or close
+// 1012 before hello-ok, IsUnreachable) and is retried, bounded in count and
+// by ctx; anything else fails at once.
+func dialRetrying(ctx context.Context, o client.Options) (*client.Conn, error) {
+	var err error
+	for range 100 {
+		var c *client.Conn
+		if c, err = client.Dial(ctx, o); err == nil {
+			return c, nil
+		}
+		var de *client.DialError
+		if !errors.As(err, &de) || !de.IsUnreachable() || ctx.Err() != nil {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond) // back off before the retry the gateway asked for
+	}
+	return nil, err
 }

@@ -342,6 +342,15 @@ func (c *Conn) handshake(ctx context.Context, o Options) (*protocol.HelloOK, *Di
 		if ctx.Err() != nil {
 			return nil, fail(StageHandshake, ctx.Err())
 		}
+		// A failed send usually means the server is closing (1012 while
+		// it stops): give its close frame a moment so the error names it
+		// (and says whether a retry helps).
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
 		return nil, fail(StageHandshake, err)
 	}
 	if !f.OK {
