@@ -31,6 +31,8 @@ type hub struct {
 	pendingIdx  map[string]int // presence key → index in pending
 	flushArmed  bool
 	lastFlush   time.Time
+	tokens      float64   // immediate flushes available (token bucket)
+	refilled    time.Time // when tokens was last topped up
 	statusArmed atomic.Bool
 	connects    atomic.Int64 // handshakes completed, ever
 	lastConnect atomic.Int64 // unix ms of the last one
@@ -172,8 +174,15 @@ const (
 	trimEvery         = 10 * time.Second
 )
 
-// presenceCoalesce is the batching window for presence events.
-const presenceCoalesce = 50 * time.Millisecond
+// Presence events go out at once while changes are occasional (a token
+// bucket of presenceBurst, refilled at presenceRate per second); in a burst
+// (many connects at once) the changes are batched into one event per
+// presenceCoalesce window.
+const (
+	presenceCoalesce = 50 * time.Millisecond
+	presenceBurst    = 10
+	presenceRate     = 20
+)
 
 // statusEvery bounds how often the status line (sd_notify STATUS=) is
 // recomputed while clients come and go.
@@ -194,7 +203,14 @@ func (h *hub) presenceChanged(key string, e protocol.PresenceEntry) {
 		return
 	}
 	h.flushArmed = true
-	wait := presenceCoalesce - time.Since(h.lastFlush)
+	now := time.Now()
+	h.tokens = min(presenceBurst, h.tokens+now.Sub(h.refilled).Seconds()*presenceRate)
+	h.refilled = now
+	wait := presenceCoalesce - now.Sub(h.lastFlush)
+	if h.tokens >= 1 {
+		h.tokens-- // an isolated change goes out at once
+		wait = 0
+	}
 	h.pmu.Unlock()
 	if wait <= 0 {
 		h.flushPresence()
