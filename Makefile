@@ -21,8 +21,7 @@ run: build ## run gatewayd on 127.0.0.1:18789 with the default profile (token ge
 test-setup: ## install what the tests need (Debian packages as root, nothing else)
 	@.ci/setup
 
-test: test-setup ## the whole suite: vet, unit + integration tests with -race, fuzz seed corpora, darwin cross-builds
-	$(GO) vet ./...
+test: test-setup lint ## the whole suite: gofmt, vet, staticcheck, unit + integration tests with -race, fuzz seed corpora, darwin cross-builds
 	$(GO) vet -tags faultinject ./daemon/gateway/
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) cross
@@ -30,7 +29,7 @@ test: test-setup ## the whole suite: vet, unit + integration tests with -race, f
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: run gofmt -w on the files above"; exit 1; }
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 bench: build ## print the performance figures (go test -bench against the real binary, and gatewayctl bench)
 	$(GO) test -run '^$$' -bench 'Health' -benchtime 5s -timeout 5m ./daemon/bench/

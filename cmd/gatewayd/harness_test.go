@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -264,14 +262,4 @@ func errCode(f frame) (code, detail string) {
 		detail, _ = d["code"].(string)
 	}
 	return
-}
-
-// logLines reads the stderr log so far, line by line.
-func (g *gw) logLines() []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(g.stderr.String()))
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }

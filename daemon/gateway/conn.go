@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -221,5 +220,3 @@ func (c *wsConn) closeAfterFlush(code int, reason string, wait time.Duration) {
 }
 
 func newConnID() string { return uuid.NewString() }
-
-var errHandshakeTimeout = errors.New("handshake timeout")

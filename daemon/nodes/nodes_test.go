@@ -121,23 +121,6 @@ func callInto(t *testing.T, c *client.Conn, method string, params, out any) {
 	}
 }
 
-// pairNode runs the whole pairing of a new device: refused with NOT_PAIRED,
-// the operator sees the request and approves it. It returns the key.
-func pairNode(t *testing.T, g *gatewaytest.Gateway, op *client.Conn) ed25519.PrivateKey {
-	t.Helper()
-	key, err := client.NewDeviceKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = dialNode(ctxT(t, 10*time.Second), g, key, g.Token, "")
-	rid, ok := client.PairingRequired(err)
-	if !ok || rid == "" {
-		t.Fatalf("unpaired node dial: got %v, want NOT_PAIRED with a requestId", err)
-	}
-	callInto(t, op, nodes.MethodPairApprove, map[string]string{"requestId": rid}, nil)
-	return key
-}
-
 // TestPairInvokeFlow is the acceptance flow with two real protocol clients
 // against the real daemon, then every invoke failure case.
 func TestPairInvokeFlow(t *testing.T) {

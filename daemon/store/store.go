@@ -26,6 +26,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the database's name inside the profile's state directory.
@@ -45,7 +46,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("state store %s is locked by another process (another gatewayd on this profile?); stop it or use another profile: %w", path, err)
 		}
 		return nil, fmt.Errorf("state store %s cannot be opened (if it is damaged, move it aside and restart: the gateway starts with an empty store): %w", path, err)

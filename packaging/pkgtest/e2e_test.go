@@ -144,7 +144,6 @@ func TestEndToEndSystemd(t *testing.T) {
 		_, code := c.sh("test -s /var/lib/gatewayd/gateway.token")
 		return code == 0
 	})
-	socketSince := c.prop("gatewayd.socket", "ActiveEnterTimestampMonotonic")
 
 	status := func() statusJSON {
 		out, code := c.sh("gatewayctl status --json")
@@ -185,7 +184,7 @@ func TestEndToEndSystemd(t *testing.T) {
 		return c.prop("gatewayd.service", "ActiveState") == "active"
 	})
 	pid = c.prop("gatewayd.service", "MainPID")
-	socketSince = c.prop("gatewayd.socket", "ActiveEnterTimestampMonotonic")
+	socketSince := c.prop("gatewayd.socket", "ActiveEnterTimestampMonotonic")
 
 	// Upgrade: the service restarts on the new binary; the socket is never
 	// stopped.

@@ -1,11 +1,11 @@
 package listen
 
 import (
+	"cmp"
 	"debug/macho"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"testing"
 )
@@ -20,7 +20,7 @@ func TestDarwinBuildImportsLaunchActivateSocket(t *testing.T) {
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goTool = filepath.Join(cmp.Or(os.Getenv("GOROOT"), "/usr/local/go"), "bin", "go")
 		if _, err := os.Stat(goTool); err != nil {
 			t.Skip("SKIPPING DARWIN BUILD CHECK: no go tool in PATH or GOROOT (CI has Go installed)")
 		}

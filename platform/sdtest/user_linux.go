@@ -539,8 +539,6 @@ func writeState(root string, st state) error {
 	return nil
 }
 
-func (m *UserManager) readState() (state, error) { return readState(m.Root) }
-
 func readState(root string) (state, error) {
 	var st state
 	b, err := os.ReadFile(filepath.Join(root, "state.json"))

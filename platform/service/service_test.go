@@ -16,7 +16,12 @@ import (
 func TestRunChecksPanicBecomesFailed(t *testing.T) {
 	checks := []check[int]{
 		{"first", "", func(context.Context, int) CheckResult { return CheckResult{Message: "fine"} }},
-		{"boom", "", func(context.Context, int) CheckResult { var m map[string]int; m["x"] = 1; return CheckResult{} }},
+		{"boom", "", func(context.Context, int) CheckResult {
+			var m map[string]int
+			//lint:ignore SA5000 the check must panic
+			m["x"] = 1
+			return CheckResult{}
+		}},
 		{"last", "", func(_ context.Context, n int) CheckResult {
 			return CheckResult{Severity: SeverityWarning, Message: fmt.Sprint(n)}
 		}},

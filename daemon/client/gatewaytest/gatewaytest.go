@@ -13,6 +13,7 @@ package gatewaytest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,7 +38,7 @@ const Package = "github.com/gatewayd/gatewayd/cmd/gatewayd"
 func Build(dir string) (string, error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goTool = filepath.Join(cmp.Or(os.Getenv("GOROOT"), "/usr/local/go"), "bin", "go")
 		if _, serr := os.Stat(goTool); serr != nil {
 			return "", fmt.Errorf("build gatewayd: no go tool on PATH or in GOROOT (install Go or put it on PATH): %w", err)
 		}
