@@ -54,29 +54,7 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// exitcode N PROG ARGS... runs PROG and checks its exit status
-			// is exactly N; stdout and stderr stay available to match.
-			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
-				if neg || len(args) < 2 {
-					ts.Fatalf("usage: exitcode N PROG [ARGS...]")
-				}
-				want, err := strconv.Atoi(args[0])
-				if err != nil {
-					ts.Fatalf("exitcode: %q is not a number", args[0])
-				}
-				err = ts.Exec(args[1], args[2:]...)
-				got := 0
-				var ee *exec.ExitError
-				switch {
-				case errors.As(err, &ee):
-					got = ee.ExitCode()
-				case err != nil:
-					ts.Fatalf("exitcode: %v", err)
-				}
-				if got != want {
-					ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
-				}
-			},
+			"exitcode": cmdExitcode,
 		},
 	})
 }
@@ -90,4 +68,28 @@ func buildGatewayd(t *testing.T) string {
 		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", err)
 	}
 	return bin
+}
+
+// cmdExitcode is `exitcode N PROG ARGS...`: run PROG and check its exit
+// status is exactly N; stdout and stderr stay available to match.
+func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %q is not a number", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("exitcode: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
 }

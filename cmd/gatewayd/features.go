@@ -79,7 +79,7 @@ var featureConstructors = []func(d *featureDeps) (feature, error){
 		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv, Version: d.Version})
 	},
 	func(d *featureDeps) (feature, error) {
-		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins(tools.CoreInfo{Version: d.Version, Profile: d.Profile, ConfigPath: d.Paths.ConfigPath, StateDir: d.Paths.StateDir, StartedAt: time.Now()})}), nil
+		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins()}), nil
 	},
 	func(d *featureDeps) (feature, error) {
 		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: os.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil

@@ -76,13 +76,9 @@ func equal(a, b reflect.Value) bool {
 func leaves(v reflect.Value, prefix string, out map[string]reflect.Value) map[string]reflect.Value {
 	t := v.Type()
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
+		name, ok := jsonName(t.Field(i))
+		if !ok {
 			continue
-		}
-		if name == "" {
-			name = f.Name
 		}
 		key := join(prefix, name)
 		fv := v.Field(i)

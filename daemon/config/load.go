@@ -223,17 +223,24 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	}
 	m := map[string]reflect.Type{}
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" || !f.IsExported() {
-			continue
+		if name, ok := jsonName(t.Field(i)); ok {
+			m[name] = t.Field(i).Type
 		}
-		if name == "" {
-			name = f.Name
-		}
-		m[name] = f.Type
 	}
 	return m
+}
+
+// jsonName is a struct field's JSON key as encoding/json names it; false
+// for unexported and `json:"-"` fields.
+func jsonName(f reflect.StructField) (string, bool) {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "-" || !f.IsExported() {
+		return "", false
+	}
+	if name == "" {
+		name = f.Name
+	}
+	return name, true
 }
 
 func unknownKeyMsg(name string, fields map[string]reflect.Type) string {

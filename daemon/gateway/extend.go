@@ -215,6 +215,10 @@ type Host interface {
 	AuthorizeHTTPSecret(w http.ResponseWriter, r *http.Request, secret, header string) bool
 	// Stopping reports whether this generation is shutting down.
 	Stopping() bool
+	// HealthReport and StatusReport are the payloads of the core's health
+	// and status methods.
+	HealthReport() any
+	StatusReport() any
 }
 
 // peer returns the Peer handle of a connection, creating it once.
@@ -268,26 +272,29 @@ func (s *Server) Stopping() bool { return s.stopping.Load() }
 
 // AuthorizeHTTP implements Host.
 func (s *Server) AuthorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
-	st := s.settings.Load()
-	ip := hostOf(r.RemoteAddr)
-	now := time.Now()
-	if retry, locked := s.limiter.locked(ip, now); locked {
-		tooMany(w, retry)
-		return false
-	}
-	token, hasBearer := bearer(r)
-	if !hasBearer && st.Auth.Mode == "none" {
-		return true
-	}
-	if perr := checkSecret(&st.Auth, token, token, true); perr != nil {
-		return s.httpAuthFailed(w, ip, now, st)
-	}
-	s.limiter.success(ip)
-	return true
+	return s.authorizeHTTP(w, r, func(st *Settings) bool {
+		token, hasBearer := bearer(r)
+		if !hasBearer && st.Auth.Mode == "none" {
+			return true
+		}
+		return checkSecret(&st.Auth, token, token, true) == nil
+	})
 }
 
 // AuthorizeHTTPSecret implements Host.
 func (s *Server) AuthorizeHTTPSecret(w http.ResponseWriter, r *http.Request, secret, header string) bool {
+	return s.authorizeHTTP(w, r, func(*Settings) bool {
+		got, ok := bearer(r)
+		if !ok && header != "" {
+			got = r.Header.Get(header)
+		}
+		return secret != "" && got != "" && secretEqual(got, secret)
+	})
+}
+
+// authorizeHTTP runs check under the failed-attempt rate limiter: a
+// locked-out address gets 429, a failed check 401 (or 429 once it locks).
+func (s *Server) authorizeHTTP(w http.ResponseWriter, r *http.Request, check func(*Settings) bool) bool {
 	st := s.settings.Load()
 	ip := hostOf(r.RemoteAddr)
 	now := time.Now()
@@ -295,18 +302,10 @@ func (s *Server) AuthorizeHTTPSecret(w http.ResponseWriter, r *http.Request, sec
 		tooMany(w, retry)
 		return false
 	}
-	got, ok := bearer(r)
-	if !ok && header != "" {
-		got = r.Header.Get(header)
+	if check(st) {
+		s.limiter.success(ip)
+		return true
 	}
-	if secret == "" || got == "" || !secretEqual(got, secret) {
-		return s.httpAuthFailed(w, ip, now, st)
-	}
-	s.limiter.success(ip)
-	return true
-}
-
-func (s *Server) httpAuthFailed(w http.ResponseWriter, ip string, now time.Time, st *Settings) bool {
 	if retry, lockedNow := s.limiter.fail(ip, now, &st.Auth); lockedNow {
 		tooMany(w, retry)
 		return false

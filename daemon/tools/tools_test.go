@@ -111,7 +111,7 @@ func TestInvoke(t *testing.T) {
 		},
 	})
 	t.Setenv("GATEWAY_TOKEN", "must-not-leak")
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t), Builtins: CoreBuiltins(CoreInfo{Version: "9.9", Profile: "p", StartedAt: time.Now()})}))
+	base := serve(t, New(Options{Config: cfg, Log: testLog(t), Builtins: CoreBuiltins()}))
 	ctx := context.Background()
 	tests := []struct {
 		name, token, body string

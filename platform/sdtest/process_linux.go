@@ -153,3 +153,17 @@ func (p *process) teardown(root string, pid int, grace time.Duration, ignoredTer
 	}
 	return errors.Join(errs...)
 }
+
+// newScratch reads the host's cgroup hierarchies (their absence skips the
+// test) and creates the fixture's scratch directory.
+func newScratch() ([]hierarchy, string, error) {
+	hs, err := hostHierarchies()
+	if err != nil {
+		return nil, "", &skipError{err.Error()}
+	}
+	root, err := os.MkdirTemp(scratchBase, fmt.Sprintf("%s%d-", namePrefix, os.Getpid()))
+	if err != nil {
+		return nil, "", fmt.Errorf("create scratch dir in %s: %w", scratchBase, err)
+	}
+	return hs, root, nil
+}

@@ -89,13 +89,9 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 			return nil, &skipError{"the kernel has no overlay filesystem (modprobe overlay)"}
 		}
 	}
-	hs, err := hostHierarchies()
+	hs, root, err := newScratch()
 	if err != nil {
-		return nil, &skipError{err.Error()}
-	}
-	root, err := os.MkdirTemp(scratchBase, fmt.Sprintf("%s%d-", namePrefix, os.Getpid()))
-	if err != nil {
-		return nil, fmt.Errorf("create scratch dir in %s: %w", scratchBase, err)
+		return nil, err
 	}
 	s = &System{
 		Root:    root,

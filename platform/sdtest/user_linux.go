@@ -226,13 +226,9 @@ func startUser(ctx context.Context) (m *UserManager, err error) {
 	if err != nil {
 		return nil, err
 	}
-	hs, err := hostHierarchies()
+	hs, root, err := newScratch()
 	if err != nil {
-		return nil, &skipError{err.Error()}
-	}
-	root, err := os.MkdirTemp(scratchBase, fmt.Sprintf("%s%d-", namePrefix, os.Getpid()))
-	if err != nil {
-		return nil, fmt.Errorf("create scratch dir in %s: %w", scratchBase, err)
+		return nil, err
 	}
 	m = &UserManager{
 		Root:       root,
