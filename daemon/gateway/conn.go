@@ -1,22 +1,22 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gobwas/ws"
 	"github.com/google/uuid"
 )
 
 // wsConn is one authenticated (or authenticating) WebSocket client.
 type wsConn struct {
 	s      *Server
-	ws     *websocket.Conn
+	t      *wsTransport
 	id     string
 	remote string
 	origin string
@@ -28,10 +28,17 @@ type wsConn struct {
 	presence string // presence key
 	listed   bool   // has a presence entry (not a one-off cli connection)
 
+	// The outbound queue. Whoever sets writing owns the socket's write side
+	// until it sees the queue empty: a flusher goroutine, a reader writing
+	// a response inline, or the reader holding responses back (corked)
+	// while more requests are already buffered.
 	mu      sync.Mutex
-	queue   [][]byte
+	queue   [][]byte // text messages
+	spare   [][]byte // the previous batch's slice, reused
+	ctl     [][]byte // complete control frames (pong, ping), sent first
 	queued  int64
 	writing bool
+	corked  bool
 	seq     int64
 	closed  bool
 
@@ -82,7 +89,23 @@ func (c *wsConn) afterEnqueue(start, slow bool) {
 	}
 }
 
-// sendInline is send for the connection's own reader goroutine: when the
+// sendControl queues a complete control frame ahead of queued messages.
+func (c *wsConn) sendControl(frame []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.ctl = append(c.ctl, frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.flush()
+	}
+}
+
+// sendInline is send for a goroutine that can afford to write: when the
 // queue is idle it writes directly, saving a goroutine per response.
 func (c *wsConn) sendInline(frame []byte) {
 	c.mu.Lock()
@@ -91,48 +114,89 @@ func (c *wsConn) sendInline(frame []byte) {
 		return
 	}
 	if c.writing || len(c.queue) > 0 {
+		start, slow := c.enqueueLocked(frame)
 		c.mu.Unlock()
-		c.send(frame)
+		c.afterEnqueue(start, slow)
 		return
 	}
 	c.writing = true
 	c.mu.Unlock()
-	if err := c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
-		c.close(protocol.CloseInternalError, "write failed")
+	one := [1][]byte{frame}
+	if err := c.t.writeFrames(nil, one[:]); err != nil {
+		c.writeFailed(err)
 		return
 	}
 	c.flush()
 }
 
+// cork is called by the reader when another request is already buffered:
+// responses queue up (if nobody is writing) until uncork writes them all
+// at once.
+func (c *wsConn) cork() {
+	c.mu.Lock()
+	if !c.writing && !c.closed {
+		c.writing = true
+		c.corked = true
+	}
+	c.mu.Unlock()
+}
+
+// uncork writes what queued up while corked. Any goroutine may call it.
+func (c *wsConn) uncork() {
+	c.mu.Lock()
+	if !c.corked {
+		c.mu.Unlock()
+		return
+	}
+	c.corked = false
+	c.mu.Unlock()
+	c.flush()
+}
+
+// flush writes queued frames, a whole batch per write, until the queue is
+// empty; the caller owns the write side (writing is set).
 func (c *wsConn) flush() {
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 || c.closed {
+		if (len(c.queue) == 0 && len(c.ctl) == 0) || c.closed {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue = nil
+		batch, ctl := c.queue, c.ctl
+		c.queue, c.ctl, c.spare = c.spare, nil, nil
 		c.mu.Unlock()
+		err := c.t.writeFrames(ctl, batch)
+		var n int64
 		for _, f := range batch {
-			if err := c.ws.Write(context.Background(), websocket.MessageText, f); err != nil {
-				c.mu.Lock()
-				c.writing = false
-				c.queue = nil
-				c.queued = 0
-				c.mu.Unlock()
-				c.close(protocol.CloseInternalError, "write failed")
-				return
-			}
-			c.mu.Lock()
-			c.queued -= int64(len(f))
-			c.mu.Unlock()
+			n += int64(len(f))
+		}
+		clear(batch)
+		c.mu.Lock()
+		c.queued -= n
+		if cap(batch) <= 1024 {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+		if err != nil {
+			c.writeFailed(err)
+			return
 		}
 	}
+}
+
+// writeFailed gives up the write side after a failed write and closes.
+func (c *wsConn) writeFailed(err error) {
+	c.mu.Lock()
+	c.writing = false
+	c.corked = false
+	c.queue = nil
+	c.queued = 0
+	c.mu.Unlock()
+	if errors.Is(err, errClosing) {
+		return // the close handshake is under way
+	}
+	c.close(protocol.CloseInternalError, "write failed")
 }
 
 // sendEvent queues an event with this connection's next seq; seq order and
@@ -197,15 +261,14 @@ func (c *wsConn) close(code int, reason string) {
 		if len(reason) > protocol.MaxCloseReason {
 			reason = reason[:protocol.MaxCloseReason]
 		}
-		go func() {
-			_ = c.ws.Close(websocket.StatusCode(code), reason)
-		}()
+		go c.t.sendClose(ws.StatusCode(code), reason)
 	})
 }
 
 // closeAfterFlush waits (bounded) for queued frames to be written, then
 // closes: used for error responses followed by a close, and for shutdown.
 func (c *wsConn) closeAfterFlush(code int, reason string, wait time.Duration) {
+	c.uncork()
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		c.mu.Lock()

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gobwas/ws"
 	"github.com/google/uuid"
 )
 
@@ -22,8 +24,7 @@ import (
 // held for the connection's whole life: an idle connection costs a small
 // stack.
 func (s *Server) runConn(c *wsConn) bool {
-	ctx := context.Background()
-	c.ws.SetReadLimit(protocol.PreHelloMaxFrame)
+	c.t.setReadLimit(protocol.PreHelloMaxFrame)
 	nonce := uuid.NewString()
 	chal, _ := json.Marshal(protocol.ChallengePayload{Nonce: nonce, TS: time.Now().UnixMilli()})
 	c.sendInline(eventFrame("connect.challenge", chal, 0, nil))
@@ -36,13 +37,15 @@ func (s *Server) runConn(c *wsConn) bool {
 	})
 	defer timer.Stop()
 
-	typ, data, err := c.ws.Read(ctx)
+	buf := readBufs.Get().(*bytes.Buffer)
+	defer putReadBuf(buf)
+	typ, data, err := c.t.readMessage(buf, c.pong)
 	if err != nil {
 		s.log.Debug("connection closed before connect", "remote", c.remote, "err", err)
 		c.close(protocol.CloseNormal, "")
 		return false
 	}
-	if typ != websocket.MessageText {
+	if typ != ws.OpText {
 		c.close(protocol.ClosePolicyViolation, "invalid request frame: binary frames are not part of the protocol")
 		return false
 	}
@@ -57,9 +60,12 @@ func (s *Server) runConn(c *wsConn) bool {
 	}
 	helloDone.Store(true)
 	timer.Stop()
-	c.ws.SetReadLimit(protocol.MaxPayload)
+	c.t.setReadLimit(protocol.MaxPayload)
 	return true
 }
+
+// pong answers a ping (from the reader goroutine).
+func (c *wsConn) pong(payload []byte) { c.sendControl(controlFrame(ws.OpPong, payload)) }
 
 // serveConn is an established connection's life after hello-ok: observers,
 // the read loop, then deregistration.
@@ -172,8 +178,9 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	c.writing = true
 	c.mu.Unlock()
 	s.hub.attach(c)
-	if err := c.ws.Write(context.Background(), websocket.MessageText, responseFrame(f.ID, &hello, nil)); err != nil {
-		c.close(protocol.CloseInternalError, "write failed")
+	one := [1][]byte{responseFrame(f.ID, &hello, nil)}
+	if err := c.t.writeFrames(nil, one[:]); err != nil {
+		c.writeFailed(err)
 		return false
 	}
 	c.flush()
@@ -183,18 +190,25 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 
 var eventNames = []string{"connect.challenge", "tick", "presence", "health", "shutdown"}
 
-// readLoop reads frames after hello and dispatches them.
+// readLoop reads frames after hello and dispatches them. While further
+// requests are already buffered, responses are held back (corked) and
+// written together once the buffer is drained: pipelined requests cost one
+// write, not one each.
 func (s *Server) readLoop(ctx context.Context, c *wsConn) {
 	defer func() {
 		s.log.Debug("client disconnected", "conn", c.id, "remote", c.remote)
 	}()
+	defer c.uncork()
 	for {
+		if !c.t.hasBufferedFrame() {
+			c.uncork()
+		}
 		buf := readBufs.Get().(*bytes.Buffer)
-		typ, data, err := c.readInto(ctx, buf)
+		typ, data, err := c.t.readMessage(buf, c.pong)
 		if err != nil {
 			putReadBuf(buf)
-			var ce websocket.CloseError
-			if errors.As(err, &ce) || errors.Is(err, context.Canceled) {
+			var pc *peerClosed
+			if errors.As(err, &pc) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, errFrameTooBig) {
 				return
 			}
 			s.log.Debug("read failed", "conn", c.id, "err", err)
@@ -202,7 +216,10 @@ func (s *Server) readLoop(ctx context.Context, c *wsConn) {
 			return
 		}
 		c.lastRead.Store(time.Now().UnixMilli())
-		if typ != websocket.MessageText {
+		if c.t.hasBufferedFrame() {
+			c.cork()
+		}
+		if typ != ws.OpText {
 			putReadBuf(buf)
 			c.respond("invalid", nil, protocol.InvalidFrame(errors.New("binary frames are not part of the protocol")).Error)
 			continue
@@ -230,19 +247,6 @@ func putReadBuf(b *bytes.Buffer) {
 		b.Reset()
 		readBufs.Put(b)
 	}
-}
-
-// readInto reads one message into buf (whose contents it replaces).
-func (c *wsConn) readInto(ctx context.Context, buf *bytes.Buffer) (websocket.MessageType, []byte, error) {
-	typ, r, err := c.ws.Reader(ctx)
-	if err != nil {
-		return 0, nil, err
-	}
-	buf.Reset()
-	if _, err := buf.ReadFrom(r); err != nil {
-		return 0, nil, err
-	}
-	return typ, buf.Bytes(), nil
 }
 
 func (s *Server) dispatch(ctx context.Context, c *wsConn, f *protocol.RequestFrame) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gobwas/ws"
 )
 
 // hub tracks connected clients and presence, and fans events out. Events
@@ -304,26 +305,27 @@ func (h *hub) loop(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// pingAll pings every client with bounded concurrency; one that does not
-// answer within 10 s is closed.
+// pingAll pings every client; one whose pong has not come back within
+// 10 s is closed. Pings go through the outbound queue, so a client that
+// stopped reading (its writer stuck on a full socket) gets none and is
+// closed too.
 func (h *hub) pingAll(ctx context.Context) {
-	sem := make(chan struct{}, 128)
-	var wg sync.WaitGroup
-	for _, c := range h.all() {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		wg.Add(1)
-		go func(c *wsConn) {
-			defer func() { <-sem; wg.Done() }()
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := c.ws.Ping(pctx); err != nil && ctx.Err() == nil {
-				c.close(protocol.ClosePolicyViolation, "ping timeout")
-			}
-		}(c)
+	sent := time.Now().UnixNano()
+	conns := h.all()
+	ping := controlFrame(ws.OpPing, nil)
+	for _, c := range conns {
+		c.sendControl(ping)
 	}
-	wg.Wait()
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	for _, c := range conns {
+		if c.t.lastPong.Load() < sent {
+			c.close(protocol.ClosePolicyViolation, "ping timeout")
+		}
+	}
 }

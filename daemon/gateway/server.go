@@ -26,8 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gobwas/ws"
 )
 
 // Settings are the values a hot reload may change without a restart.
@@ -340,7 +340,7 @@ func (s *Server) Shutdown(ctx context.Context, reason string, restartExpectedMs 
 	case <-done:
 	case <-ctx.Done():
 		for _, c := range s.hub.all() {
-			_ = c.ws.CloseNow()
+			c.t.closeNow()
 		}
 		if err == nil {
 			err = fmt.Errorf("shutdown: %d connections did not close in time: %w", len(s.hub.all()), ctx.Err())
@@ -460,13 +460,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": map[string]string{"type": "unavailable", "message": "gateway is stopping"}})
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	t, err := upgradeWS(w, r)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	s.handlers.Add(1)
-	c := &wsConn{s: s, ws: ws, id: newConnID(), remote: r.RemoteAddr, origin: r.Header.Get("Origin"), done: make(chan struct{})}
+	c := &wsConn{s: s, t: t, id: newConnID(), remote: r.RemoteAddr, origin: r.Header.Get("Origin"), done: make(chan struct{})}
 	s.live.Store(c, struct{}{})
 	end := func() {
 		s.live.Delete(c)
@@ -476,7 +476,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !originAllowed(r, s.settings.Load().AllowedOrigins) {
 		s.log.Warn("websocket origin rejected", "origin", c.origin, "remote", c.remote,
 			"fix", "add the origin to gateway.controlUi.allowedOrigins")
-		_ = ws.Close(websocket.StatusCode(protocol.ClosePolicyViolation), "origin not allowed")
+		t.closeAndWait(ws.StatusCode(protocol.ClosePolicyViolation), "origin not allowed")
 		end()
 		return
 	}
