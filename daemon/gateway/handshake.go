@@ -39,7 +39,7 @@ func (s *Server) runConn(c *wsConn) bool {
 
 	buf := readBufs.Get().(*bytes.Buffer)
 	defer putReadBuf(buf)
-	typ, data, err := c.t.readMessage(buf, c.pong)
+	typ, data, err := c.t.readMessage(buf, c.pong, nil)
 	if err != nil {
 		s.log.Debug("connection closed before connect", "remote", c.remote, "err", err)
 		c.close(protocol.CloseNormal, "")
@@ -200,11 +200,8 @@ func (s *Server) readLoop(ctx context.Context, c *wsConn) {
 	}()
 	defer c.uncork()
 	for {
-		if !c.t.hasBufferedFrame() {
-			c.uncork()
-		}
 		buf := readBufs.Get().(*bytes.Buffer)
-		typ, data, err := c.t.readMessage(buf, c.pong)
+		typ, data, err := c.t.readMessage(buf, c.pong, c.uncork)
 		if err != nil {
 			putReadBuf(buf)
 			var pc *peerClosed

@@ -91,14 +91,19 @@ func upgradeWS(w http.ResponseWriter, r *http.Request) (*wsTransport, error) {
 func (t *wsTransport) setReadLimit(n int64) { t.limit.Store(n) }
 
 // readMessage reads the next data message into buf (replacing its
-// contents), answering pings and the peer's close on the way. On a protocol
-// violation it starts the close handshake (1002, or 1009 for a message
-// over the limit) and returns an error.
-func (t *wsTransport) readMessage(buf *bytes.Buffer, onPing func(payload []byte)) (ws.OpCode, []byte, error) {
+// contents), answering pings and the peer's close on the way. Before any
+// read that may block (no whole frame buffered) it calls onIdle, if set:
+// the reader's cue to write what it held back. On a protocol violation it
+// starts the close handshake (1002, or 1009 for a message over the limit)
+// and returns an error.
+func (t *wsTransport) readMessage(buf *bytes.Buffer, onPing func(payload []byte), onIdle func()) (ws.OpCode, []byte, error) {
 	buf.Reset()
 	state := ws.StateServerSide
 	var op ws.OpCode
 	for {
+		if onIdle != nil && !t.hasBufferedFrame() {
+			onIdle()
+		}
 		h, err := ws.ReadHeaderBuffer(t.br, t.hdr[:])
 		if err != nil {
 			return 0, nil, t.readFailed(err)
@@ -211,7 +216,7 @@ func (t *wsTransport) closeAndWait(code ws.StatusCode, reason string) {
 	t.sendClose(code, reason)
 	var buf bytes.Buffer
 	for i := 0; i < 64; i++ { // bounded: the close timer ends the connection anyway
-		if _, _, err := t.readMessage(&buf, func([]byte) {}); err != nil {
+		if _, _, err := t.readMessage(&buf, func([]byte) {}, nil); err != nil {
 			return
 		}
 	}

@@ -88,7 +88,7 @@ func TestReadFragmentedMessageAnswersPingInBetween(t *testing.T) {
 	}
 	var pings [][]byte
 	var buf bytes.Buffer
-	op, data, err := tr.readMessage(&buf, func(p []byte) { pings = append(pings, p) })
+	op, data, err := tr.readMessage(&buf, func(p []byte) { pings = append(pings, p) }, nil)
 	if err != nil {
 		t.Fatalf("readMessage: %v", err)
 	}
@@ -118,7 +118,7 @@ func TestReadRejectsOversizeAndUnmaskedFrames(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			if _, _, err := tr.readMessage(&buf, func([]byte) {}); err == nil {
+			if _, _, err := tr.readMessage(&buf, func([]byte) {}, nil); err == nil {
 				t.Fatal("readMessage accepted a bad frame")
 			}
 			f := readServerFrame(t, c, br)
@@ -138,7 +138,7 @@ func TestPeerCloseIsEchoedAndEndsTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	_, _, err := tr.readMessage(&buf, func([]byte) {})
+	_, _, err := tr.readMessage(&buf, func([]byte) {}, nil)
 	var pc *peerClosed
 	if !errors.As(err, &pc) || pc.code != 4001 || pc.reason != "bye" {
 		t.Fatalf("err = %v, want peerClosed 4001 bye", err)
@@ -180,13 +180,13 @@ func TestHasBufferedFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if _, data, err := tr.readMessage(&buf, func([]byte) {}); err != nil || string(data) != "one" {
+	if _, data, err := tr.readMessage(&buf, func([]byte) {}, nil); err != nil || string(data) != "one" {
 		t.Fatalf("first = %q, %v", data, err)
 	}
 	if !tr.hasBufferedFrame() {
 		t.Fatal("second frame is buffered whole, hasBufferedFrame = false")
 	}
-	if _, _, err := tr.readMessage(&buf, func([]byte) {}); err != nil {
+	if _, _, err := tr.readMessage(&buf, func([]byte) {}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if tr.hasBufferedFrame() {
@@ -195,7 +195,7 @@ func TestHasBufferedFrame(t *testing.T) {
 	if _, err := c.Write(partial[4:]); err != nil {
 		t.Fatal(err)
 	}
-	if _, data, err := tr.readMessage(&buf, func([]byte) {}); err != nil || string(data) != "three" {
+	if _, data, err := tr.readMessage(&buf, func([]byte) {}, nil); err != nil || string(data) != "three" {
 		t.Fatalf("third = %q, %v", data, err)
 	}
 }
@@ -205,7 +205,7 @@ func TestSendCloseWaitsForThePeerThenEnds(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		var buf bytes.Buffer
-		_, _, err := tr.readMessage(&buf, func([]byte) {})
+		_, _, err := tr.readMessage(&buf, func([]byte) {}, nil)
 		done <- err
 	}()
 	tr.sendClose(ws.StatusGoingAway, "restart")
@@ -227,5 +227,47 @@ func TestSendCloseWaitsForThePeerThenEnds(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("connection still open after the close handshake: %v", err)
+	}
+}
+
+// TestIdleHookBeforeBlocking: a reader holding responses back must hear
+// before every read that can block, also when the buffered frame it
+// corked for was a control frame (a pong right behind a request): the
+// responses would otherwise wait for the client's next request.
+func TestIdleHookBeforeBlocking(t *testing.T) {
+	tr, c, _ := wsPair(t)
+	wire := append(clientFrame(ws.OpText, true, []byte("req")), clientFrame(ws.OpPong, true, nil)...)
+	if _, err := c.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, data, err := tr.readMessage(&buf, func([]byte) {}, nil); err != nil || string(data) != "req" {
+		t.Fatalf("first = %q, %v", data, err)
+	}
+	if !tr.hasBufferedFrame() {
+		t.Fatal("the pong is buffered whole, hasBufferedFrame = false")
+	}
+	idle := make(chan struct{}, 8)
+	got := make(chan string, 1)
+	go func() {
+		_, data, err := tr.readMessage(&buf, func([]byte) {}, func() { idle <- struct{}{} })
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(data)
+	}()
+	select {
+	case <-idle: // the pong was consumed and the next read would block
+	case s := <-got:
+		t.Fatalf("readMessage returned %q without blocking", s)
+	case <-time.After(5 * time.Second):
+		t.Fatal("onIdle never called before blocking behind a buffered pong")
+	}
+	if _, err := c.Write(clientFrame(ws.OpText, true, []byte("next"))); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s != "next" {
+		t.Fatalf("second = %q, want next", s)
 	}
 }
