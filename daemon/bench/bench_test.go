@@ -1,15 +1,22 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
@@ -219,5 +226,260 @@ func TestOptionsValidation(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Options{Params: json.RawMessage(`{`)}); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
 		t.Errorf("bad params: %v", err)
+	}
+}
+
+func TestRunPipelineAgainstGatewayd(t *testing.T) {
+	g := sharedGateway(t)
+	tests := []struct {
+		pipeline int
+		method   string
+		wantErr  string // every call fails with this; "" none does
+	}{
+		{1, "health", ""},
+		{8, "health", ""},
+		{1, "bogus.method", "bogus.method: INVALID_REQUEST: unknown method: bogus.method"},
+		{8, "bogus.method", "bogus.method: INVALID_REQUEST: unknown method: bogus.method"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/pipeline=%d", tt.method, tt.pipeline), func(t *testing.T) {
+			r, err := Run(context.Background(), Options{Client: clientOptions(g), Conns: 2, Pipeline: tt.pipeline,
+				Duration: 200 * time.Millisecond, Warmup: 20 * time.Millisecond, Method: tt.method})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Pipeline != tt.pipeline || r.Conns != 2 || r.Requests == 0 {
+				t.Fatalf("result %+v: want pipeline %d, 2 conns, requests > 0", r, tt.pipeline)
+			}
+			if tt.wantErr == "" && (r.Errors != 0 || r.FirstError != "") {
+				t.Errorf("%d errors, first %q; want none", r.Errors, r.FirstError)
+			}
+			if tt.wantErr != "" && (r.Errors != r.Requests || r.FirstError != tt.wantErr) {
+				t.Errorf("%d errors of %d requests, first %q; want all, with %q", r.Errors, r.Requests, r.FirstError, tt.wantErr)
+			}
+			if !(0 < r.P50 && r.P50 <= r.P99 && r.P99 <= r.P999 && r.P999 <= r.Max) {
+				t.Errorf("percentiles not ordered: p50 %v p99 %v p99.9 %v max %v", r.P50, r.P99, r.P999, r.Max)
+			}
+			if !strings.Contains(r.String(), fmt.Sprintf("pipeline       %d\n", tt.pipeline)) {
+				t.Errorf("String() lacks the pipeline:\n%s", r)
+			}
+			b, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(b), fmt.Sprintf(`"pipeline":%d,`, tt.pipeline)) {
+				t.Errorf("JSON form lacks the pipeline: %s", b)
+			}
+		})
+	}
+	if _, err := Run(context.Background(), Options{Client: clientOptions(g), Pipeline: MaxPipeline + 1}); err == nil || !strings.Contains(err.Error(), "--pipeline") {
+		t.Errorf("pipeline over the limit: %v", err)
+	}
+}
+
+// fakeGateway is a scripted gateway on a loopback socket for what the real
+// one cannot be made to do on demand: hold requests, answer out of order,
+// never answer. It accepts one connection, completes a minimal v4
+// handshake and then, after every read syscall, answers what that read
+// brought (in reverse order, an event in between, in one write) through
+// answer, which returns the response frame or nil to never answer.
+type fakeGateway struct {
+	url string
+	// Counted by the peer; read them after Run returned (done is closed).
+	batches  []int // requests per read syscall
+	answered int   // responses sent
+	failed   int   // of which ok:false
+	done     chan error
+	once     sync.Once
+	err      error
+}
+
+// wait returns how serving ended (bounded: 10s).
+func (f *fakeGateway) wait() error {
+	f.once.Do(func() {
+		select {
+		case f.err = <-f.done:
+		case <-time.After(10 * time.Second):
+			f.err = errors.New("still running 10s after the test")
+		}
+	})
+	return f.err
+}
+
+func startFakeGateway(t *testing.T, answer func(id string) []byte) *fakeGateway {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeGateway{url: "ws://" + l.Addr().String(), done: make(chan error, 1)}
+	go func() {
+		defer l.Close()
+		f.done <- f.serve(l, answer)
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		if err := f.wait(); err != nil {
+			t.Errorf("fake gateway: %v", err)
+		}
+	})
+	return f
+}
+
+func (f *fakeGateway) serve(l net.Listener, answer func(id string) []byte) error {
+	conn, err := l.Accept()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := ws.Upgrade(conn); err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	if err := wsutil.WriteServerText(conn, []byte(`{"type":"event","event":"connect.challenge","payload":{"nonce":"n","ts":1}}`)); err != nil {
+		return err
+	}
+	req, err := wsutil.ReadClientText(conn)
+	if err != nil {
+		return fmt.Errorf("read connect: %w", err)
+	}
+	var rf protocol.RequestFrame
+	if err := json.Unmarshal(req, &rf); err != nil || rf.Method != "connect" {
+		return fmt.Errorf("first request %q is not connect (%v)", req, err)
+	}
+	hello := fmt.Sprintf(`{"type":"res","id":%q,"ok":true,"payload":{"type":"hello-ok","protocol":4,"server":{"version":"fake","connId":"c"}}}`, rf.ID)
+	if err := wsutil.WriteServerText(conn, []byte(hello)); err != nil {
+		return err
+	}
+	var in []byte
+	buf := make([]byte, 64<<10)
+	for range 1_000_000 {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		in = append(in, buf[:n]...)
+		var ids []string
+		for {
+			h, err := ws.ReadHeader(bytes.NewReader(in))
+			if err != nil || int64(len(in)) < int64(ws.HeaderSize(h))+h.Length {
+				break // the rest of the frame is still on its way
+			}
+			payload := in[ws.HeaderSize(h) : int64(ws.HeaderSize(h))+h.Length]
+			ws.Cipher(payload, h.Mask, 0)
+			in = in[int64(ws.HeaderSize(h))+h.Length:]
+			if h.OpCode == ws.OpClose {
+				return wsutil.WriteServerMessage(conn, ws.OpClose, payload)
+			}
+			var r protocol.RequestFrame
+			if err := json.Unmarshal(payload, &r); err != nil || r.Type != protocol.TypeReq || r.Method != "health" {
+				return fmt.Errorf("frame %q is not a health request (%v)", payload, err)
+			}
+			ids = append(ids, r.ID)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		f.batches = append(f.batches, len(ids))
+		var out bytes.Buffer
+		for i, id := range slices.Backward(ids) {
+			if i == len(ids)/2 {
+				wsutil.WriteServerText(&out, []byte(`{"type":"event","event":"tick","payload":{"ts":1},"seq":1}`))
+			}
+			res := answer(id)
+			if res == nil {
+				continue
+			}
+			f.answered++
+			if !bytes.Contains(res, []byte(`"ok":true`)) {
+				f.failed++
+			}
+			wsutil.WriteServerText(&out, res)
+		}
+		// An event after the last answer: the client must not take the
+		// buffered event for more answers and leave its window empty.
+		wsutil.WriteServerText(&out, []byte(`{"type":"event","event":"health","payload":{"ok":true},"seq":2}`))
+		if _, err := conn.Write(out.Bytes()); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	return errors.New("more than a million reads")
+}
+
+// TestRunPipelineWindow checks the window against a gateway that answers
+// out of order, fails every fifth call and interleaves events (one after
+// the last answer of every batch): the first
+// write carries the whole window, no read ever brings more than the
+// window, and every answer is counted once, errors with their message.
+func TestRunPipelineWindow(t *testing.T) {
+	for _, pipeline := range []int{1, 8} {
+		t.Run(fmt.Sprint("pipeline=", pipeline), func(t *testing.T) {
+			f := startFakeGateway(t, func(id string) []byte {
+				if n, _ := strconv.Atoi(id); n%5 == 0 {
+					return []byte(`{"type":"res","id":"` + id + `","ok":false,"error":{"code":"UNAVAILABLE","message":"every fifth"}}`)
+				}
+				return []byte(`{"type":"res","id":"` + id + `","ok":true,"payload":{"ok":true}}`)
+			})
+			r, err := Run(context.Background(), Options{Client: client.Options{URL: f.url, Token: "t"},
+				Pipeline: pipeline, Duration: 150 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.wait(); err != nil {
+				t.Fatalf("fake gateway: %v", err)
+			}
+			if len(f.batches) == 0 || f.batches[0] != pipeline {
+				t.Errorf("first read brought %v requests, want the whole window of %d in one write", f.batches[:min(1, len(f.batches))], pipeline)
+			}
+			if m := slices.Max(f.batches); m > pipeline {
+				t.Errorf("a read brought %d requests, more than the window of %d", m, pipeline)
+			}
+			if r.Requests != int64(f.answered) || r.Errors != int64(f.failed) || r.Requests < 10 {
+				t.Errorf("counted %d requests and %d errors; the gateway answered %d (want at least 10), %d of them errors",
+					r.Requests, r.Errors, f.answered, f.failed)
+			}
+			if r.Duration < 140*time.Millisecond {
+				t.Errorf("measured %v of 150ms: the loop ended early", r.Duration)
+			}
+			if r.FirstError != "health: UNAVAILABLE: every fifth" {
+				t.Errorf("first error %q", r.FirstError)
+			}
+		})
+	}
+}
+
+// TestRunCallTimeout: requests after the fourth are never answered. Each
+// connection's loop must end at CallTimeout, counting the calls that
+// timed out, not wait for the end of Duration.
+func TestRunCallTimeout(t *testing.T) {
+	for _, pipeline := range []int{1, 4} {
+		t.Run(fmt.Sprint("pipeline=", pipeline), func(t *testing.T) {
+			f := startFakeGateway(t, func(id string) []byte {
+				if n, _ := strconv.Atoi(id); n > 4 {
+					return nil
+				}
+				return []byte(`{"type":"res","id":"` + id + `","ok":true,"payload":{}}`)
+			})
+			start := time.Now()
+			r, err := Run(context.Background(), Options{Client: client.Options{URL: f.url, Token: "t"},
+				Pipeline: pipeline, Duration: time.Minute, CallTimeout: 200 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("Run took %v with a 200ms call timeout", took)
+			}
+			// Pipeline 1: call 5 times out. Pipeline 4: calls 5-8 are in
+			// flight; the first written (at least) time out.
+			if r.Errors < 1 || r.Errors > int64(pipeline) || r.Requests != 4+r.Errors {
+				t.Errorf("%d requests, %d errors; want 4 answered plus 1..%d timed out", r.Requests, r.Errors, pipeline)
+			}
+			if r.FirstError != "health: no response within 200ms" {
+				t.Errorf("first error %q", r.FirstError)
+			}
+			if r.Max < 200*time.Millisecond {
+				t.Errorf("max latency %v, want the timed-out calls' ≥ 200ms", r.Max)
+			}
+		})
 	}
 }

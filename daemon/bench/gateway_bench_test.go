@@ -219,7 +219,7 @@ func BenchmarkIdleConnsRSS(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), idleConnsLimit)
 	defer cancel()
 	start := time.Now()
-	conns, err := dialAll(ctx, o, n)
+	conns, err := dialAll(ctx, n, func(ctx context.Context) (*client.Conn, error) { return client.Dial(ctx, o) })
 	if err != nil {
 		b.Fatalf("opening %d connections (%s): %v (raise the open-files limit, or lower -idle-conns / GATEWAY_BENCH_IDLE_CONNS)", n, time.Since(start).Round(time.Second), err)
 	}
@@ -274,7 +274,7 @@ func BenchmarkPresenceFanout(b *testing.B) {
 	o := clientOptions(g)
 	o.HandshakeTimeout = time.Minute
 	o.EventBuffer = 4096
-	conns, err := dialAll(context.Background(), o, fanoutClients)
+	conns, err := dialAll(context.Background(), fanoutClients, func(ctx context.Context) (*client.Conn, error) { return client.Dial(ctx, o) })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -311,6 +311,49 @@ func (c *Conn) handshake(ctx context.Context, o Options) (*protocol.HelloOK, *Di
 		return nil, fail(StageChallenge, ctx.Err())
 	}
 
+	params := connectParams(o, ch.Nonce, time.Now())
+
+	f, err := c.roundTrip(ctx, "connect", params)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fail(StageHandshake, ctx.Err())
+		}
+		// A failed send usually means the server is closing (1012 while
+		// it stops): give its close frame a moment so the error names it
+		// (and says whether a retry helps).
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
+		return nil, fail(StageHandshake, err)
+	}
+	hello, rejected, err := decodeHello(f, o)
+	if rejected != nil {
+		// The server closes right after a rejected connect (1002 or 1008);
+		// give the close frame a moment to arrive so the error can name it.
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
+		de := fail(StageHandshake, nil)
+		de.Server = rejected
+		return nil, de
+	}
+	if err != nil {
+		return nil, fail(StageHandshake, err)
+	}
+	return hello, nil
+}
+
+// connectParams builds the connect request's params from o (defaults
+// applied) for the challenge nonce: client identity, role, scopes, the
+// offered protocol range, the shared secret or device token, and the
+// signed device proof when o.Device is set. Dial and DialPipe share it.
+func connectParams(o Options, nonce string, now time.Time) *protocol.ConnectParams {
 	params := &protocol.ConnectParams{
 		MinProtocol: o.MinProtocol,
 		MaxProtocol: o.MaxProtocol,
@@ -334,52 +377,33 @@ func (c *Conn) handshake(ctx context.Context, o Options) (*protocol.HelloOK, *Di
 		if signed == "" {
 			signed = o.DeviceToken
 		}
-		params.Device = protocol.SignDevice(o.Device, params, o.Role, signed, ch.Nonce, time.Now())
+		params.Device = protocol.SignDevice(o.Device, params, o.Role, signed, nonce, now)
 	}
+	return params
+}
 
-	f, err := c.roundTrip(ctx, "connect", params)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fail(StageHandshake, ctx.Err())
-		}
-		// A failed send usually means the server is closing (1012 while
-		// it stops): give its close frame a moment so the error names it
-		// (and says whether a retry helps).
-		t := time.NewTimer(500 * time.Millisecond)
-		select {
-		case <-c.done:
-		case <-t.C:
-		}
-		t.Stop()
-		return nil, fail(StageHandshake, err)
-	}
+// decodeHello reads the response to connect: rejected is the server's
+// error when it refused (never nil then), err says why an ok:true answer
+// is not a usable hello-ok (undecodable, wrong payload type, a protocol
+// outside the range o offered). Dial and DialPipe share it.
+func decodeHello(f *inFrame, o Options) (hello *protocol.HelloOK, rejected *protocol.Error, err error) {
 	if !f.OK {
-		// The server closes right after a rejected connect (1002 or 1008);
-		// give the close frame a moment to arrive so the error can name it.
-		t := time.NewTimer(500 * time.Millisecond)
-		select {
-		case <-c.done:
-		case <-t.C:
+		if f.Error == nil {
+			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Message: "connect rejected without an error"}, nil
 		}
-		t.Stop()
-		de := fail(StageHandshake, nil)
-		de.Server = f.Error
-		if de.Server == nil {
-			de.Server = &protocol.Error{Code: protocol.ErrInvalidRequest, Message: "connect rejected without an error"}
-		}
-		return nil, de
+		return nil, f.Error, nil
 	}
-	var hello protocol.HelloOK
-	if err := json.Unmarshal(f.Payload, &hello); err != nil {
-		return nil, fail(StageHandshake, fmt.Errorf("decode hello-ok: %w", err))
+	var h protocol.HelloOK
+	if err := json.Unmarshal(f.Payload, &h); err != nil {
+		return nil, nil, fmt.Errorf("decode hello-ok: %w", err)
 	}
-	if hello.Type != "hello-ok" {
-		return nil, fail(StageHandshake, fmt.Errorf("connect answered with payload type %q, not \"hello-ok\"", hello.Type))
+	if h.Type != "hello-ok" {
+		return nil, nil, fmt.Errorf("connect answered with payload type %q, not \"hello-ok\"", h.Type)
 	}
-	if hello.Protocol < o.MinProtocol || hello.Protocol > o.MaxProtocol {
-		return nil, fail(StageHandshake, fmt.Errorf("gateway chose protocol %d, outside the offered %d..%d", hello.Protocol, o.MinProtocol, o.MaxProtocol))
+	if h.Protocol < o.MinProtocol || h.Protocol > o.MaxProtocol {
+		return nil, nil, fmt.Errorf("gateway chose protocol %d, outside the offered %d..%d", h.Protocol, o.MinProtocol, o.MaxProtocol)
 	}
-	return &hello, nil
+	return &h, nil, nil
 }
 
 // Hello returns the server's hello-ok payload.
