@@ -52,15 +52,6 @@ type wsConn struct {
 	deviceToken string // issued in hello-ok by an Admitter (Peer.IssueDeviceToken)
 }
 
-// send queues one frame. Frames go out in queue order; a single flusher
-// goroutine drains the queue and exits when it is empty.
-func (c *wsConn) send(frame []byte) {
-	c.mu.Lock()
-	start, slow := c.enqueueLocked(frame)
-	c.mu.Unlock()
-	c.afterEnqueue(start, slow)
-}
-
 // enqueueLocked appends a frame; it reports whether a flusher must start
 // and whether the client is over its outbound buffer.
 func (c *wsConn) enqueueLocked(frame []byte) (start, slow bool) {

@@ -66,14 +66,21 @@ func clientFrame(op ws.OpCode, fin bool, payload []byte) []byte {
 func readServerFrame(t *testing.T, c net.Conn, br *bufio.Reader) ws.Frame {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	f, err := ws.ReadFrame(br)
+	h, err := ws.ReadHeader(br)
 	if err != nil {
 		t.Fatalf("read server frame: %v", err)
 	}
-	if f.Header.Masked {
+	if h.Masked {
 		t.Fatalf("server frame is masked")
 	}
-	return f
+	if h.Length > 1<<20 {
+		t.Fatalf("server frame of %d bytes, more than any test sends", h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(br, p); err != nil {
+		t.Fatalf("read server frame payload: %v", err)
+	}
+	return ws.Frame{Header: h, Payload: p}
 }
 
 func TestReadFragmentedMessageAnswersPingInBetween(t *testing.T) {
