@@ -165,7 +165,7 @@ func (c *wsConn) flush() {
 		clear(batch)
 		c.mu.Lock()
 		c.queued -= n
-		if cap(batch) <= 1024 {
+		if cap(batch) <= 64 {
 			c.spare = batch[:0]
 		}
 		c.mu.Unlock()

@@ -38,6 +38,10 @@ const readBufferSize = 2048
 // write; larger batches go out as a vectored write without copying.
 const coalesceLimit = 64 << 10
 
+// writeBufs are the buffers batches are copied into: shared, so an idle
+// connection holds none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
 // errFrameTooBig is returned by readMessage for a message over the limit;
 // the connection is already closing with 1009.
 var errFrameTooBig = errors.New("message too big")
@@ -64,7 +68,6 @@ type wsTransport struct {
 
 	wmu       sync.Mutex
 	closeSent bool // under wmu: no data frames after a close frame
-	wbuf      []byte
 
 	closeOnce sync.Once
 	closeTime *time.Timer
@@ -247,7 +250,8 @@ func (t *wsTransport) writeFrames(ctl [][]byte, texts [][]byte) error {
 		total += ws.MaxHeaderSize + len(p)
 	}
 	if total <= coalesceLimit {
-		b := t.wbuf[:0]
+		bp := writeBufs.Get().(*[]byte)
+		b := (*bp)[:0]
 		for _, f := range ctl {
 			b = append(b, f...)
 		}
@@ -256,11 +260,8 @@ func (t *wsTransport) writeFrames(ctl [][]byte, texts [][]byte) error {
 			b = append(b, p...)
 		}
 		_, err := t.conn.Write(b)
-		if cap(b) <= 4096 {
-			t.wbuf = b[:0] // keep a small buffer; big ones go back to the GC
-		} else {
-			t.wbuf = nil
-		}
+		*bp = b[:0]
+		writeBufs.Put(bp)
 		return err
 	}
 	bufs := make(net.Buffers, 0, len(ctl)+2*len(texts))
