@@ -51,6 +51,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		}
 		return nil, fmt.Errorf("state store %s cannot be opened (if it is damaged, move it aside and restart: the gateway starts with an empty store): %w", path, err)
 	}
+	db.MaxBatchDelay = MaxBatchDelay
 	return &Store{db: db, path: path}, nil
 }
 
@@ -81,6 +82,24 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	}
 	return err
 }
+
+// Batch is Update for writers that run at the same time: concurrent
+// Batch calls share one transaction and one fsync (bbolt's DB.Batch,
+// collected for at most MaxBatchDelay), and each returns only once its
+// change is durable. fn may run more than once (when another fn of the
+// batch fails, the rest are retried), so it must not change anything
+// outside the transaction: apply such effects after Batch returns nil.
+func (s *Store) Batch(fn func(tx *Tx) error) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	if err != nil && isDiskError(err) {
+		return fmt.Errorf("state store %s: write failed, nothing was changed (free disk space in %s): %w", s.path, filepath.Dir(s.path), err)
+	}
+	return err
+}
+
+// MaxBatchDelay is how long Batch waits for other writers to join a
+// transaction: short, as a lone writer pays it in full.
+const MaxBatchDelay = time.Millisecond
 
 func isDiskError(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO)

@@ -230,3 +230,64 @@ func TestFullDiskKeepsPreviousState(t *testing.T) {
 	}
 	t.Logf("%d records kept; the failing write said: %v", written+1, werr)
 }
+
+// TestBatchConcurrentWritersAreDurableAndIsolated: concurrent Batch calls
+// share commits, yet each sees only its own outcome: a writer that fails
+// leaves nothing, the others' writes survive a reopen.
+func TestBatchConcurrentWritersAreDurableAndIsolated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, failing = 50, 17
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() {
+			errs <- s.Batch(func(tx *Tx) error {
+				if err := tx.Put("b", fmt.Sprintf("k%02d", i), rec{N: i}); err != nil {
+					return err
+				}
+				if i == failing {
+					return errors.New("refused")
+				}
+				return nil
+			})
+		}()
+	}
+	failed := 0
+	for range writers {
+		select {
+		case err := <-errs:
+			if err != nil {
+				if err.Error() != "refused" {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				failed++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Batch writers did not finish")
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d writers failed, want 1", failed)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range writers {
+		var r rec
+		found, err := s.Get("b", fmt.Sprintf("k%02d", i), &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i != failing; found != want || (found && r.N != i) {
+			t.Fatalf("key k%02d: found=%v (%+v), want found=%v", i, found, r, want)
+		}
+	}
+}
