@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -79,5 +80,41 @@ func TestExecBackendGetsNoGatewaySecrets(t *testing.T) {
 	got := out.text.String()
 	if strings.Contains(got, "secret") || !strings.Contains(got, "WANTED=yes") || !strings.Contains(got, "GATEWAY_RUN_ID=r1") || !strings.Contains(got, "PATH=") {
 		t.Fatalf("exec backend environment:\n%s", got)
+	}
+}
+
+// TestFinishedKeepsABoundedWindowCheaply: past maxRemembered ended runs
+// the oldest are forgotten, the slice's backing array stays bounded, and
+// the work per finished run does not grow with the window.
+func TestFinishedKeepsABoundedWindowCheaply(t *testing.T) {
+	m := &Manager{runs: map[string]*Run{}}
+	const n = 3*maxRemembered + 7
+	for i := range n {
+		r := &Run{id: fmt.Sprintf("r%d", i), keyed: true}
+		m.runs[r.id] = r
+		m.active++
+		m.finished(r)
+		if c := cap(m.ended); c > 3*maxRemembered {
+			t.Fatalf("after %d runs the window's array has room for %d", i+1, c)
+		}
+	}
+	if len(m.ended) != maxRemembered || len(m.runs) != maxRemembered {
+		t.Fatalf("remembered %d ended / %d runs, want %d", len(m.ended), len(m.runs), maxRemembered)
+	}
+	if m.ended[0].id != fmt.Sprintf("r%d", n-maxRemembered) || m.runs["r0"] != nil {
+		t.Fatalf("oldest kept %s; r0 still known: %v", m.ended[0].id, m.runs["r0"] != nil)
+	}
+	// With the window full, one more finished run must not copy it.
+	more := make([]*Run, 101)
+	for i := range more {
+		more[i] = &Run{id: fmt.Sprintf("m%d", i), keyed: true}
+	}
+	next := 0
+	if a := testing.AllocsPerRun(100, func() {
+		m.active++
+		m.finished(more[next])
+		next++
+	}); a != 0 {
+		t.Fatalf("finishing a run with a full window allocates %v times (copies the window)", a)
 	}
 }
