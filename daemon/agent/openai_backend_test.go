@@ -23,9 +23,52 @@ type upstream struct {
 	requests []map[string]any
 	auth     []string
 	release  chan struct{}
+	// pace is the interval of the /paced stream's chunks.
+	pace time.Duration
+	// written holds, by the marker of each /paced request (its last user
+	// message), the instant the upstream wrote each chunk of its answer,
+	// taken right before the write.
+	written map[string][]time.Time
 }
 
-func (u *upstream) handler(t *testing.T) http.Handler {
+// pacedChunks is the number of content chunks of a /paced answer.
+const pacedChunks = 4
+
+// pacedPiece is chunk k of the /paced answer to the message marker: the
+// marker and the index, so the answer tells runs apart and shows its
+// chunks' order.
+func pacedPiece(marker string, k int) string { return fmt.Sprintf("%s/%d ", marker, k) }
+
+// pacedAnswer is the whole /paced answer to the message marker.
+func pacedAnswer(marker string) string {
+	var b strings.Builder
+	for k := range pacedChunks {
+		b.WriteString(pacedPiece(marker, k))
+	}
+	return b.String()
+}
+
+// lastUserMessage is the content of the last user message of a
+// chat-completions request body, "" if there is none.
+func lastUserMessage(body map[string]any) string {
+	msgs, _ := body["messages"].([]any)
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if m, _ := msgs[i].(map[string]any); m["role"] == "user" {
+			s, _ := m["content"].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// wroteAt returns the write instants of the /paced answer to marker.
+func (u *upstream) wroteAt(marker string) []time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.written[marker]
+}
+
+func (u *upstream) handler(t testing.TB) http.Handler {
 	mux := http.NewServeMux()
 	record := func(r *http.Request) map[string]any {
 		var body map[string]any
@@ -51,6 +94,39 @@ func (u *upstream) handler(t *testing.T) http.Handler {
 			fl.Flush()
 		}
 		fmt.Fprint(w, "data: {\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n")
+	})
+	// /paced streams pacedChunks chunks, the first right after the
+	// response header and chunk k at that instant + k×pace, flushing each
+	// and recording when it wrote it; then the finish chunk and [DONE].
+	mux.HandleFunc("POST /paced/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		marker := lastUserMessage(record(r))
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		fl := w.(http.Flusher)
+		fl.Flush()
+		start := time.Now()
+		timer := time.NewTimer(u.pace)
+		defer timer.Stop()
+		for k := range pacedChunks {
+			if k > 0 {
+				timer.Reset(time.Until(start.Add(time.Duration(k) * u.pace)))
+				select {
+				case <-r.Context().Done():
+					return
+				case <-timer.C:
+				}
+			}
+			chunk := fmt.Appendf(nil, "data: {\"id\":\"p\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":%q},\"finish_reason\":null}]}\n\n", pacedPiece(marker, k))
+			at := time.Now()
+			if _, err := w.Write(chunk); err != nil {
+				return // the gateway went away; its run reports that
+			}
+			fl.Flush()
+			u.mu.Lock()
+			u.written[marker] = append(u.written[marker], at)
+			u.mu.Unlock()
+		}
+		fmt.Fprint(w, "data: {\"id\":\"p\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
 	})
 	mux.HandleFunc("POST /whole/v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
 		record(r)
