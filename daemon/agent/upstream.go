@@ -18,8 +18,21 @@ import (
 )
 
 // upstreamClient is shared by openai backends; timeouts come from each
-// run's context and stall timer.
-var upstreamClient = &http.Client{Transport: http.DefaultTransport}
+// run's context and stall timer. Its transport keeps enough idle
+// connections per upstream for concurrent runs to reuse them: the default
+// keeps two, so each burst of runs against one local model server (the
+// common case) redialled nearly every request.
+var upstreamClient = &http.Client{Transport: newUpstreamTransport()}
+
+// maxIdleUpstreamConns bounds the idle connections kept per upstream host.
+const maxIdleUpstreamConns = 64
+
+func newUpstreamTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxIdleUpstreamConns
+	t.MaxIdleConns = 4 * maxIdleUpstreamConns
+	return t
+}
 
 // maxUpstreamLine bounds one SSE line from an upstream.
 const maxUpstreamLine = 4 << 20
