@@ -36,6 +36,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(echoServerEnv) == "1" {
+		os.Exit(echoServerMain()) // a child of BenchmarkLoopbackFloor
+	}
 	var err error
 	workDir, err = os.MkdirTemp("", "bench-test-")
 	if err != nil {
