@@ -32,17 +32,21 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 bench: build ## print the performance figures (go test -bench against the real binary, and gatewayctl bench)
-	$(GO) test -run '^$$' -bench 'Health' -benchtime 5s -timeout 5m ./daemon/bench/
+	@echo "== this machine's floor: raw TCP ping-pong between two processes (compare the health figures with it)"
+	$(GO) test -run '^$$' -bench 'LoopbackFloor' -benchtime 3s -timeout 5m ./daemon/bench/
 	$(GO) test -run '^$$' -bench 'StartToHelloOK|SocketActivatedColdStart|IdleRSS' -benchtime 10x -timeout 5m ./daemon/bench/
-	$(GO) test -run '^$$' -bench 'IdleConnsRSS|PresenceFanout' -benchtime 1x -timeout 20m ./daemon/bench/
+	$(GO) test -run '^$$' -bench 'IdleConnsRSS' -benchtime 1x -timeout 20m ./daemon/bench/
+	$(GO) test -run '^$$' -bench 'PresenceFanout' -benchtime 5x -timeout 20m ./daemon/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 5m ./daemon/openai/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 5m ./daemon/agent/
 	@d=$$(mktemp -d); port=$$(( 20000 + RANDOM % 20000 )); \
 	GATEWAY_STATE_DIR=$$d GATEWAY_CONFIG_PATH=$$d/config.json $(BIN)/gatewayd --port $$port --token bench-token >$$d/log 2>&1 & pid=$$!; \
 	trap 'kill $$pid; wait $$pid; rm -rf $$d' EXIT; \
 	for i in $$(seq 50); do $(BIN)/gatewayctl --url ws://127.0.0.1:$$port --token bench-token health >/dev/null 2>&1 && break; sleep 0.1; done; \
-	$(BIN)/gatewayctl --url ws://127.0.0.1:$$port --token bench-token bench --conns 1 --duration 5s && \
-	$(BIN)/gatewayctl --url ws://127.0.0.1:$$port --token bench-token bench --conns 64 --duration 5s
+	for c in 1 64; do for p in 1 16; do \
+	  echo "== gatewayctl bench --conns $$c --pipeline $$p"; \
+	  $(BIN)/gatewayctl --url ws://127.0.0.1:$$port --token bench-token bench --conns $$c --pipeline $$p --duration 5s || exit 1; \
+	done; done
 
 protocol: ## regenerate daemon/protocol/schema/protocol.schema.json from the Go types
 	$(GO) run ./daemon/protocol/internal/gen

@@ -74,51 +74,39 @@ func benchDial(b *testing.B, g *gatewaytest.Gateway, o client.Options) *client.C
 	return c
 }
 
-func BenchmarkHealthOneConn(b *testing.B) {
+// BenchmarkHealth drives health with the same load generator as
+// `gatewayctl bench` (Run: one goroutine per Pipe connection), over 1 and 64
+// connections, closed loop (pipeline 1) and with 16 requests in flight per
+// connection. Each iteration is a 2 s run; compare req/s with
+// BenchmarkLoopbackFloor from the same `go test` invocation.
+func BenchmarkHealth(b *testing.B) {
 	g := sharedGateway(b)
-	c := benchDial(b, g, client.Options{})
-	ctx := context.Background()
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		if _, err := c.Call(ctx, "health", nil); err != nil {
-			b.Fatal(err)
+	for _, conns := range []int{1, 64} {
+		for _, pipeline := range []int{1, 16} {
+			b.Run(fmt.Sprintf("conns=%d/pipeline=%d", conns, pipeline), func(b *testing.B) {
+				var rps, p50, p99 []float64
+				for b.Loop() {
+					r, err := Run(context.Background(), Options{Client: clientOptions(g), Conns: conns, Pipeline: pipeline, Duration: 2 * time.Second})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if r.Errors > 0 {
+						b.Fatalf("%d of %d calls failed: %s", r.Errors, r.Requests, r.FirstError)
+					}
+					rps, p50, p99 = append(rps, r.RPS), append(p50, ms(r.P50)), append(p99, ms(r.P99))
+				}
+				b.ReportMetric(median(rps), "req/s")
+				b.ReportMetric(median(p50), "ms-p50")
+				b.ReportMetric(median(p99), "ms-p99")
+			})
 		}
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 }
 
-func BenchmarkHealth64Conns(b *testing.B) {
-	g := sharedGateway(b)
-	const conns = 64
-	cs := make([]*client.Conn, conns)
-	for i := range cs {
-		cs[i] = benchDial(b, g, client.Options{})
-	}
-	var next atomic.Int64
-	var failed atomic.Value
-	ctx := context.Background()
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if _, err := c.Call(ctx, "health", nil); err != nil {
-					failed.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+// median of xs (not empty); xs is sorted in place.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // BenchmarkStartToHelloOK measures process exec → the first hello-ok over
