@@ -361,14 +361,18 @@ func TestDpkgScratchRoot(t *testing.T) {
 		}
 	}
 
+	// The scratch root holds what every Debian system has and the scripts
+	// touch (dpkg's database, systemd's unit and state directories,
+	// /var/log, the shadow tools' lock file), so that purge can be held to
+	// leaving it exactly as it was.
 	root := t.TempDir()
-	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers"} {
+	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates", "var/lib/dpkg/triggers", "etc/systemd/system", "var/lib/systemd", "var/log"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, f := range []string{"var/lib/dpkg/status", "var/lib/dpkg/available"} {
-		if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+	for f, mode := range map[string]os.FileMode{"var/lib/dpkg/status": 0o644, "var/lib/dpkg/available": 0o644, "etc/.pwd.lock": 0o600} {
+		if err := os.WriteFile(filepath.Join(root, f), nil, mode); err != nil {
 			t.Fatal(err)
 		}
 	}
