@@ -36,7 +36,7 @@ bench: build ## print the performance figures (go test -bench against the real b
 	$(GO) test -run '^$$' -bench 'LoopbackFloor' -benchtime 3s -timeout 5m ./daemon/bench/
 	$(GO) test -run '^$$' -bench 'StartToHelloOK|SocketActivatedColdStart|IdleRSS' -benchtime 10x -timeout 5m ./daemon/bench/
 	$(GO) test -run '^$$' -bench 'IdleConnsRSS' -benchtime 1x -timeout 20m ./daemon/bench/
-	$(GO) test -run '^$$' -bench 'PresenceFanout' -benchtime 5x -timeout 20m ./daemon/bench/
+	$(GO) test -run '^$$' -bench 'LoopbackFanoutFloor|PresenceFanout' -benchtime 10x -timeout 20m ./daemon/bench/
 	$(GO) test -run '^$$' -bench . -benchtime 3s -timeout 5m ./daemon/openai/
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 5m ./daemon/agent/
 	@d=$$(mktemp -d); port=$$(( 20000 + RANDOM % 20000 )); \

@@ -36,8 +36,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(echoServerEnv) == "1" {
+	switch os.Getenv(echoServerEnv) {
+	case "1":
 		os.Exit(echoServerMain()) // a child of BenchmarkLoopbackFloor
+	case "fanout":
+		os.Exit(fanoutServerMain()) // a child of BenchmarkLoopbackFanoutFloor
 	}
 	var err error
 	workDir, err = os.MkdirTemp("", "bench-test-")

@@ -189,6 +189,12 @@ func echoLoop(c net.Conn, window int, budget *atomic.Int64, deadline time.Time, 
 // by PID after echoServerWait) and reports how it ended. Stop runs at most
 // once; tb's cleanup calls it too.
 func startEchoServer(tb testing.TB) (addr string, stop func() error) {
+	return startFloorServer(tb, "1")
+}
+
+// startFloorServer is startEchoServer for a server mode: "1" echoes,
+// "fanout" is fanoutServerMain.
+func startFloorServer(tb testing.TB, mode string) (addr string, stop func() error) {
 	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -205,7 +211,7 @@ func startEchoServer(tb testing.TB) (addr string, stop func() error) {
 	// Should the TestMain hook be missing, these flags make the child a
 	// test binary that runs nothing.
 	cmd := exec.Command(exe, "-test.run=^$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), echoServerEnv+"=1")
+	cmd.Env = append(os.Environ(), echoServerEnv+"="+mode)
 	cmd.Stdin, cmd.Stdout = stdinR, outW
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -258,14 +264,21 @@ func startEchoServer(tb testing.TB) (addr string, stop func() error) {
 // port, prints the address on stdout, echoes every connection's bytes back
 // as they come and returns 0 once stdin is closed (the parent's stop, or
 // the parent's exit). It exits with 2 after echoServerLifetime.
-func echoServerMain() int {
+func echoServerMain() int { return floorServerMain(echoConn) }
+
+// floorServerMain is the child process of the floor benchmarks: it listens
+// on a loopback port, prints the address on stdout, hands every connection
+// to serve on its own goroutine and returns 0 once stdin is closed (the
+// parent's stop, or the parent's exit). It exits with 2 after
+// echoServerLifetime.
+func floorServerMain(serve func(net.Conn)) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "echo server: listen on loopback: %v\n", err)
+		fmt.Fprintf(os.Stderr, "floor server: listen on loopback: %v\n", err)
 		return 1
 	}
 	time.AfterFunc(echoServerLifetime, func() {
-		fmt.Fprintf(os.Stderr, "echo server: still running after %s: exiting\n", echoServerLifetime)
+		fmt.Fprintf(os.Stderr, "floor server: still running after %s: exiting\n", echoServerLifetime)
 		os.Exit(2)
 	})
 	go func() {
@@ -273,7 +286,7 @@ func echoServerMain() int {
 		l.Close()
 	}()
 	if _, err := fmt.Println(l.Addr()); err != nil {
-		fmt.Fprintf(os.Stderr, "echo server: print the address: %v\n", err)
+		fmt.Fprintf(os.Stderr, "floor server: print the address: %v\n", err)
 		return 1
 	}
 	for {
@@ -282,11 +295,118 @@ func echoServerMain() int {
 			return 0
 		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "echo server: accept: %v\n", err)
+			fmt.Fprintf(os.Stderr, "floor server: accept: %v\n", err)
 			return 1
 		}
-		go echoConn(c)
+		go serve(c)
 	}
+}
+
+// fanoutMsgSize is the size of one fanned-out message, about that of a
+// presence event frame.
+const fanoutMsgSize = 300
+
+// fanoutServerMain is the fan-out floor's child: every connection is kept;
+// any byte read from any of them sends one fanoutMsgSize message to all of
+// them, each written by a goroutine of its own as gatewayd's per-connection
+// flushers do.
+func fanoutServerMain() int {
+	var mu sync.Mutex
+	var conns []net.Conn
+	msg := bytes.Repeat([]byte("p"), fanoutMsgSize)
+	return floorServerMain(func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			for range n {
+				mu.Lock()
+				all := slices.Clone(conns)
+				mu.Unlock()
+				for _, o := range all {
+					go o.Write(msg)
+				}
+			}
+			if err != nil {
+				c.Close()
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkLoopbackFanoutFloor is BenchmarkPresenceFanout with nothing of
+// the gateway: a poster sends one byte to a server in another process,
+// which writes a fanoutMsgSize message to each of fanoutClients observing
+// connections held by this process, one goroutine each reading. It reports
+// the p50 and p99 time from the poster's write to each observer's read, in
+// ms, over rounds paced as the gateway benchmark's.
+func BenchmarkLoopbackFanoutFloor(b *testing.B) {
+	raiseFileLimit()
+	addr, _ := startFloorServer(b, "fanout")
+	cs := dialEcho(b, addr, fanoutClients+1)
+	poster, observers := cs[0], cs[1:]
+	deadline := time.Now().Add(floorRunLimit)
+	arrivals := make(chan time.Time, fanoutClients)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		c.SetDeadline(deadline)
+		wg.Go(func() {
+			buf := make([]byte, fanoutMsgSize)
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return
+				}
+				if c != poster {
+					arrivals <- time.Now()
+				}
+			}
+		})
+	}
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+		wg.Wait()
+	}()
+	round := func() ([]time.Duration, error) {
+		t0 := time.Now()
+		if _, err := poster.Write([]byte{'F'}); err != nil {
+			return nil, err
+		}
+		lat := make([]time.Duration, 0, len(observers))
+		timeout := time.After(30 * time.Second)
+		for range observers {
+			select {
+			case at := <-arrivals:
+				lat = append(lat, at.Sub(t0))
+			case <-timeout:
+				return nil, fmt.Errorf("only %d of %d observers got the message within 30s", len(lat), len(observers))
+			}
+		}
+		return lat, nil
+	}
+	// The server may still be accepting: one untimed round proves every
+	// observer is in its fan-out.
+	if _, err := round(); err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	last := time.Now()
+	for b.Loop() {
+		time.Sleep(time.Until(last.Add(fanoutRoundGap)))
+		last = time.Now()
+		l, err := round()
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, l...)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(ms(Percentile(lat, 0.5)), "ms-p50")
+	b.ReportMetric(ms(Percentile(lat, 0.99)), "ms-p99")
 }
 
 // echoConn writes back what it reads, read by read, until the connection
@@ -370,5 +490,53 @@ func TestLoopbackEchoServer(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", addr, echoServerWait); err == nil {
 		c.Close()
 		t.Errorf("%s still accepts connections after stop", addr)
+	}
+}
+
+// TestLoopbackFanoutServer: one byte on any connection brings one
+// fanoutMsgSize message to every connection, the sender's included.
+func TestLoopbackFanoutServer(t *testing.T) {
+	addr, stop := startFloorServer(t, "fanout")
+	cs := dialEcho(t, addr, 4)
+	// The server adds a connection when it accepts it: trigger (bounded)
+	// until the last one dialled hears, then drain everyone.
+	msg := make([]byte, fanoutMsgSize)
+	heard := false
+	for i := 0; i < 50 && !heard; i++ {
+		if _, err := cs[0].Write([]byte{'F'}); err != nil {
+			t.Fatal(err)
+		}
+		cs[3].SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		_, err := io.ReadFull(cs[3], msg)
+		heard = err == nil
+	}
+	if !heard {
+		t.Fatal("the last connection never got a fanned-out message")
+	}
+	time.Sleep(50 * time.Millisecond) // the other copies land
+	for _, c := range cs {
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		io.Copy(io.Discard, c) // ends at the deadline
+	}
+	if _, err := cs[2].Write([]byte{'F'}); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		c.SetReadDeadline(time.Now().Add(echoServerWait))
+		if _, err := io.ReadFull(c, msg); err != nil {
+			t.Fatalf("conn %d got no message: %v", i, err)
+		}
+		if !bytes.Equal(msg, bytes.Repeat([]byte("p"), fanoutMsgSize)) {
+			t.Fatalf("conn %d got a different message", i)
+		}
+	}
+	for i, c := range cs {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if n, _ := c.Read(make([]byte, 1)); n > 0 {
+			t.Fatalf("conn %d got more than one message per trigger", i)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }
