@@ -70,7 +70,6 @@ type wsTransport struct {
 	closeSent bool // under wmu: no data frames after a close frame
 
 	closeOnce sync.Once
-	closeTime *time.Timer
 	peerDone  atomic.Bool // the peer's close frame was read
 }
 
@@ -154,8 +153,8 @@ func (t *wsTransport) readMessage(buf *bytes.Buffer, onPing func(payload []byte)
 	}
 }
 
-// readFailed maps a read error: after the close handshake (ours or the
-// peer's) an ended connection is an orderly close.
+// readFailed ends the connection after a failed read (EOF, a reset, or
+// our own close) and returns err for the reader to judge.
 func (t *wsTransport) readFailed(err error) error {
 	t.closeNow()
 	return err
@@ -195,7 +194,7 @@ func (t *wsTransport) sendClose(code ws.StatusCode, reason string) {
 	t.closeOnce.Do(func() {
 		// The timer first: it also frees a writer stuck on a peer that
 		// stopped reading, which the close frame would wait behind.
-		t.closeTime = time.AfterFunc(closeWait, t.closeNow)
+		time.AfterFunc(closeWait, t.closeNow)
 	})
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
