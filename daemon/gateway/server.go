@@ -202,6 +202,10 @@ func (s *Server) Serve(ls []net.Listener) {
 	for _, e := range s.ext.list {
 		e.Bind(s)
 	}
+	// Serving before the first accept: under socket activation the
+	// connection that started us is already waiting, and its /readyz must
+	// not see "starting".
+	s.serving.Store(true)
 	for _, l := range ls {
 		go func(l net.Listener) {
 			if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
@@ -209,7 +213,6 @@ func (s *Server) Serve(ls []net.Listener) {
 			}
 		}(l)
 	}
-	s.serving.Store(true)
 	go s.hub.loop(s.ctx, s.loopDone)
 	s.updateStatus()
 }
