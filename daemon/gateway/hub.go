@@ -305,10 +305,13 @@ func (h *hub) loop(ctx context.Context, done chan struct{}) {
 	}
 }
 
+// pongWait is how long a client has to answer a ping (a variable for tests).
+var pongWait = 10 * time.Second
+
 // pingAll pings every client; one whose pong has not come back within
-// 10 s is closed. Pings go through the outbound queue, so a client that
-// stopped reading (its writer stuck on a full socket) gets none and is
-// closed too.
+// pongWait is closed. Pings go through the outbound queue, so a client
+// that stopped reading (its writer stuck on a full socket) gets none and
+// is closed too.
 func (h *hub) pingAll(ctx context.Context) {
 	sent := time.Now().UnixNano()
 	conns := h.all()
@@ -316,7 +319,7 @@ func (h *hub) pingAll(ctx context.Context) {
 	for _, c := range conns {
 		c.sendControl(ping)
 	}
-	t := time.NewTimer(10 * time.Second)
+	t := time.NewTimer(pongWait)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -26,7 +26,8 @@ import (
 
 // closeWait bounds the close handshake: after sending a close frame the
 // connection is torn down when the peer's close arrives, or after this.
-const closeWait = 5 * time.Second
+// Each connection takes its value when it opens (tests shorten it).
+var closeWait = 5 * time.Second
 
 // readBufferSize is the per-connection read buffer. Frames larger than it
 // are read straight into the message buffer; smaller ones, several at a
@@ -70,6 +71,7 @@ type wsTransport struct {
 	closeSent bool // under wmu: no data frames after a close frame
 
 	closeOnce sync.Once
+	closeWait time.Duration
 	peerDone  atomic.Bool // the peer's close frame was read
 }
 
@@ -86,7 +88,7 @@ func upgradeWS(w http.ResponseWriter, r *http.Request) (*wsTransport, error) {
 		pre, _ := rw.Reader.Peek(n)
 		src = io.MultiReader(bytes.NewReader(bytes.Clone(pre)), conn)
 	}
-	return &wsTransport{conn: conn, br: bufio.NewReaderSize(src, readBufferSize)}, nil
+	return &wsTransport{conn: conn, br: bufio.NewReaderSize(src, readBufferSize), closeWait: closeWait}, nil
 }
 
 // setReadLimit sets the largest message accepted from now on.
@@ -178,7 +180,7 @@ func (t *wsTransport) peerClose(p []byte) error {
 	t.wmu.Lock()
 	if !t.closeSent {
 		t.closeSent = true
-		_ = t.conn.SetWriteDeadline(time.Now().Add(closeWait))
+		_ = t.conn.SetWriteDeadline(time.Now().Add(t.closeWait))
 		_, _ = t.conn.Write(controlFrame(ws.OpClose, ws.NewCloseFrameBody(reply, "")))
 	}
 	t.wmu.Unlock()
@@ -194,7 +196,7 @@ func (t *wsTransport) sendClose(code ws.StatusCode, reason string) {
 	t.closeOnce.Do(func() {
 		// The timer first: it also frees a writer stuck on a peer that
 		// stopped reading, which the close frame would wait behind.
-		time.AfterFunc(closeWait, t.closeNow)
+		time.AfterFunc(t.closeWait, t.closeNow)
 	})
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
@@ -202,7 +204,7 @@ func (t *wsTransport) sendClose(code ws.StatusCode, reason string) {
 		return
 	}
 	t.closeSent = true
-	_ = t.conn.SetWriteDeadline(time.Now().Add(closeWait))
+	_ = t.conn.SetWriteDeadline(time.Now().Add(t.closeWait))
 	if _, err := t.conn.Write(controlFrame(ws.OpClose, ws.NewCloseFrameBody(code, reason))); err != nil {
 		t.closeNow()
 		return

@@ -52,7 +52,7 @@ func FuzzReadMessage(f *testing.F) {
 	const limit = 4096
 	f.Fuzz(func(t *testing.T, data []byte) {
 		conn := &fuzzConn{r: bytes.NewReader(data)}
-		tr := &wsTransport{conn: conn, br: bufio.NewReaderSize(conn, readBufferSize)}
+		tr := &wsTransport{conn: conn, br: bufio.NewReaderSize(conn, readBufferSize), closeWait: time.Millisecond}
 		tr.setReadLimit(limit)
 		var buf bytes.Buffer
 		for i := 0; i <= len(data); i++ { // each message consumes at least 2 bytes
