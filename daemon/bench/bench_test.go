@@ -339,28 +339,14 @@ func (f *fakeGateway) serve(l net.Listener, answer func(id string) []byte) error
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := ws.Upgrade(conn); err != nil {
-		return fmt.Errorf("upgrade: %w", err)
-	}
-	if err := wsutil.WriteServerText(conn, []byte(`{"type":"event","event":"connect.challenge","payload":{"nonce":"n","ts":1}}`)); err != nil {
-		return err
-	}
-	req, err := wsutil.ReadClientText(conn)
+	r, err := gatewaytest.AcceptFake(conn, 0)
 	if err != nil {
-		return fmt.Errorf("read connect: %w", err)
-	}
-	var rf protocol.RequestFrame
-	if err := json.Unmarshal(req, &rf); err != nil || rf.Method != "connect" {
-		return fmt.Errorf("first request %q is not connect (%v)", req, err)
-	}
-	hello := fmt.Sprintf(`{"type":"res","id":%q,"ok":true,"payload":{"type":"hello-ok","protocol":4,"server":{"version":"fake","connId":"c"}}}`, rf.ID)
-	if err := wsutil.WriteServerText(conn, []byte(hello)); err != nil {
 		return err
 	}
 	var in []byte
 	buf := make([]byte, 64<<10)
 	for range 1_000_000 {
-		n, err := conn.Read(buf)
+		n, err := r.Read(buf)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}

@@ -752,14 +752,7 @@ func (c *Conn) Call(ctx context.Context, method string, params any) (json.RawMes
 	if err != nil {
 		return nil, err
 	}
-	if !f.OK {
-		e := f.Error
-		if e == nil {
-			e = &protocol.Error{Code: protocol.ErrInvalidRequest, Message: "request failed without an error object"}
-		}
-		return nil, &CallError{Method: method, Err: e}
-	}
-	return f.Payload, nil
+	return frameResult(method, f)
 }
 
 // CallInto is Call, decoding the payload into out (when out is not nil).

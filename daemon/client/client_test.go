@@ -217,20 +217,7 @@ func TestDialErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A peer that accepts TCP and never answers: the upgrade must time out.
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	silent := silentPeer(t)
 
 	refusedURL := fmt.Sprintf("ws://127.0.0.1:%d", freePort)
 	tests := []struct {
@@ -245,7 +232,7 @@ func TestDialErrors(t *testing.T) {
 	}{
 		{name: "refused", o: client.Options{URL: refusedURL}, stage: client.StageConnect, unreachable: true,
 			msg: []string{"gateway not reachable at " + refusedURL + ": connection refused (is gatewayd running? check with: gatewayctl status)"}},
-		{name: "silent peer", o: client.Options{URL: "ws://" + silent.Addr().String(), HandshakeTimeout: 300 * time.Millisecond},
+		{name: "silent peer", o: client.Options{URL: "ws://" + silent, HandshakeTimeout: 300 * time.Millisecond},
 			stage: client.StageConnect, unreachable: true, msg: []string{"no answer within 300ms"}},
 		{name: "wrong token", o: client.Options{URL: g.URL, Token: "wrong"}, stage: client.StageHandshake,
 			detail: protocol.DetailAuthTokenMismatch, closeCode: protocol.ClosePolicyViolation, auth: true,
@@ -476,4 +463,34 @@ func TestStoppingGatewayIsRetryable(t *testing.T) {
 	if de.IsUnreachable() || !strings.Contains(de.Error(), "check --url") {
 		t.Fatalf("404 upgrade: unreachable=%v, %q", de.IsUnreachable(), de.Error())
 	}
+}
+
+// silentPeer listens on loopback, accepts TCP connections and never says
+// a word; it returns the address. Everything closes when t ends.
+func silentPeer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
@@ -135,20 +134,7 @@ func TestPipeDialErrorsMatchDial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	silent := silentPeer(t)
 
 	tests := []struct {
 		name      string
@@ -160,7 +146,7 @@ func TestPipeDialErrorsMatchDial(t *testing.T) {
 		auth      bool
 	}{
 		{name: "refused", o: client.Options{URL: fmt.Sprintf("ws://127.0.0.1:%d", freePort)}, stage: client.StageConnect},
-		{name: "silent peer", o: client.Options{URL: "ws://" + silent.Addr().String(), HandshakeTimeout: 200 * time.Millisecond},
+		{name: "silent peer", o: client.Options{URL: "ws://" + silent, HandshakeTimeout: 200 * time.Millisecond},
 			stage: client.StageConnect},
 		{name: "wrong path", o: client.Options{URL: g.URL + "/not-the-gateway", Token: g.Token}, stage: client.StageConnect, http: true},
 		{name: "wrong token", o: client.Options{URL: g.URL, Token: "wrong"}, stage: client.StageHandshake,
@@ -257,8 +243,8 @@ func TestPipeServerClose(t *testing.T) {
 // peer is a scripted WebSocket server on a loopback socket, for framing the
 // real gateway never produces (fragments, pings, oversized messages, a
 // frame split across a deadline). It performs a minimal v4 handshake
-// (challenge, connect, hello-ok with policy.maxPayload = maxPayload) and
-// then runs script.
+// (gatewaytest.AcceptFake, with policy.maxPayload = maxPayload) and then
+// runs script.
 func peer(t *testing.T, maxPayload int, script func(conn net.Conn, r *bufio.Reader) error) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -274,27 +260,8 @@ func peer(t *testing.T, maxPayload int, script func(conn net.Conn, r *bufio.Read
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := ws.Upgrade(conn); err != nil {
-				return fmt.Errorf("upgrade: %w", err)
-			}
-			r := bufio.NewReader(conn)
-			rw := struct {
-				io.Reader
-				io.Writer
-			}{r, conn}
-			if err := wsutil.WriteServerText(conn, []byte(`{"type":"event","event":"connect.challenge","payload":{"nonce":"n-1","ts":1}}`)); err != nil {
-				return err
-			}
-			req, err := wsutil.ReadClientText(rw)
+			r, err := gatewaytest.AcceptFake(conn, int64(maxPayload))
 			if err != nil {
-				return fmt.Errorf("read connect: %w", err)
-			}
-			var f protocol.RequestFrame
-			if err := json.Unmarshal(req, &f); err != nil || f.Method != "connect" {
-				return fmt.Errorf("first request %q is not connect (%v)", req, err)
-			}
-			hello := fmt.Sprintf(`{"type":"res","id":%q,"ok":true,"payload":{"type":"hello-ok","protocol":4,"server":{"version":"t","connId":"c1"},"policy":{"maxPayload":%d}}}`, f.ID, maxPayload)
-			if err := wsutil.WriteServerText(conn, []byte(hello)); err != nil {
 				return err
 			}
 			return script(conn, r)
