@@ -76,11 +76,7 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 // nil and rolled back otherwise. Commit errors (a full disk) name the
 // store.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
-	if err != nil && isDiskError(err) {
-		return fmt.Errorf("state store %s: write failed, nothing was changed (free disk space in %s): %w", s.path, filepath.Dir(s.path), err)
-	}
-	return err
+	return s.writeErr(s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }))
 }
 
 // Batch is Update for writers that run at the same time: concurrent
@@ -90,7 +86,11 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 // batch fails, the rest are retried), so it must not change anything
 // outside the transaction: apply such effects after Batch returns nil.
 func (s *Store) Batch(fn func(tx *Tx) error) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return s.writeErr(s.db.Batch(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }))
+}
+
+// writeErr names the store and the fix when a write failed on the disk.
+func (s *Store) writeErr(err error) error {
 	if err != nil && isDiskError(err) {
 		return fmt.Errorf("state store %s: write failed, nothing was changed (free disk space in %s): %w", s.path, filepath.Dir(s.path), err)
 	}
