@@ -48,23 +48,23 @@ type EchoBackendConfig struct {
 // provider). The API key is never in the config: it comes from an
 // environment variable or a file, read at each run.
 type OpenAIBackendConfig struct {
-	BaseURL        string `json:"baseUrl"`                  // e.g. http://127.0.0.1:11434/v1 (the path before /chat/completions)
-	Model          string `json:"model"`                    // upstream model name
-	APIKeyEnv      string `json:"apiKeyEnv,omitempty"`      // environment variable holding the API key
-	APIKeyFile     string `json:"apiKeyFile,omitempty"`     // file holding the API key (white space trimmed)
-	Stream         *bool  `json:"stream,omitempty"`         // stream with SSE; default true
-	StallTimeoutMs int    `json:"stallTimeoutMs,omitempty"` // longest silence from the upstream; default 60000
-	SystemPrompt   string `json:"systemPrompt,omitempty"`   // sent first as a system message
+	BaseURL        string `json:"baseUrl" redact:"url"`              // e.g. http://127.0.0.1:11434/v1 (the path before /chat/completions)
+	Model          string `json:"model"`                             // upstream model name
+	APIKeyEnv      string `json:"apiKeyEnv,omitempty" redact:"ref"`  // environment variable holding the API key
+	APIKeyFile     string `json:"apiKeyFile,omitempty" redact:"ref"` // file holding the API key (white space trimmed)
+	Stream         *bool  `json:"stream,omitempty"`                  // stream with SSE; default true
+	StallTimeoutMs int    `json:"stallTimeoutMs,omitempty"`          // longest silence from the upstream; default 60000
+	SystemPrompt   string `json:"systemPrompt,omitempty"`            // sent first as a system message
 }
 
 // ExecBackendConfig is "agents.list.<id>.exec": a command run per message,
 // the message on its standard input, its standard output streamed as the
 // answer.
 type ExecBackendConfig struct {
-	Command string   `json:"command"`        // absolute path, or a name looked up on PATH
-	Args    []string `json:"args,omitempty"` // arguments
-	Dir     string   `json:"dir,omitempty"`  // working directory; default the gateway's own
-	Env     []string `json:"env,omitempty"`  // extra KEY=VALUE environment (values are redacted in config.get)
+	Command string   `json:"command"`                       // absolute path, or a name looked up on PATH
+	Args    []string `json:"args,omitempty"`                // arguments
+	Dir     string   `json:"dir,omitempty"`                 // working directory; default the gateway's own
+	Env     []string `json:"env,omitempty" redact:"secret"` // extra KEY=VALUE environment (values are redacted in config.get)
 }
 
 // HTTPConfig is the "http" section: the OpenAI-compatible HTTP endpoints on
@@ -268,7 +268,7 @@ func validateAgent(key, id string, a AgentConfig) *Error {
 func validateOpenAI(key string, o *OpenAIBackendConfig) *Error {
 	u, err := url.Parse(o.BaseURL)
 	if o.BaseURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
-		return &Error{Key: key + ".baseUrl", Msg: fmt.Sprintf("%q is not an http(s) URL without query or credentials, like http://127.0.0.1:8080/v1 (the part before /chat/completions)", o.BaseURL)}
+		return &Error{Key: key + ".baseUrl", Msg: fmt.Sprintf("%q is not an http(s) URL without query or credentials, like http://127.0.0.1:8080/v1 (the part before /chat/completions)", RedactURL(o.BaseURL))}
 	}
 	if strings.TrimSpace(o.Model) == "" {
 		return &Error{Key: key + ".model", Msg: "is required (the upstream's model name, e.g. llama3.1)"}
@@ -301,19 +301,10 @@ func validateExec(key string, e *ExecBackendConfig) *Error {
 	for i, kv := range e.Env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || !envNameRe.MatchString(k) {
-			return &Error{Key: fmt.Sprintf("%s.env[%d]", key, i), Msg: fmt.Sprintf("%q is not KEY=VALUE with KEY letters, digits and '_'", redactEnv(kv))}
+			return &Error{Key: fmt.Sprintf("%s.env[%d]", key, i), Msg: "is not KEY=VALUE with KEY letters, digits and '_' (the value is not shown: it may be a secret)"}
 		}
 	}
 	return nil
-}
-
-// redactEnv keeps a malformed env entry's shape out of error messages
-// without echoing a possible secret.
-func redactEnv(kv string) string {
-	if len(kv) > 16 {
-		return kv[:16] + "…"
-	}
-	return kv
 }
 
 func (x *HTTPConfig) withDefaults() {

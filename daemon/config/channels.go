@@ -67,17 +67,17 @@ type ChannelsConfig struct {
 // WebhookChannelConfig is "channels.webhooks.NAME": POST signed JSON to a
 // URL.
 type WebhookChannelConfig struct {
-	URL string `json:"url"` // http:// or https:// receiver
+	URL string `json:"url" redact:"url"` // http:// or https:// receiver
 	// Secret signs each body (HMAC-SHA256, header X-Gateway-Signature).
 	// Exactly one of Secret, SecretEnv and SecretFile is set.
-	Secret     string            `json:"secret,omitempty"`
-	SecretEnv  string            `json:"secretEnv,omitempty"`  // environment variable holding the secret
-	SecretFile string            `json:"secretFile,omitempty"` // file holding the secret (white space trimmed)
-	Targets    []string          `json:"targets,omitempty"`    // target patterns (path.Match globs: "ops", "team-*") routed here
-	Headers    map[string]string `json:"headers,omitempty"`    // extra request headers (values redacted in config.get)
-	Disabled   bool              `json:"disabled,omitempty"`   // configured but not delivering
-	TimeoutMs  int               `json:"timeoutMs,omitempty"`  // per attempt, default 10000
-	Retry      RetryConfig       `json:"retry"`                // retries on network errors, 5xx and 429
+	Secret     string            `json:"secret,omitempty" redact:"secret"`
+	SecretEnv  string            `json:"secretEnv,omitempty" redact:"ref"`  // environment variable holding the secret
+	SecretFile string            `json:"secretFile,omitempty" redact:"ref"` // file holding the secret (white space trimmed)
+	Targets    []string          `json:"targets,omitempty"`                 // target patterns (path.Match globs: "ops", "team-*") routed here
+	Headers    map[string]string `json:"headers,omitempty" redact:"secret"` // extra request headers (values redacted in config.get)
+	Disabled   bool              `json:"disabled,omitempty"`                // configured but not delivering
+	TimeoutMs  int               `json:"timeoutMs,omitempty"`               // per attempt, default 10000
+	Retry      RetryConfig       `json:"retry"`                             // retries on network errors, 5xx and 429
 }
 
 // RetryConfig is a webhook's retry policy: exponential backoff with jitter,
@@ -140,7 +140,7 @@ func (x *ChannelsConfig) validate() *Error {
 		}
 		u, err := url.Parse(w.URL)
 		if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &Error{Key: key + ".url", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (set the receiver's address, like https://hooks.example.com/gateway)", w.URL)}
+			return &Error{Key: key + ".url", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (set the receiver's address, like https://hooks.example.com/gateway)", RedactURL(w.URL))}
 		}
 		if err := checkSecretSource(key, "secret", w.Secret, w.SecretEnv, w.SecretFile, true); err != nil {
 			return err
@@ -206,10 +206,10 @@ type ExecToolConfig struct {
 	// ArgsSchema is the JSON Schema the args must satisfy (default: any
 	// JSON object).
 	ArgsSchema     json.RawMessage   `json:"argsSchema,omitempty"`
-	TimeoutMs      int               `json:"timeoutMs,omitempty"`      // default 30000; the process group is killed at the limit (408)
-	MaxOutputBytes int               `json:"maxOutputBytes,omitempty"` // stdout limit, default 1 MiB; over it the process group is killed (500)
-	Env            map[string]string `json:"env,omitempty"`            // extra environment (values redacted in config.get)
-	Dir            string            `json:"dir,omitempty"`            // working directory, absolute; default "/"
+	TimeoutMs      int               `json:"timeoutMs,omitempty"`           // default 30000; the process group is killed at the limit (408)
+	MaxOutputBytes int               `json:"maxOutputBytes,omitempty"`      // stdout limit, default 1 MiB; over it the process group is killed (500)
+	Env            map[string]string `json:"env,omitempty" redact:"secret"` // extra environment (values redacted in config.get)
+	Dir            string            `json:"dir,omitempty"`                 // working directory, absolute; default "/"
 }
 
 func (x *ToolsConfig) withDefaults() {
@@ -329,9 +329,9 @@ type HooksConfig struct {
 	// Token is the hooks' own secret (not the gateway token), sent as
 	// `Authorization: Bearer` or `x-gateway-token`. Required when enabled:
 	// exactly one of Token, TokenEnv and TokenFile.
-	Token               string `json:"token,omitempty"`
-	TokenEnv            string `json:"tokenEnv,omitempty"`
-	TokenFile           string `json:"tokenFile,omitempty"`
+	Token               string `json:"token,omitempty" redact:"secret"`
+	TokenEnv            string `json:"tokenEnv,omitempty" redact:"ref"`
+	TokenFile           string `json:"tokenFile,omitempty" redact:"ref"`
 	MaxBodyBytes        int64  `json:"maxBodyBytes,omitempty"`        // default 256 KiB (larger: 413)
 	RequestsPerMinute   int    `json:"requestsPerMinute,omitempty"`   // default 60 (more: 429 with Retry-After)
 	DefaultAgentID      string `json:"defaultAgentId,omitempty"`      // agent for /hooks/agent without agentId
@@ -448,34 +448,6 @@ func validHeaderName(h string) bool {
 		}
 	}
 	return http.CanonicalHeaderKey(h) != ""
-}
-
-// redactURL hides a password in a URL's user info and every query value
-// (receivers often take a token there).
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	changed := false
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), RedactedValue)
-			changed = true
-		}
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{RedactedValue}
-		}
-		u.RawQuery = q.Encode()
-		changed = true
-	}
-	if !changed {
-		return raw
-	}
-	return u.String()
 }
 
 func listOrNone(names []string) string {

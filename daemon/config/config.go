@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,10 +40,10 @@ type GatewayConfig struct {
 
 // AuthConfig is "gateway.auth": the shared secret clients present.
 type AuthConfig struct {
-	Mode      string          `json:"mode,omitempty"`     // "token" (default) | "password" | "none"
-	Token     string          `json:"token,omitempty"`    // shared token; empty = the token file
-	Password  string          `json:"password,omitempty"` // shared password for mode "password"
-	RateLimit RateLimitConfig `json:"rateLimit"`          // failed-attempt limiting
+	Mode      string          `json:"mode,omitempty"`                     // "token" (default) | "password" | "none"
+	Token     string          `json:"token,omitempty" redact:"secret"`    // shared token; empty = the token file
+	Password  string          `json:"password,omitempty" redact:"secret"` // shared password for mode "password"
+	RateLimit RateLimitConfig `json:"rateLimit"`                          // failed-attempt limiting
 }
 
 // RateLimitConfig is "gateway.auth.rateLimit": failed auth attempts per
@@ -62,8 +63,8 @@ type ReloadConfig struct {
 
 // ControlUIConfig is "gateway.controlUi": the browser control UI.
 type ControlUIConfig struct {
-	Enabled        *bool    `json:"enabled,omitempty"`        // serve the control UI at / (default true)
-	AllowedOrigins []string `json:"allowedOrigins,omitempty"` // extra browser origins allowed to connect
+	Enabled        *bool    `json:"enabled,omitempty"`                     // serve the control UI at / (default true)
+	AllowedOrigins []string `json:"allowedOrigins,omitempty" redact:"url"` // extra browser origins allowed to connect
 }
 
 // LoggingConfig is the "logging" section.
@@ -166,17 +167,12 @@ func (c *Config) RestartAllowed() bool {
 	return c == nil || c.Commands.Restart == nil || *c.Commands.Restart
 }
 
-// Redacted returns a deep copy of c with the auth token and password
-// replaced by "__REDACTED__" when they are set, for config.get, status and
-// logs.
+// Redacted returns a deep copy of c with every field tagged redact:"secret"
+// replaced by "__REDACTED__" and every redact:"url" field passed through
+// RedactURL (see redact.go), for config.get, status and logs.
 func (c *Config) Redacted() *Config {
 	out := c.clone()
-	if out.Gateway.Auth.Token != "" {
-		out.Gateway.Auth.Token = RedactedValue
-	}
-	if out.Gateway.Auth.Password != "" {
-		out.Gateway.Auth.Password = RedactedValue
-	}
+	redactTagged(reflect.ValueOf(out).Elem())
 	out.Agents.redact()
 	out.HTTP.redact()
 	out.Channels.redact()
@@ -375,11 +371,11 @@ func checkOrigin(o string) error {
 	}
 	u, err := url.Parse(o)
 	if err != nil {
-		return fmt.Errorf("%q is not an origin like https://host:port: %w", o, err)
+		return fmt.Errorf("%q is not an origin like https://host:port", RedactURL(o))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q is not an origin like https://host:port (scheme http or https, a host, no path) or \"*\"", o)
+		return fmt.Errorf("%q is not an origin like https://host:port (scheme http or https, a host, no path) or \"*\"", RedactURL(o))
 	}
 	return nil
 }

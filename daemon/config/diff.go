@@ -90,3 +90,45 @@ func leaves(v reflect.Value, prefix string, out map[string]reflect.Value) map[st
 	}
 	return out
 }
+
+// Carry returns a deep copy of next in which each of keys (dotted keys as
+// Diff returns them) has running's value. The daemon uses it in reload mode
+// hot: restart-required changes stay pending (the running values stay in
+// effect) until a restart applies the file's values. Keys that name no
+// field are ignored.
+func Carry(running, next *Config, keys []string) *Config {
+	out := next.clone()
+	src := reflect.ValueOf(running.clone()).Elem()
+	dst := reflect.ValueOf(out).Elem()
+	for _, key := range keys {
+		s, d := src, dst
+		ok := true
+		for _, name := range strings.Split(key, ".") {
+			i := fieldByJSONName(s.Type(), name)
+			if i < 0 {
+				ok = false
+				break
+			}
+			s, d = s.Field(i), d.Field(i)
+			if s.Kind() != reflect.Struct {
+				break
+			}
+		}
+		if ok && d.CanSet() {
+			d.Set(s)
+		}
+	}
+	return out
+}
+
+func fieldByJSONName(t reflect.Type, name string) int {
+	if t.Kind() != reflect.Struct {
+		return -1
+	}
+	for i := range t.NumField() {
+		if n, ok := jsonName(t.Field(i)); ok && n == name {
+			return i
+		}
+	}
+	return -1
+}

@@ -128,3 +128,39 @@ func TestNeedsRestartDefaultsToRestart(t *testing.T) {
 		}
 	}
 }
+
+// Carry keeps the running value of every listed key, whatever its section,
+// and takes the rest from next.
+func TestCarry(t *testing.T) {
+	running := &Config{}
+	running.Gateway.Port = 1000
+	running.Gateway.Listen = []string{"127.0.0.1:1000"}
+	running.Logging.MaxFiles = 3
+	running.Logging.MaxFileBytes = 111
+	next := &Config{}
+	next.Gateway.Port = 2000
+	next.Gateway.Listen = []string{"127.0.0.1:2000"}
+	next.Logging.MaxFiles = 9
+	next.Logging.MaxFileBytes = 999
+	next.Logging.Level = "debug"
+	var keys []string
+	for _, c := range Diff(running, next) {
+		if c.Restart {
+			keys = append(keys, c.Key)
+		}
+	}
+	got := Carry(running, next, keys)
+	if got.Gateway.Port != 1000 || got.Gateway.Listen[0] != "127.0.0.1:1000" || got.Logging.MaxFiles != 3 || got.Logging.MaxFileBytes != 111 {
+		t.Fatalf("restart-required keys %v not carried: %+v %+v", keys, got.Gateway, got.Logging)
+	}
+	if got.Logging.Level != "debug" {
+		t.Fatalf("hot key lost: level %q", got.Logging.Level)
+	}
+	if left := Diff(running, got); len(left) != 1 || left[0].Key != "logging.level" {
+		t.Fatalf("after Carry the only difference should be logging.level, got %v", left)
+	}
+	got.Gateway.Listen[0] = "changed"
+	if running.Gateway.Listen[0] != "127.0.0.1:1000" {
+		t.Fatal("Carry shares a slice with running")
+	}
+}

@@ -52,6 +52,27 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Located renders the error for editors and scripts, one line:
+// "FILE:LINE:COL: KEY: MSG" (":LINE:COL" left out when unknown, "KEY: "
+// when there is no key). gatewayd --check-config and gatewayctl config
+// validate print it.
+func (e *Error) Located() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
 // Loaded is the result of Load.
 type Loaded struct {
 	Path   string  // the file that was read
@@ -59,6 +80,32 @@ type Loaded struct {
 	Hash   string  // hex SHA-256 of the file's bytes; "" when it does not exist
 	Config *Config // the effective config: the file's values with defaults filled in (WithDefaults)
 	Raw    []byte  // the file's bytes; nil when it does not exist
+
+	pos map[string]int64 // dotted key -> byte offset in Raw
+}
+
+// Position returns the 1-based line and column of key (a dotted key like
+// "gateway.bind", or its nearest parent that is in the file) in the file;
+// ok is false when neither key nor a parent is in the file.
+func (l *Loaded) Position(key string) (line, col int, ok bool) {
+	if l == nil || l.pos == nil {
+		return 0, 0, false
+	}
+	w := walker{raw: l.Raw, pos: l.pos}
+	off, ok := w.lookup(key)
+	if !ok {
+		return 0, 0, false
+	}
+	line, col = lineCol(l.Raw, off)
+	return line, col, true
+}
+
+// ErrorAt returns an *Error for key in this file, with its position when
+// the key (or a parent) is in the file.
+func (l *Loaded) ErrorAt(key, msg string) *Error {
+	e := &Error{File: l.Path, Key: key, Msg: msg}
+	e.Line, e.Col, _ = l.Position(key)
+	return e
 }
 
 // Load reads and validates the config file at path. A missing file is not an
@@ -74,7 +121,7 @@ func Load(path string) (*Loaded, error) {
 	if err != nil {
 		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
 	}
-	cfg, err := Parse(path, raw)
+	cfg, pos, err := parse(path, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +132,7 @@ func Load(path string) (*Loaded, error) {
 		Hash:   hex.EncodeToString(sum[:]),
 		Config: cfg.WithDefaults(),
 		Raw:    raw,
+		pos:    pos,
 	}, nil
 }
 
@@ -92,32 +140,37 @@ func Load(path string) (*Loaded, error) {
 // errors. It returns the config exactly as written (no defaults filled in).
 // Errors are *Error.
 func Parse(file string, raw []byte) (*Config, error) {
+	cfg, _, err := parse(file, raw)
+	return cfg, err
+}
+
+func parse(file string, raw []byte) (*Config, map[string]int64, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, &Error{File: file, Msg: "the file is empty (a half-written file is not taken as the defaults; write {} for all defaults)"}
+		return nil, nil, &Error{File: file, Line: 1, Col: 1, Msg: "the file is empty (a half-written file is not taken as the defaults; write {} for all defaults)"}
 	}
 	w := walker{raw: raw, file: file, pos: map[string]int64{}}
 	if err := w.document(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := &Config{}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return nil, w.decodeError(err)
+		return nil, nil, w.decodeError(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		var ce *Error
 		if !errors.As(err, &ce) {
-			return nil, &Error{File: file, Msg: err.Error()}
+			return nil, nil, &Error{File: file, Msg: err.Error()}
 		}
 		out := *ce
 		out.File = file
 		if off, ok := w.lookup(out.Key); ok {
 			out.Line, out.Col = lineCol(raw, off)
 		}
-		return nil, &out
+		return nil, nil, &out
 	}
-	return cfg, nil
+	return cfg, w.pos, nil
 }
 
 // walker walks the raw JSON with encoding/json's tokenizer before it is
@@ -317,7 +370,13 @@ func (w *walker) decodeError(err error) *Error {
 	switch {
 	case errors.As(err, &te):
 		key := te.Field
-		msg := fmt.Sprintf("expected %s, got %s", typeName(te.Type), te.Value)
+		// te.Value is "number 123" for numbers: where a string was
+		// expected (a token typed without quotes, say) name the kind only.
+		got := te.Value
+		if te.Type.Kind() == reflect.String {
+			got, _, _ = strings.Cut(got, " ")
+		}
+		msg := fmt.Sprintf("expected %s, got %s", typeName(te.Type), got)
 		if off, ok := w.lookup(key); ok && key != "" {
 			return w.errAt(off, key, msg)
 		}

@@ -117,8 +117,8 @@ func TestLoadErrors(t *testing.T) {
 		key       string
 		msg       string
 	}{
-		{"empty", "", 0, 0, "", "the file is empty"},
-		{"white space only", " \n\t\n", 0, 0, "", "the file is empty"},
+		{"empty", "", 1, 1, "", "the file is empty"},
+		{"white space only", " \n\t\n", 1, 1, "", "the file is empty"},
 		{"syntax: bad literal", "{\n  \"gateway\": {\n    \"port\": 12a\n  }\n}", 3, 15, "gateway", "invalid JSON: invalid character 'a'"},
 		{"syntax: trailing comma", "{\n  \"logging\": {\"level\": \"info\",}\n}", 2, 31, "logging", "invalid JSON"},
 		{"syntax: truncated", "{\n  \"gateway\": {\n    \"port\": 1", 3, 14, "gateway", "unexpected end of file"},

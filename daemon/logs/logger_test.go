@@ -361,3 +361,48 @@ func TestFileWriteFailureKeepsStderr(t *testing.T) {
 		t.Errorf("file records = %v, want before,after", msgs)
 	}
 }
+
+// SetLimits takes effect without a new logger: the size from the next
+// write, and a lower file count removes the rotated files past it.
+func TestSetLimits(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gatewayd.jsonl")
+	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path, MaxBytes: 1000, MaxFiles: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	for i := range 100 {
+		log.Info("record", "i", i, "pad", strings.Repeat("x", 50))
+	}
+	if _, err := os.Stat(path + ".4"); err != nil {
+		t.Fatalf("no 4th rotated file before SetLimits: %v", err)
+	}
+	if !SetLimits(closer, 400, 1) {
+		t.Fatal("SetLimits refused the file logger")
+	}
+	for _, gone := range []string{".2", ".3", ".4"} {
+		if _, err := os.Stat(path + gone); !os.IsNotExist(err) {
+			t.Errorf("%s still exists after maxFiles 1 (err %v)", gone, err)
+		}
+	}
+	for i := range 50 {
+		log.Info("record", "i", i, "pad", strings.Repeat("x", 50))
+	}
+	for _, name := range []string{path, path + ".1"} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 400 {
+			t.Errorf("%s is %d bytes after maxBytes 400", name, fi.Size())
+		}
+	}
+	if _, err := os.Stat(path + ".2"); !os.IsNotExist(err) {
+		t.Errorf(".2 came back with maxFiles 1 (err %v)", err)
+	}
+	_, nopC, _ := New(Options{Stderr: &syncBuffer{}})
+	if SetLimits(nopC, 1, 1) {
+		t.Error("SetLimits on a logger without a file reported true")
+	}
+}

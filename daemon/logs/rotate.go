@@ -3,6 +3,7 @@ package logs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -156,4 +157,32 @@ func (r *rotator) Close() error {
 		return fmt.Errorf("close log file %s: %w", r.path, err)
 	}
 	return nil
+}
+
+// SetLimits changes the rotation limits (logging.maxFileBytes and
+// logging.maxFiles; <= 0 means the default) of the file behind c, a Closer
+// returned by New. The next write rotates by the new size; when maxFiles
+// shrinks, the rotated files past it are removed now. It reports false when
+// c is not a log file (New without FilePath).
+func SetLimits(c io.Closer, maxBytes int64, maxFiles int) bool {
+	r, ok := c.(*rotator)
+	if !ok {
+		return false
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	if maxFiles <= 0 {
+		maxFiles = DefaultMaxFiles
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.maxFiles
+	r.maxBytes, r.maxFiles = maxBytes, maxFiles
+	for i := maxFiles + 1; i <= old; i++ {
+		if err := os.Remove(r.path + "." + strconv.Itoa(i)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.errLog.Warn("cannot remove a rotated log file past logging.maxFiles (remove it by hand)", "path", r.path+"."+strconv.Itoa(i), "err", err)
+		}
+	}
+	return true
 }

@@ -1,0 +1,132 @@
+// Package configtest builds config files for tests. SecretCases walks the
+// Config type by reflection and puts a unique sentinel into every field
+// tagged redact:"secret" or redact:"url", in valid and in invalid shapes,
+// so a test can prove that no such value reaches config.get, an error, a
+// status line or the log. A field added later with a redact tag is covered
+// without touching the tests.
+package configtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
+)
+
+// SecretCase is one config file that holds Sentinel in the field at Key.
+type SecretCase struct {
+	Key      string // dotted key of the field, map keys as "x1"
+	Tag      string // the field's redact tag: secret or url
+	Shape    string // which value shape this case uses
+	Sentinel string // appears in JSON only where the field's value is
+	JSON     []byte // the config file
+}
+
+func (c SecretCase) String() string { return c.Key + "/" + c.Shape }
+
+// SecretCases returns a case per tagged field and value shape.
+func SecretCases() []SecretCase {
+	var out []SecretCase
+	n := 0
+	walk(reflect.TypeFor[config.Config](), nil, func(path []string, f reflect.StructField, tag string) {
+		for _, sh := range shapes(f.Type, tag) {
+			n++
+			sentinel := fmt.Sprintf("Zq%dsentinel%dX", n, n*7)
+			doc := map[string]any{}
+			set(doc, path, sh.value(sentinel))
+			raw, err := json.MarshalIndent(doc, "", "  ")
+			if err != nil {
+				panic(err)
+			}
+			out = append(out, SecretCase{Key: strings.Join(path, "."), Tag: tag, Shape: sh.name, Sentinel: sentinel, JSON: raw})
+		}
+	})
+	return out
+}
+
+type shape struct {
+	name  string
+	value func(s string) any
+}
+
+func shapes(t reflect.Type, tag string) []shape {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var base []shape
+	switch tag {
+	case config.RedactSecret:
+		base = []shape{
+			{"plain", func(s string) any { return "tok-" + s + "-value" }},
+			{"padded", func(s string) any { return " " + s + " " }}, // invalid: white space
+			{"key=value", func(s string) any { return "API_KEY=" + s }},
+			{"bare", func(s string) any { return s }},
+		}
+	case config.RedactURLTag:
+		base = []shape{
+			{"credentials", func(s string) any { return "https://user:" + s + "@h.example/v1/" + s + "?key=" + s + "#" + s }},
+			{"username-only", func(s string) any { return "https://" + s + "@h.example/api" }},
+			{"path-token", func(s string) any { return "https://hooks.example/services/T0/B0/" + s }},
+			{"wrong-scheme", func(s string) any { return "ftp://u:" + s + "@h.example/?token=" + s }},
+			{"unparseable", func(s string) any { return "http://[::1" + s + "/%zz" }},
+			{"spaces", func(s string) any { return "not a url " + s }},
+		}
+	}
+	var out []shape
+	for _, b := range base {
+		b := b
+		switch t.Kind() {
+		case reflect.String:
+			out = append(out, b)
+		case reflect.Slice:
+			out = append(out, shape{b.name + "-list", func(s string) any { return []any{b.value(s)} }})
+		case reflect.Map:
+			out = append(out, shape{b.name + "-map", func(s string) any { return map[string]any{"X-Api-Key": b.value(s)} }})
+		}
+	}
+	return out
+}
+
+// walk calls visit for every tagged field below t, with its JSON path.
+func walk(t reflect.Type, path []string, visit func([]string, reflect.StructField, string)) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			p := append(append([]string(nil), path...), name)
+			switch tag := f.Tag.Get("redact"); tag {
+			case config.RedactSecret, config.RedactURLTag:
+				visit(p, f, tag)
+			default:
+				walk(f.Type, p, visit)
+			}
+		}
+	case reflect.Map:
+		walk(t.Elem(), append(append([]string(nil), path...), "x1"), visit)
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Struct || t.Elem().Kind() == reflect.Pointer {
+			panic("configtest: a list of objects in Config; teach walk its JSON path")
+		}
+	}
+}
+
+func set(doc map[string]any, path []string, v any) {
+	for _, p := range path[:len(path)-1] {
+		next, ok := doc[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			doc[p] = next
+		}
+		doc = next
+	}
+	doc[path[len(path)-1]] = v
+}
