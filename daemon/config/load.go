@@ -32,24 +32,10 @@ type Error struct {
 // aside to start from defaults)". Parts that are unknown are left out; an
 // Error without a File (from Validate) reads "KEY: MSG".
 func (e *Error) Error() string {
-	var b strings.Builder
-	if e.File != "" {
-		b.WriteString("config ")
-		b.WriteString(e.File)
-		if e.Line > 0 {
-			fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
-		}
-		b.WriteString(": ")
+	if e.File == "" {
+		return e.Located()
 	}
-	if e.Key != "" {
-		b.WriteString(e.Key)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	if e.File != "" {
-		b.WriteString(" (fix the file, or move it aside to start from defaults)")
-	}
-	return b.String()
+	return "config " + e.Located() + " (fix the file, or move it aside to start from defaults)"
 }
 
 // Located renders the error for editors and scripts, one line:
