@@ -2,6 +2,9 @@
 // listening sockets from systemd socket activation, launchd, or binds them
 // itself, and reports readiness, status, watchdog, reload and stop to the
 // service manager. See `gatewayd --help` and the README's runbook.
+//
+// The process's life (listeners, auth, reload, restart, stop) is
+// daemon/lifecycle; this command parses flags and wires the features.
 package main
 
 import (
@@ -12,20 +15,20 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/buildinfo"
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/lifecycle"
 	"github.com/peterbourgon/ff/v3"
 )
 
 // Exit statuses. 78 (EX_CONFIG) is fatal misconfiguration: units say
 // RestartPreventExitStatus=78 so systemd does not restart-loop on it.
 const (
-	exitOK        = 0
-	exitFailure   = 1
-	exitUsage     = 2
-	exitConfig    = config.ExitConfig
-	exitPortInUse = 1
+	exitOK     = lifecycle.ExitOK
+	exitUsage  = lifecycle.ExitUsage
+	exitConfig = lifecycle.ExitConfig
 )
 
 // listFlag is a repeatable string flag.
@@ -54,6 +57,7 @@ type flags struct {
 	verbose  bool
 	force    bool
 	version  bool
+	check    bool
 	set      map[string]bool // flags given on the command line or in the environment
 }
 
@@ -72,10 +76,11 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.verbose, "verbose", false, "debug logging")
 	fs.BoolVar(&f.force, "force", false, "if the port is taken, stop the process listening on it (SIGTERM) and start")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.BoolVar(&f.check, "check-config", false, "load and check the config as startup would (file, flags, environment, auth for the bind address), bind nothing, write nothing; exit 0 with \"config ok: PATH\", or 78 with PATH:LINE:COL: message")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: gatewayd [flags]\n\nThe gateway daemon. Every flag can also be set as GATEWAY_<FLAG> (e.g. GATEWAY_PORT).\n\nFlags:\n")
 		fs.PrintDefaults()
-		fmt.Fprintf(stderr, "\nExit status: 0 stopped cleanly; 1 runtime failure (e.g. port in use); 2 usage; 78 fatal misconfiguration.\n")
+		fmt.Fprintf(stderr, "\nExit status: 0 stopped cleanly (--check-config: the config is valid); 1 runtime failure (e.g. port in use); 2 usage; 78 fatal misconfiguration (--check-config: the config is invalid).\n")
 	}
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("GATEWAY")); err != nil {
 		return nil, err
@@ -89,10 +94,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -102,12 +107,41 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	if f.version {
-		fmt.Fprintln(os.Stdout, "gatewayd", buildinfo.Get().Version)
+		fmt.Fprintln(stdout, "gatewayd", buildinfo.Get().Version)
 		return exitOK
 	}
-	d, code := newDaemon(f, stderr)
+	profile, err := config.NewProfile(f.profile, f.dev)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatewayd:", err)
+		return exitUsage
+	}
+	paths := config.ResolvePaths(profile, config.DefaultScope(), os.Getenv)
+	if f.config != "" {
+		paths.ConfigPath = f.config
+	}
+	o := lifecycle.Options{Profile: profile, Paths: paths, Version: buildinfo.Get().Version, Stderr: stderr,
+		Getenv: os.Getenv, Features: featureConstructors, Probe: probeGateway,
+		Overrides: lifecycle.Overrides{Port: f.port, Bind: f.bind, Listen: f.listen, Token: f.token, Password: f.password,
+			Set: f.set, Verbose: f.verbose, Force: f.force}}
+	if f.check {
+		if e := lifecycle.CheckConfig(o); e != nil {
+			fmt.Fprintln(stderr, e.Located())
+			return exitConfig
+		}
+		fmt.Fprintln(stdout, "config ok:", paths.ConfigPath)
+		return exitOK
+	}
+	d, code := lifecycle.New(o)
 	if d == nil {
 		return code
 	}
-	return d.run(context.Background())
+	return d.Run(context.Background())
+}
+
+// probeGateway reports whether the thing on addr speaks our protocol: a
+// gateway sends connect.challenge right after the WebSocket opens.
+func probeGateway(addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	return probeChallenge(ctx, addr)
 }

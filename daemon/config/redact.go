@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -283,4 +284,13 @@ func urlSecrets(raw string) []string {
 		}
 	}
 	return out
+}
+
+// LenientSecretValues returns the secret values of a config file that may
+// be invalid (SecretValues of what decodes), so a rejected file's secrets
+// can be scrubbed from the rejection too.
+func LenientSecretValues(raw []byte) []string {
+	var c Config
+	_ = json.Unmarshal(raw, &c) // a type error still decodes the rest
+	return c.SecretValues()
 }
