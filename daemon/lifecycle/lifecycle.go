@@ -450,10 +450,22 @@ func (d *Daemon) configStatus() gateway.ConfigStatus {
 }
 
 func (d *Daemon) newServer(st gateway.Settings) *gateway.Server {
-	return gateway.New(gateway.Options{Settings: st, Logger: d.log, Version: d.o.Version,
+	var srv *gateway.Server
+	// Only the current generation speaks to the service manager: a
+	// draining one's "Stopping; …" must not overwrite the new STATUS=.
+	status := func(line string) {
+		d.mu.Lock()
+		cur := d.srv == srv
+		d.mu.Unlock()
+		if cur {
+			d.notify.Status(line)
+		}
+	}
+	srv = gateway.New(gateway.Options{Settings: st, Logger: d.log, Version: d.o.Version,
 		Profile: d.o.Profile.Name(), ConfigPath: d.paths.ConfigPath, StateDir: d.paths.StateDir, LogFile: d.paths.LogFile,
-		Listeners: d.infos, Config: d.ConfigInfo, ConfigStatus: d.configStatus, Notify: d.notify.Status, StartedAt: d.started, BootID: d.bootID,
+		Listeners: d.infos, Config: d.ConfigInfo, ConfigStatus: d.configStatus, Notify: status, StartedAt: d.started, BootID: d.bootID,
 		RestartCount: d.restarts, Extensions: d.exts})
+	return srv
 }
 
 func (d *Daemon) serve(srv *gateway.Server, st gateway.Settings) []net.Listener {
