@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/platform/listen"
@@ -162,12 +163,11 @@ type hOpts struct {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := gatewaytest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func startDaemon(t testing.TB, o hOpts) *harness {
