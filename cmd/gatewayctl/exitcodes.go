@@ -33,7 +33,8 @@ const exitCodesHelp = `EXIT STATUS
   1  the gateway answered but reported a problem (RPC error, unhealthy)
   2  usage error (unknown command or flag, bad argument)
   3  gateway unreachable (not running, wrong port, starting, restarting)
-  4  authentication failed (wrong or missing token or password)`
+  4  authentication failed (wrong or missing token or password)
+  78 config validate: the config file is invalid (EX_CONFIG)`
 
 // exitError carries an explicit exit code with its message.
 type exitError struct {
