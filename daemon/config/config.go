@@ -371,11 +371,11 @@ func checkOrigin(o string) error {
 	}
 	u, err := url.Parse(o)
 	if err != nil {
-		return fmt.Errorf("%q is not an origin like https://host:port", RedactURL(o))
+		return fmt.Errorf("%q is not an origin like https://ops.example.com:8443", RedactURL(o))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q is not an origin like https://host:port (scheme http or https, a host, no path) or \"*\"", RedactURL(o))
+		return fmt.Errorf("%q is not an origin like https://ops.example.com:8443 (scheme http or https, a host, no path) or \"*\"", RedactURL(o))
 	}
 	return nil
 }

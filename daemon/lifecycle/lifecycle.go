@@ -161,13 +161,13 @@ func New(o Options) (*Daemon, int) {
 		level: new(slog.LevelVar), changes: make(chan struct{}, 1)}
 	loaded, err := config.Load(d.paths.ConfigPath)
 	if err != nil {
-		fmt.Fprintf(d.stderr, "gatewayd: %v\n", err)
+		fmt.Fprintf(d.stderr, "gatewayd: %s\n", config.ScrubText(err.Error()))
 		return nil, ExitConfig
 	}
 	d.loaded, d.loadedAt = loaded, time.Now()
 	cfg, err := d.effective(loaded.Config)
 	if err != nil {
-		fmt.Fprintf(d.stderr, "gatewayd: %v\n", err)
+		fmt.Fprintf(d.stderr, "gatewayd: %s\n", config.ScrubText(err.Error(), loaded.Config.SecretValues()...))
 		return nil, ExitConfig
 	}
 	d.cfg, d.want = cfg, cfg
