@@ -3,7 +3,6 @@ package lifecycle
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -304,5 +303,3 @@ func dialable(addr string) bool {
 	c.Close()
 	return true
 }
-
-func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
