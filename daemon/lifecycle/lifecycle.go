@@ -781,6 +781,9 @@ func (d *Daemon) restart(views []net.Listener, fromReload bool) ([]net.Listener,
 	if fromReload {
 		note = "last reload ok " + clock() + ", restarted in process"
 	}
+	if !rebind && !sameListen(d.cfg, next) {
+		d.log.Warn("restart: gateway.port/bind/listen changed, but the sockets were handed over by the service manager and are kept; change the socket unit (or plist) to move the gateway", "source", d.set.Source(), "addrs", d.addrs())
+	}
 	if rebind {
 		d.log.Info("restart: listen addresses changed; re-binding", "from", d.addrs(), "to", planned)
 		for _, a := range d.acceptors {
