@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/hooks"
@@ -11,28 +13,37 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/ui"
 )
 
+// The feature contract lives in daemon/lifecycle, which runs the
+// constructors at startup; these names keep the list below readable.
+type (
+	feature     = lifecycle.Feature
+	featureDeps = lifecycle.FeatureDeps
+	// AgentRunner is the agent feature's Go API for other features.
+	AgentRunner = lifecycle.AgentRunner
+)
+
 // featureConstructors builds the features, in order. Each feature package
-// adds its line here; the lifecycle package runs them at startup.
-var featureConstructors = []lifecycle.FeatureConstructor{
-	func(d *lifecycle.FeatureDeps) (lifecycle.Feature, error) {
+// adds its line here.
+var featureConstructors = []func(d *featureDeps) (feature, error){
+	func(d *featureDeps) (feature, error) {
 		return ui.New(ui.Options{Version: d.Version, Logger: d.Log, Enabled: d.Config.Gateway.ControlUI.Enabled})
 	},
-	func(d *lifecycle.FeatureDeps) (lifecycle.Feature, error) { return nodes.New(d.Config, d.Store, d.Log) },
-	func(d *lifecycle.FeatureDeps) (lifecycle.Feature, error) {
-		f, err := openai.NewFeature(agent.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: d.Getenv})
+	func(d *featureDeps) (feature, error) { return nodes.New(d.Config, d.Store, d.Log) },
+	func(d *featureDeps) (feature, error) {
+		f, err := openai.NewFeature(agent.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv})
 		if err != nil {
 			return nil, err
 		}
 		d.Agents = f
 		return f, nil
 	},
-	func(d *lifecycle.FeatureDeps) (lifecycle.Feature, error) {
-		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: d.Getenv, Version: d.Version})
+	func(d *featureDeps) (feature, error) {
+		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv, Version: d.Version})
 	},
-	func(d *lifecycle.FeatureDeps) (lifecycle.Feature, error) {
+	func(d *featureDeps) (feature, error) {
 		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins()}), nil
 	},
-	func(d *lifecycle.FeatureDeps) (lifecycle.Feature, error) {
-		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: d.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil
+	func(d *featureDeps) (feature, error) {
+		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: os.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil
 	},
 }

@@ -120,7 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		paths.ConfigPath = f.config
 	}
 	o := lifecycle.Options{Profile: profile, Paths: paths, Version: buildinfo.Get().Version, Stderr: stderr,
-		Getenv: os.Getenv, Features: featureConstructors, Probe: probeGateway,
+		Getenv: os.Getenv, Features: features(), Probe: probeGateway,
 		Overrides: lifecycle.Overrides{Port: f.port, Bind: f.bind, Listen: f.listen, Token: f.token, Password: f.password,
 			Set: f.set, Verbose: f.verbose, Force: f.force}}
 	if f.check {
@@ -144,4 +144,13 @@ func probeGateway(addr string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	return probeChallenge(ctx, addr)
+}
+
+// features converts featureConstructors for the lifecycle package.
+func features() []lifecycle.FeatureConstructor {
+	out := make([]lifecycle.FeatureConstructor, 0, len(featureConstructors))
+	for _, c := range featureConstructors {
+		out = append(out, c)
+	}
+	return out
 }
