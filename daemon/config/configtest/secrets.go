@@ -99,8 +99,15 @@ func walk(t reflect.Type, path []string, visit func([]string, reflect.StructFiel
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, path, visit) // promoted fields, as encoding/json does
+				continue
+			}
 			if !f.IsExported() || name == "-" {
 				continue
+			}
+			if name == "" {
+				name = f.Name
 			}
 			p := append(append([]string(nil), path...), name)
 			switch tag := f.Tag.Get("redact"); tag {
