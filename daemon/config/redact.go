@@ -125,9 +125,13 @@ func redactURLValue(v reflect.Value) {
 // token), every query value, the fragment, and every path segment that is
 // not a plain word (webhook URLs such as Slack's /services/T…/B…/SECRET or
 // Discord's /api/webhooks/ID/TOKEN carry the secret in the path). Scheme,
-// host and port stay, so an operator can still tell which URL it is. A
-// string that does not parse as a URL with a host is replaced whole.
+// host and port stay, so an operator can still tell which URL it is. A bare
+// host name is shown as is; any other string that does not parse as a URL
+// with a host is replaced whole.
 func RedactURL(raw string) string {
+	if bareHost.MatchString(raw) {
+		return raw // a bare host name or address with no scheme: nothing secret in it
+	}
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" || u.Opaque != "" || strings.ContainsAny(raw, " \t\r\n") {
 		return RedactedValue
@@ -172,7 +176,11 @@ var (
 	// marker. Anything with capitals, digits or length looks like an id or
 	// a token and is hidden.
 	plainSegment = regexp.MustCompile(`^(?:[a-z][a-z_-]{0,15}|v[0-9]{1,3}|__REDACTED__)$`)
-	hostRE       = regexp.MustCompile(`^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$`)
+	// bareHost is a lower-case dotted host name or an IP address, with an
+	// optional port: what a URL field holds when the scheme was left out.
+	// Mixed case or no dot looks like a token pasted into the wrong place.
+	bareHost = regexp.MustCompile(`^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)+|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$`)
+	hostRE   = regexp.MustCompile(`^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$`)
 	// urlInText finds URLs in free text (error messages from the outside,
 	// like a dial error that quotes the URL).
 	urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s"'<>` + "`" + `]+`)

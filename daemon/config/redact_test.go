@@ -103,6 +103,10 @@ func TestRedactURL(t *testing.T) {
 		{"https://discord.com/api/webhooks/123456/abcDEF-token", "https://discord.com/api/webhooks/__REDACTED__/__REDACTED__"},
 		{"http://[::1/%zz", config.RedactedValue},
 		{"not a url", config.RedactedValue},
+		{"api.telegram.org", "api.telegram.org"},
+		{"[::1]:8080", "[::1]:8080"},
+		{"Zq1sentinel", config.RedactedValue}, // no dot, mixed case: a token pasted into a URL field
+		{"sk-proj-abc123", config.RedactedValue},
 	} {
 		if got := config.RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
