@@ -188,6 +188,10 @@ func New(o Options) (*Daemon, int) {
 	return d, ExitOK
 }
 
+// Logger is the daemon's logger (stderr/journal and the JSON-lines file),
+// for the command's own startup messages.
+func (d *Daemon) Logger() *slog.Logger { return d.log }
+
 // effective overlays the overrides on the file's config: flag/env → config
 // file → default, as DESIGN.md orders them.
 func (d *Daemon) effective(file *config.Config) (*config.Config, error) {
