@@ -131,18 +131,18 @@ func (f *Feature) Close() error {
 
 // Methods implements gateway.Extension.
 func (f *Feature) Methods() []gateway.Method {
-	return []gateway.Method{
+	return append([]gateway.Method{
 		{Name: MethodList, Scope: protocol.ScopeRead, Handler: f.handleList},
 		{Name: MethodDescribe, Scope: protocol.ScopeRead, Handler: f.handleDescribe},
 		{Name: MethodInvoke, Scope: protocol.ScopeWrite, Async: true, Handler: f.handleInvoke},
-		{Name: MethodInvokeResult, Scope: "", Handler: f.handleInvokeResult},
+		{Name: MethodInvokeResult, Scope: "", Handler: nodeOnly(f.handleInvokeResult)},
 		{Name: MethodPairRequest, Scope: "", Handler: f.handlePairRequest},
 		{Name: MethodPairList, Scope: protocol.ScopePairing, Handler: f.handlePairList},
 		{Name: MethodPairApprove, Scope: protocol.ScopePairing, Handler: f.handlePairApprove},
 		{Name: MethodPairReject, Scope: protocol.ScopePairing, Handler: f.handlePairReject},
 		{Name: MethodPairVerify, Scope: protocol.ScopePairing, Handler: f.handlePairVerify},
 		{Name: MethodPairRemove, Scope: protocol.ScopePairing, Handler: f.handlePairRemove},
-	}
+	}, f.nodeRoleMethods()...)
 }
 
 // broadcast sends an event to the peers holding scope, when bound.

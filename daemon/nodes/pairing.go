@@ -117,8 +117,7 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 			f.log.Info("pairing requested", "requestId", req.RequestID, "nodeId", id, "name", req.DisplayName, "remote", req.RemoteIP)
 			f.broadcast(EventPairRequested, req, protocol.ScopePairing)
 		}
-		return &protocol.Error{Code: protocol.ErrNotPaired, Message: "pairing required",
-			Details: protocol.Details{"code": DetailPairingRequired, "requestId": req.RequestID, "nodeId": id}}
+		return pairingRequired(req.RequestID, id)
 	}
 	next := *rec
 	next.Caps, next.Commands = nonNil(cp.Caps), nonNil(cp.Commands)
@@ -157,6 +156,21 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 		f.log.Info("node credential issued", "nodeId", id, "rotated", rec.TokenHash != "")
 	}
 	return nil
+}
+
+// pairingRequired is the refusal of an unpaired node's connect. Besides
+// gatewayd's own details (requestId, nodeId) it carries OpenClaw's pairing
+// details (connect-error-details.ts), with recommendedNextStep
+// "wait_then_retry" and pauseReconnect false: OpenClaw's node host then
+// keeps reconnecting with backoff (re-asking, which keeps the request
+// alive) and comes up on its own once an operator approves, instead of
+// pausing until it is restarted.
+func pairingRequired(requestID, nodeID string) *protocol.Error {
+	return &protocol.Error{Code: protocol.ErrNotPaired, Message: "pairing required",
+		Details: protocol.Details{"code": DetailPairingRequired, "requestId": requestID, "nodeId": nodeID,
+			"reason": "not-paired", "deviceId": nodeID, "requestedRole": protocol.RoleNode, "requestedScopes": []string{},
+			"remediationHint":     "Approve the pending request (gatewayctl pairing approve " + requestID + "); the node retries on its own.",
+			"recommendedNextStep": "wait_then_retry", "retryable": true, "pauseReconnect": false}}
 }
 
 // presentsCredential reports whether the connect carries the node's

@@ -142,6 +142,13 @@ type NodeInfo struct {
 	ApprovedAtMs  int64    `json:"approvedAtMs,omitempty"`
 	// Inflight is the number of node.invoke calls waiting on the node.
 	Inflight int `json:"inflight"`
+	// What a connected node published with the node-role methods: its
+	// last node.host.stats, the names of its plugin tools and skills, and
+	// whether it offers to host workers.
+	HostStats   json.RawMessage `json:"hostStats,omitempty"`
+	PluginTools []string        `json:"pluginTools,omitempty"`
+	Skills      []string        `json:"skills,omitempty"`
+	WorkerHost  bool            `json:"workerHost,omitempty"`
 }
 
 // NodeList is node.list's payload.
