@@ -109,7 +109,7 @@ func (f *Feature) Name() string { return "nodes" }
 
 // Events implements gateway.Extension.
 func (f *Feature) Events() []string {
-	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest}
+	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest, EventDevicePairRequest, EventDevicePairResolved}
 }
 
 // Bind implements gateway.Extension.
@@ -142,7 +142,7 @@ func (f *Feature) Methods() []gateway.Method {
 		{Name: MethodPairReject, Scope: protocol.ScopePairing, Handler: f.handlePairReject},
 		{Name: MethodPairVerify, Scope: protocol.ScopePairing, Handler: f.handlePairVerify},
 		{Name: MethodPairRemove, Scope: protocol.ScopePairing, Handler: f.handlePairRemove},
-	}, f.nodeRoleMethods()...)
+	}, append(f.nodeRoleMethods(), f.devicePairMethods()...)...)
 }
 
 // broadcast sends an event to the peers holding scope, when bound.
@@ -202,7 +202,7 @@ func (f *Feature) expire(now time.Time) {
 	f.mu.Unlock()
 	for _, r := range gone {
 		f.log.Info("pairing request expired", "requestId", r.RequestID, "nodeId", r.NodeID)
-		f.broadcast(EventPairResolved, Resolved{RequestID: r.RequestID, NodeID: r.NodeID, Decision: DecisionExpired, TS: now.UnixMilli()}, protocol.ScopePairing)
+		f.announceResolved(Resolved{RequestID: r.RequestID, NodeID: r.NodeID, Decision: DecisionExpired, TS: now.UnixMilli()})
 	}
 }
 

@@ -78,6 +78,10 @@ type PairingRequest struct {
 	Caps       []string `json:"caps"`
 	Commands   []string `json:"commands"`
 	RemoteIP   string   `json:"remoteIp,omitempty"`
+	// RequiredApproveScopes are the scopes an operator needs to approve
+	// the request (as OpenClaw lists them): operator.pairing, plus
+	// operator.write or operator.admin depending on the node's commands.
+	RequiredApproveScopes []string `json:"requiredApproveScopes,omitempty"`
 	// IsRepair is true when the node is already paired (a request to
 	// update what was approved).
 	IsRepair bool `json:"isRepair"`
