@@ -286,19 +286,15 @@ func TestOpenClawNodeHost(t *testing.T) {
 	}
 }
 
-// startOpenClawGateway runs `openclaw gateway run` on a free loopback port
+// startOpenClawGateway runs `openclaw gateway run` on port (loopback)
 // with a token and waits until gatewayctl health answers ok. OpenClaw's
 // startup has a fixed 5 s budget for its state lease that a loaded machine
-// can miss ("Gateway failed to start"); such a start is retried, at most
-// three times.
-func startOpenClawGateway(t *testing.T, tl openclawTools, home, token string) (*ocProc, string) {
+// can miss ("Gateway failed to start"); such a start is retried on the same
+// port, at most three times.
+func startOpenClawGateway(t *testing.T, tl openclawTools, home, token string, port int) *ocProc {
 	t.Helper()
+	url := fmt.Sprintf("ws://127.0.0.1:%d", port)
 	for attempt := 1; ; attempt++ {
-		port, err := gatewaytest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		url := fmt.Sprintf("ws://127.0.0.1:%d", port)
 		p := startOpenClaw(t, tl, home, nil, "gateway", "run", "--allow-unconfigured", "--bind", "loopback",
 			"--port", fmt.Sprint(port), "--auth", "token", "--token", token)
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -312,7 +308,7 @@ func startOpenClawGateway(t *testing.T, tl openclawTools, home, token string) (*
 			}
 			if code, _, _ := ctl("health", "--timeout", "20s"); code == 0 {
 				cancel()
-				return p, url
+				return p
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -337,7 +333,16 @@ func TestGatewayctlAgainstOpenClawGateway(t *testing.T) {
 	tl := needOpenClaw(t)
 	dir := t.TempDir()
 	token := "octest-" + fmt.Sprint(time.Now().UnixNano())
-	gw, url := startOpenClawGateway(t, tl, filepath.Join(dir, "gwhome"), token)
+	port, err := gatewaytest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("ws://127.0.0.1:%d", port)
+	// The node host boots while the gateway does (both take tens of
+	// seconds); it retries until the gateway listens.
+	host := startOpenClaw(t, tl, filepath.Join(dir, "nodehome"), []string{"OPENCLAW_GATEWAY_TOKEN=" + token},
+		"node", "run", "--host", "127.0.0.1", "--port", fmt.Sprint(port))
+	gw := startOpenClawGateway(t, tl, filepath.Join(dir, "gwhome"), token, port)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	ctl := ctlAgainst(t, ctx, url, token)
@@ -354,8 +359,6 @@ func TestGatewayctlAgainstOpenClawGateway(t *testing.T) {
 		t.Fatalf("status = %d\n%s\n%s", code, out, errs)
 	}
 
-	host := startOpenClaw(t, tl, filepath.Join(dir, "nodehome"), []string{"OPENCLAW_GATEWAY_TOKEN=" + token},
-		"node", "run", "--host", "127.0.0.1", "--port", strings.TrimPrefix(url, "ws://127.0.0.1:"))
 	req := pendingFor(t, ctl, host, 4*time.Minute)
 	code, out, errs = ctl("pairing", "approve", req.RequestID)
 	if code != 0 || !strings.Contains(out, "approved pairing request") {
