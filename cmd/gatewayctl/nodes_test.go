@@ -66,7 +66,7 @@ func TestNodesAndPairingCommands(t *testing.T) {
 		stderr  string // regexp
 		connect bool   // connect and serve the node before this step
 	}{
-		{args: []string{"pairing", "list"}, stdout: `(?m)^PENDING REQUEST +NODE .*\n` + rid + ` +` + nodeID[:12] + ` +kitchen-pi +\S+ +127\.0\.0\.1 +echo, hang `},
+		{args: []string{"pairing", "list"}, stdout: `(?m)^PENDING REQUEST +KIND +WHO .*\n` + rid + ` +node +` + nodeID[:12] + ` +kitchen-pi +\S+ +127\.0\.0\.1 +echo, hang `},
 		{args: []string{"nodes", "list"}, stdout: `^no paired nodes`},
 		{args: []string{"pairing", "approve", "zzz"}, code: 1, stderr: `no pending pairing request matches "zzz"`},
 		{args: []string{"pairing", "approve"}, code: 2, stderr: `needs exactly one REQUEST`},
