@@ -114,6 +114,23 @@ func (p *ocProc) exited() bool {
 	}
 }
 
+// runOpenClaw runs one `openclaw ARGS…` command to completion (at most
+// timeout) and returns its stdout.
+func runOpenClaw(t *testing.T, tl openclawTools, home string, timeout time.Duration, args ...string) string {
+	t.Helper()
+	p := startOpenClaw(t, tl, home, nil, args...)
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.stop()
+		t.Fatalf("openclaw %s did not finish within %s:\n%s", args[0], timeout, tail(p.output(), 20))
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("openclaw %s exited %d:\n%s", strings.Join(args, " "), code, tail(p.output(), 20))
+	}
+	return p.output()
+}
+
 // waitUntil polls cond every 500 ms until it is true, fails the test with
 // what when timeout passes or cond errs. p, when not nil, must stay up.
 func waitUntil(t *testing.T, what string, timeout time.Duration, p *ocProc, cond func() (bool, error)) {
@@ -274,6 +291,16 @@ func TestOpenClawNodeHost(t *testing.T) {
 		var info nodes.NodeInfo
 		return code == 0 && json.Unmarshal([]byte(out), &info) == nil && len(info.HostStats) > 0, nil
 	})
+
+	// OpenClaw's CLI sees the same pairing store through device.pair.list.
+	out = runOpenClaw(t, tl, filepath.Join(dir, "clihome"), 3*time.Minute,
+		"devices", "list", "--json", "--url", g.URL, "--token", g.Token)
+	var dl nodes.DevicePairList
+	// Its output may carry OpenClaw's own warnings around the JSON.
+	if i := strings.Index(out, "{\n"); i < 0 || json.NewDecoder(strings.NewReader(out[i:])).Decode(&dl) != nil ||
+		len(dl.Paired) != 1 || dl.Paired[0].DeviceID != req.NodeID || !dl.Paired[0].Connected || dl.Paired[0].Roles[0] != "node" {
+		t.Errorf("openclaw devices list --json = %s", out)
+	}
 
 	after := host.output()[connectedAt:]
 	for _, bad := range []string{"missing scope", "unknown method", "unauthorized role", "publish failed", "FORBIDDEN", "not implemented"} {
