@@ -292,10 +292,12 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		}
 	case <-timer.C:
 		f.log.Warn("node invoke timed out", "nodeId", id, "command", in.Command, "timeoutMs", timeout)
+		cancelInvoke(ln, inv)
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 			Message: fmt.Sprintf("node %s did not answer %q within %d ms", id, in.Command, timeout),
 			Details: protocol.Details{"code": DetailInvokeTimeout, "nodeId": id, "command": in.Command, "timeoutMs": timeout}}
 	case <-inv.callerGone:
+		cancelInvoke(ln, inv)
 		return nil, protocol.Errorf(protocol.ErrUnavailable, "caller disconnected")
 	case <-f.stop:
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true, Message: "gateway is shutting down"}
@@ -322,6 +324,13 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		}
 	}
 	return out, nil
+}
+
+// cancelInvoke tells the node that nobody waits for inv any more
+// (node.invoke.cancel, as OpenClaw sends it: its node host then stops the
+// command, e.g. kills the process system.run started).
+func cancelInvoke(ln *liveNode, inv *invocation) {
+	ln.peer.SendEvent(EventInvokeCancel, map[string]string{"invokeId": inv.id, "nodeId": inv.nodeID})
 }
 
 // handleInvokeResult takes a node's answer to node.invoke.request. A late

@@ -130,6 +130,30 @@ func TestDevicePairingAndNodeRoleMethods(t *testing.T) {
 		t.Errorf("node.describe = %+v (hostStats %s)", info, info.HostStats)
 	}
 
+	// An invoke the node does not answer in time: progress counts while
+	// it waits, then the node is told to cancel.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := op.Call(ctx, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "system.which", "timeoutMs": 1500})
+		errc <- err
+	}()
+	var ir nodes.InvokeRequest
+	if json.Unmarshal(waitEvent(t, n, nodes.EventInvokeRequest, nil), &ir) != nil || ir.Command != "system.which" {
+		t.Fatalf("node.invoke.request = %+v", ir)
+	}
+	callInto(t, n, nodes.MethodInvokeProgress, map[string]any{"invokeId": ir.ID, "nodeId": nodeID, "seq": 0, "chunk": "working"}, &res)
+	if res["ignored"] != false {
+		t.Errorf("node.invoke.progress of a waiting invoke = %v", res)
+	}
+	waitEvent(t, n, nodes.EventInvokeCancel, func(p json.RawMessage) bool {
+		var c map[string]string
+		return json.Unmarshal(p, &c) == nil && c["invokeId"] == ir.ID && c["nodeId"] == nodeID
+	})
+	var ce *client.CallError
+	if err := <-errc; !errors.As(err, &ce) || ce.Err.DetailCode() != nodes.DetailInvokeTimeout {
+		t.Errorf("unanswered invoke = %v", err)
+	}
+
 	// Operators get OpenClaw's role error, not a scope error.
 	for _, m := range []string{nodes.MethodNodeEvent, nodes.MethodSkillsBins, nodes.MethodInvokeResult} {
 		e := callErr(t, admin, m, map[string]any{})

@@ -109,7 +109,7 @@ func (f *Feature) Name() string { return "nodes" }
 
 // Events implements gateway.Extension.
 func (f *Feature) Events() []string {
-	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest, EventDevicePairRequest, EventDevicePairResolved}
+	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest, EventInvokeCancel, EventDevicePairRequest, EventDevicePairResolved}
 }
 
 // Bind implements gateway.Extension.

@@ -20,6 +20,7 @@ const (
 	EventPairRequested  = "node.pair.requested"
 	EventPairResolved   = "node.pair.resolved"
 	EventInvokeRequest  = "node.invoke.request"
+	EventInvokeCancel   = "node.invoke.cancel"
 	DecisionApproved    = "approved"
 	DecisionRejected    = "rejected"
 	DecisionExpired     = "expired"
