@@ -129,6 +129,16 @@ func (f *Feature) handleDevicePairList(_ context.Context, call *gateway.Call) (a
 }
 
 func (f *Feature) handleDevicePairApprove(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	// OpenClaw lets only operator.admin approve a device asking for a
+	// role other than operator (every request here is a node's), with
+	// this message: its CLI (openclaw devices approve) retries with
+	// operator.admin when it sees it.
+	if !call.Peer.HasScope(protocol.ScopeAdmin) {
+		return nil, &protocol.Error{Code: protocol.ErrInvalidRequest,
+			Message: "device pairing approval denied: approving a node's device takes operator.admin (or use node.pair.approve: gatewayctl pairing approve)",
+			Details: protocol.Details{"code": DetailDeviceApprovalDenied, "reason": "role-management-requires-admin",
+				"requiredScopes": []string{protocol.ScopePairing, protocol.ScopeAdmin}}}
+	}
 	res, perr := f.approve(call)
 	if perr != nil {
 		return nil, perr

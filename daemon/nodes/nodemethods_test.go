@@ -3,6 +3,7 @@ package nodes_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,10 +58,14 @@ func TestDevicePairingAndNodeRoleMethods(t *testing.T) {
 		t.Fatalf("node.pair.list = %+v", pl)
 	}
 
-	// system.run takes operator.admin to approve, through either family.
-	for _, m := range []string{nodes.MethodDevicePairApprove, nodes.MethodPairApprove} {
-		e := callErr(t, op, m, map[string]any{"requestId": rid})
-		wantErr(t, e, protocol.ErrForbidden, protocol.DetailMissingScope)
+	// system.run takes operator.admin to approve, through either family;
+	// device.pair.approve answers with the message OpenClaw's CLI retries
+	// with operator.admin on.
+	wantErr(t, callErr(t, op, nodes.MethodPairApprove, map[string]any{"requestId": rid}), protocol.ErrForbidden, protocol.DetailMissingScope)
+	e := callErr(t, op, nodes.MethodDevicePairApprove, map[string]any{"requestId": rid})
+	wantErr(t, e, protocol.ErrInvalidRequest, nodes.DetailDeviceApprovalDenied)
+	if !strings.Contains(e.Message, "device pairing approval denied") {
+		t.Errorf("device.pair.approve without admin: %q", e.Message)
 	}
 	var ap struct {
 		RequestID string             `json:"requestId"`

@@ -43,6 +43,7 @@ const (
 	DetailInvokeFailed         = "NODE_INVOKE_FAILED"
 	DetailNodeRoleRequired     = "NODE_ROLE_REQUIRED"
 	DetailStoreFailed          = "STATE_STORE_FAILED"
+	DetailDeviceApprovalDenied = "DEVICE_PAIR_APPROVAL_DENIED"
 )
 
 // NodeMeta is what a node says about itself (the client fields of its
