@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/nodes"
 )
@@ -300,6 +301,25 @@ func TestOpenClawNodeHost(t *testing.T) {
 	if i := strings.Index(out, "{\n"); i < 0 || json.NewDecoder(strings.NewReader(out[i:])).Decode(&dl) != nil ||
 		len(dl.Paired) != 1 || dl.Paired[0].DeviceID != req.NodeID || !dl.Paired[0].Connected || dl.Paired[0].Roles[0] != "node" {
 		t.Errorf("openclaw devices list --json = %s", out)
+	}
+
+	// openclaw devices approve pairs a node through device.pair.approve
+	// (retrying with operator.admin after gatewayd's "device pairing
+	// approval denied", as against OpenClaw).
+	key, _ := client.NewDeviceKey()
+	_, err = client.DialNode(ctx, client.Options{URL: g.URL, Token: g.Token, Device: key, DisplayName: "go-node", Commands: []string{"system.run"}})
+	rid, ok := client.PairingRequired(err)
+	if !ok {
+		t.Fatalf("unpaired Go node: %v", err)
+	}
+	out = runOpenClaw(t, tl, filepath.Join(dir, "clihome"), 3*time.Minute, "devices", "approve", rid, "--url", g.URL, "--token", g.Token)
+	if !strings.Contains(out, "Approved "+client.DeviceID(key)) {
+		t.Errorf("openclaw devices approve = %s", tail(out, 10))
+	}
+	code, out, errs = ctl("pairing", "list", "--json")
+	var pl nodes.PairList
+	if code != 0 || json.Unmarshal([]byte(out), &pl) != nil || len(pl.Paired) != 2 {
+		t.Errorf("pairing list after openclaw devices approve = %d %s %s", code, out, errs)
 	}
 
 	after := host.output()[connectedAt:]
