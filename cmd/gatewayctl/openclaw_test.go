@@ -167,8 +167,8 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// ctlAgainst returns a gatewayctl runner for the gateway at url, with an
-// isolated gatewayctl config and state.
+// ctlAgainst returns a gatewayctl runner for the gateway at url (with
+// --url and --token), its own config and state isolated from the host's.
 func ctlAgainst(t *testing.T, ctx context.Context, url, token string) func(args ...string) (int, string, string) {
 	dir := t.TempDir()
 	for _, kv := range [][2]string{{"GATEWAY_CONFIG_PATH", filepath.Join(dir, "ctl.json")}, {"GATEWAY_STATE_DIR", filepath.Join(dir, "ctl")},
