@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,9 +120,11 @@ func compactBytes(b []byte) []byte {
 // logTimeLayout is how `gatewayctl logs` prints times: local, millisecond.
 const logTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// renderLogLine turns one JSON log line (slog's JSONHandler: time, level,
-// msg, then attributes) into "TIME LEVEL msg key=val …". Lines that are not
-// JSON objects are returned unchanged.
+// renderLogLine turns one JSON log line into "TIME LEVEL msg key=val …".
+// It reads gatewayd's records (slog's JSONHandler: time, level, msg or
+// message, then attributes) and OpenClaw's (tslog: positional arguments
+// under "0", "1", …, metadata under "_meta"; see openclawRecord). Lines
+// that are not JSON objects are returned unchanged.
 func renderLogLine(line string) string {
 	kvs, err := flattenObject([]byte(line))
 	if err != nil {
@@ -128,16 +132,24 @@ func renderLogLine(line string) string {
 	}
 	var ts, level, msg string
 	var rest []kv
-	for _, f := range kvs {
-		switch f.key {
-		case "time":
-			ts = f.val
-		case "level":
-			level = f.val
-		case "msg":
-			msg = f.val
-		default:
-			rest = append(rest, f)
+	if oc, ok := openclawRecord(line); ok {
+		ts, level, msg, rest = oc.time, oc.level, oc.message, oc.attrs
+	} else {
+		for _, f := range kvs {
+			switch f.key {
+			case "time":
+				ts = f.val
+			case "level":
+				level = f.val
+			case "msg", "message":
+				if msg == "" {
+					msg = f.val
+					continue
+				}
+				rest = append(rest, f)
+			default:
+				rest = append(rest, f)
+			}
 		}
 	}
 	if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
@@ -160,6 +172,96 @@ func renderLogLine(line string) string {
 		}
 	}
 	return b.String()
+}
+
+// ocRecord is an OpenClaw log record read as OpenClaw's own `openclaw
+// logs` reads it (src/logging/parse-log-line.ts).
+type ocRecord struct {
+	time, level, message string
+	attrs                []kv
+}
+
+// openclawRecord recognizes an OpenClaw (tslog) record: an object with
+// "_meta" or positional keys ("0", "1", …), as in
+// {"0":"{\"subsystem\":\"gateway/ws\"}","1":"…","_meta":{"logLevelName":"INFO",…},"time":"…","message":"…"}.
+// The time is "time", else _meta.date; the level _meta.logLevelName,
+// else "level"; the message "message", else the positional strings
+// joined. The subsystem (from _meta.name, else a JSON "0") and the
+// fields of positional objects become attributes; the rest of _meta,
+// tracing ids and the host name are left out.
+func openclawRecord(line string) (*ocRecord, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(line), &m) != nil {
+		return nil, false
+	}
+	var meta struct {
+		Date         string `json:"date"`
+		LogLevelName string `json:"logLevelName"`
+		Name         string `json:"name"`
+	}
+	_, hasMeta := m["_meta"]
+	_, hasPos := m["0"]
+	if !hasMeta && !hasPos {
+		return nil, false
+	}
+	if hasMeta && json.Unmarshal(m["_meta"], &meta) != nil {
+		return nil, false
+	}
+	str := func(key string) string {
+		var v string
+		_ = json.Unmarshal(m[key], &v)
+		return v
+	}
+	r := &ocRecord{time: cmp.Or(str("time"), meta.Date), level: strings.ToUpper(cmp.Or(meta.LogLevelName, str("level")))}
+	subsystem := subsystemOf(meta.Name)
+	// Positional arguments in order; "0" is the logger's context when it
+	// carries the subsystem.
+	var pos []string
+	for k := range m {
+		if _, err := strconv.Atoi(k); err == nil {
+			pos = append(pos, k)
+		}
+	}
+	slices.SortFunc(pos, func(a, b string) int { x, _ := strconv.Atoi(a); y, _ := strconv.Atoi(b); return x - y })
+	var texts []string
+	for _, k := range pos {
+		raw := m[k]
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			if k == "0" && (s == meta.Name || subsystemOf(s) != "") {
+				subsystem = cmp.Or(subsystem, subsystemOf(s))
+				continue
+			}
+			texts = append(texts, s)
+			continue
+		}
+		if fields, err := flattenObject(raw); err == nil {
+			r.attrs = append(r.attrs, fields...)
+			continue
+		}
+		texts = append(texts, string(compactBytes(raw)))
+	}
+	r.message = str("message")
+	if r.message == "" {
+		r.message = strings.Join(texts, " ")
+	}
+	if subsystem != "" {
+		r.attrs = append([]kv{{key: "subsystem", val: subsystem, isString: true}}, r.attrs...)
+	}
+	return r, true
+}
+
+// subsystemOf reads the subsystem of a tslog logger name such as
+// {"subsystem":"gateway/ws"}; "" when there is none.
+func subsystemOf(name string) string {
+	if !strings.HasPrefix(strings.TrimSpace(name), "{") {
+		return ""
+	}
+	var v struct {
+		Subsystem string `json:"subsystem"`
+	}
+	_ = json.Unmarshal([]byte(name), &v)
+	return v.Subsystem
 }
 
 // needsQuote reports whether a string value must be quoted to stay one

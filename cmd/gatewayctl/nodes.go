@@ -1,15 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
@@ -20,7 +23,11 @@ import (
 // Scopes of the node and pairing commands.
 var (
 	nodeInvokeScopes = []string{protocol.ScopeRead, protocol.ScopeWrite}
-	pairingScopes    = []string{protocol.ScopePairing}
+	// Approving a node takes operator.pairing plus operator.admin when
+	// the node offers commands that run programs (system.run …); OpenClaw
+	// enforces that, and so does gatewayd (approvalScopes in
+	// daemon/nodes). Asking for both works for every node.
+	pairingScopes = []string{protocol.ScopePairing, protocol.ScopeAdmin}
 )
 
 // nodeInvokeMaxWait bounds an invoke without --timeout: the gateway's own
@@ -98,7 +105,7 @@ func (a *app) nodesDescribeCommand() *ffcli.Command {
 func (a *app) nodesInvokeCommand() *ffcli.Command {
 	fs := a.flagSet("nodes invoke")
 	params := fs.String("params", "", "command params as a JSON `value` (omitted when empty)")
-	key := fs.String("idempotency-key", "", "`key` passed to the node with the command")
+	key := fs.String("idempotency-key", "", "`key` passed to the node with the command (default: a new random one)")
 	return &ffcli.Command{
 		Name:       "invoke",
 		ShortUsage: "gatewayctl nodes invoke NODE COMMAND [--params JSON] [--timeout DURATION] [--json]",
@@ -133,9 +140,10 @@ Examples:
 			if p != nil {
 				req["params"] = p
 			}
-			if *key != "" {
-				req["idempotencyKey"] = *key
-			}
+			// OpenClaw requires an idempotency key (its node.invoke params
+			// schema); one per invocation is what a retry-free CLI call
+			// means.
+			req["idempotencyKey"] = cmp.Or(*key, uuid.NewString())
 			wait := nodeInvokeMaxWait
 			if flagGiven(fs, "timeout") {
 				if a.g.timeout < 100*time.Millisecond {
@@ -144,7 +152,7 @@ Examples:
 				req["timeoutMs"] = a.g.timeout.Milliseconds()
 				wait = a.g.timeout + 5*time.Second
 			}
-			return a.withConn(ctx, nodeInvokeScopes, func(cctx context.Context, c *client.Conn) error {
+			return a.withConn(ctx, invokeScopes(pos[1]), func(cctx context.Context, c *client.Conn) error {
 				id, err := resolveNode(cctx, c, pos[0])
 				if err != nil {
 					return err
@@ -158,6 +166,18 @@ Examples:
 			})
 		},
 	}
+}
+
+// adminInvokeCommands are the node commands OpenClaw lets only
+// operator.admin invoke (node-commands.ts: isAdminOnlyNodeInvokeCommand).
+var adminInvokeCommands = []string{"browser.proxy", "browser.proxy.upload.v1", "fs.listDir", "terminal.upload"}
+
+// invokeScopes are the scopes nodes invoke asks for to run command.
+func invokeScopes(command string) []string {
+	if slices.Contains(adminInvokeCommands, command) {
+		return append(slices.Clone(nodeInvokeScopes), protocol.ScopeAdmin)
+	}
+	return nodeInvokeScopes
 }
 
 // nodesIsID reports whether s is a full node id (64 hex digits).

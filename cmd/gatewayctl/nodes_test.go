@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -20,10 +18,6 @@ import (
 func TestNodesAndPairingCommands(t *testing.T) {
 	bin := buildGatewayd(t)
 	dir := t.TempDir()
-	for _, kv := range [][2]string{{"GATEWAY_CONFIG_PATH", filepath.Join(dir, "ctl.json")}, {"GATEWAY_STATE_DIR", filepath.Join(dir, "ctl")},
-		{"GATEWAY_TOKEN", ""}, {"GATEWAY_URL", ""}, {"GATEWAY_PROFILE", ""}} {
-		t.Setenv(kv[0], kv[1])
-	}
 	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -31,12 +25,7 @@ func TestNodesAndPairingCommands(t *testing.T) {
 	defer g.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-
-	ctl := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := runContext(ctx, append(args, "--url", g.URL, "--token", g.Token), &out, &errb)
-		return code, out.String(), errb.String()
-	}
+	ctl := ctlAgainst(t, ctx, g.URL, g.Token)
 	dialNode := func(key []byte, token, devTok string) (*client.Conn, error) {
 		return client.DialNode(ctx, client.Options{URL: g.URL, Token: token, DeviceToken: devTok, Device: key,
 			DisplayName: "kitchen-pi", Commands: []string{"echo", "hang"}})
@@ -66,7 +55,7 @@ func TestNodesAndPairingCommands(t *testing.T) {
 		stderr  string // regexp
 		connect bool   // connect and serve the node before this step
 	}{
-		{args: []string{"pairing", "list"}, stdout: `(?m)^PENDING REQUEST +NODE .*\n` + rid + ` +` + nodeID[:12] + ` +kitchen-pi +\S+ +127\.0\.0\.1 +echo, hang `},
+		{args: []string{"pairing", "list"}, stdout: `(?m)^PENDING REQUEST +KIND +WHO .*\n` + rid + ` +node +` + nodeID[:12] + ` +kitchen-pi +\S+ +127\.0\.0\.1 +echo, hang `},
 		{args: []string{"nodes", "list"}, stdout: `^no paired nodes`},
 		{args: []string{"pairing", "approve", "zzz"}, code: 1, stderr: `no pending pairing request matches "zzz"`},
 		{args: []string{"pairing", "approve"}, code: 2, stderr: `needs exactly one REQUEST`},

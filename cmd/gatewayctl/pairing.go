@@ -27,8 +27,11 @@ minutes by default) unless the node asks again. Approving it pairs the
 node: on its next connect it receives its own credential.
 
 REQUEST arguments take the request id, a unique prefix of it, or a unique
-prefix of the node id of a pending request. These commands need the
-operator.pairing scope (a shared-secret operator has it).`,
+prefix of the node id of a pending request. These commands ask for
+operator.pairing and operator.admin: approving a node takes operator.admin
+when it offers commands that run programs or reach the host (system.run,
+system.which, fs.listDir, browser.proxy …), on gatewayd as on an OpenClaw
+gateway (a shared-secret operator is granted both).`,
 		FlagSet: a.flagSet("pairing"),
 		Subcommands: []*ffcli.Command{a.pairingListCommand(), a.pairingResolveCommand(true), a.pairingResolveCommand(false),
 			a.pairingRemoveCommand()},
@@ -156,21 +159,43 @@ func resolveRequest(ctx context.Context, c *client.Conn, arg string) (*nodes.Pai
 	return nil, withCode(ExitProblem, fmt.Errorf("%q matches %d pending requests (%s); give the full request id", arg, len(prefix), strings.Join(ids, ", ")))
 }
 
+// pendingRow is one pending request as gatewayctl pairing list prints
+// it, whatever asks: today a node asking to pair (node.pair.list); other
+// kinds (a channel's DM pairing) add their rows with their own Kind.
+type pendingRow struct {
+	ID, Kind, Who, Name, Platform, Address, Detail string
+	ExpiresAtMs                                    int64
+}
+
+// nodePendingRows are the node pairing requests of l.
+func nodePendingRows(l *nodes.PairList) []pendingRow {
+	rows := make([]pendingRow, 0, len(l.Pending))
+	for _, r := range l.Pending {
+		name := nodesDash(r.DisplayName)
+		if r.IsRepair {
+			name += " (repair)"
+		}
+		rows = append(rows, pendingRow{ID: r.RequestID, Kind: "node", Who: nodesShortID(r.NodeID), Name: name,
+			Platform: nodesDash(r.Platform), Address: nodesDash(r.RemoteIP), Detail: nodesListDash(r.Commands), ExpiresAtMs: r.ExpiresAtMs})
+	}
+	return rows
+}
+
+// printPending prints pending requests of every kind in one table.
+func printPending(tw io.Writer, rows []pendingRow) {
+	if len(rows) == 0 {
+		fmt.Fprintln(tw, "no pending pairing requests")
+		return
+	}
+	fmt.Fprintln(tw, "PENDING REQUEST\tKIND\tWHO\tNAME\tPLATFORM\tADDRESS\tCOMMANDS\tEXPIRES")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, r.Who, r.Name, r.Platform, r.Address, r.Detail, nodesTime(r.ExpiresAtMs))
+	}
+}
+
 func printPairList(w io.Writer, l *nodes.PairList) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if len(l.Pending) == 0 {
-		fmt.Fprintln(tw, "no pending pairing requests")
-	} else {
-		fmt.Fprintln(tw, "PENDING REQUEST\tNODE\tNAME\tPLATFORM\tADDRESS\tCOMMANDS\tEXPIRES")
-		for _, r := range l.Pending {
-			name := nodesDash(r.DisplayName)
-			if r.IsRepair {
-				name += " (repair)"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.RequestID, nodesShortID(r.NodeID), name, nodesDash(r.Platform),
-				nodesDash(r.RemoteIP), nodesListDash(r.Commands), nodesTime(r.ExpiresAtMs))
-		}
-	}
+	printPending(tw, nodePendingRows(l))
 	fmt.Fprintln(tw)
 	if len(l.Paired) == 0 {
 		fmt.Fprintln(tw, "no paired nodes")

@@ -15,7 +15,13 @@
 // "PAIRING_REQUIRED", requestId, nodeId}); the core then closes 1008.
 // node.pair.approve / node.pair.reject resolve a request (event
 // node.pair.resolved, decision "approved", "rejected" or "expired": pending
-// requests expire after nodes.pendingTtlMs).
+// requests expire after nodes.pendingTtlMs). The refusal also carries
+// OpenClaw's pairing details (recommendedNextStep "wait_then_retry"), so
+// OpenClaw's node host keeps retrying and comes up once approved.
+//
+// Approving takes the scopes OpenClaw asks for the node's commands
+// (approvalScopes). OpenClaw's device.pair.* methods are a second view of
+// the same store (devicepair.go), with their own events.
 //
 // # Credentials
 //
@@ -38,6 +44,15 @@
 // Unknown, unpaired, offline and busy nodes, commands the node did not
 // advertise, timeouts, a node that disconnects mid-call and a node that
 // reports failure each end the call with a distinct error (details.code).
+//
+// # Node-role methods
+//
+// A paired node host publishes on its own connection: node.event (host
+// stats are kept for node.describe), node.invoke.progress, its plugin
+// tools, skills and runner inventory, and asks for pending work and skill
+// binaries (nodemethods.go). Only role node may call them; others get
+// OpenClaw's "unauthorized role" error. A node.invoke that times out or
+// loses its caller sends the node node.invoke.cancel.
 //
 // # Durability
 //

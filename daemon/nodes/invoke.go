@@ -24,6 +24,14 @@ type liveNode struct {
 	caps        []string
 	commands    []string
 	gone        chan struct{}
+
+	// What the node published on this connection (node-role methods;
+	// f.mu guards them).
+	hostStats        json.RawMessage
+	pluginTools      []PluginTool
+	skills           []Skill
+	workerHost       bool
+	protocolFeatures []string
 }
 
 func newLiveNode(p *gateway.Peer, now time.Time, caps, commands []string) *liveNode {
@@ -126,6 +134,14 @@ func (f *Feature) infoLocked(rec *pairedRecord) NodeInfo {
 		n.ConnectedAtMs = ln.connectedAt.UnixMilli()
 		n.LastSeenMs = time.Now().UnixMilli()
 		n.Caps, n.Commands = slices.Clone(ln.caps), slices.Clone(ln.commands)
+		n.HostStats = ln.hostStats
+		for _, t := range ln.pluginTools {
+			n.PluginTools = append(n.PluginTools, t.Name)
+		}
+		for _, sk := range ln.skills {
+			n.Skills = append(n.Skills, sk.Name)
+		}
+		n.WorkerHost = ln.workerHost
 	}
 	return n
 }
@@ -276,10 +292,12 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		}
 	case <-timer.C:
 		f.log.Warn("node invoke timed out", "nodeId", id, "command", in.Command, "timeoutMs", timeout)
+		cancelInvoke(ln, inv)
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 			Message: fmt.Sprintf("node %s did not answer %q within %d ms", id, in.Command, timeout),
 			Details: protocol.Details{"code": DetailInvokeTimeout, "nodeId": id, "command": in.Command, "timeoutMs": timeout}}
 	case <-inv.callerGone:
+		cancelInvoke(ln, inv)
 		return nil, protocol.Errorf(protocol.ErrUnavailable, "caller disconnected")
 	case <-f.stop:
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true, Message: "gateway is shutting down"}
@@ -308,15 +326,17 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 	return out, nil
 }
 
+// cancelInvoke tells the node that nobody waits for inv any more
+// (node.invoke.cancel, as OpenClaw sends it: its node host then stops the
+// command, e.g. kills the process system.run started).
+func cancelInvoke(ln *liveNode, inv *invocation) {
+	ln.peer.SendEvent(EventInvokeCancel, map[string]string{"invokeId": inv.id, "nodeId": inv.nodeID})
+}
+
 // handleInvokeResult takes a node's answer to node.invoke.request. A late
 // answer (the call timed out or its caller left) is acknowledged with
 // ignored:true.
 func (f *Feature) handleInvokeResult(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
-	if call.Peer.Role() != protocol.RoleNode {
-		return nil, &protocol.Error{Code: protocol.ErrForbidden,
-			Message: "node.invoke.result is sent by nodes (connect with role \"node\")",
-			Details: protocol.Details{"code": DetailNodeRoleRequired}}
-	}
 	var in InvokeResult
 	if perr := call.Decode("", &in); perr != nil {
 		return nil, perr

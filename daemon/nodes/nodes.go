@@ -109,7 +109,7 @@ func (f *Feature) Name() string { return "nodes" }
 
 // Events implements gateway.Extension.
 func (f *Feature) Events() []string {
-	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest}
+	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest, EventInvokeCancel, EventDevicePairRequest, EventDevicePairResolved}
 }
 
 // Bind implements gateway.Extension.
@@ -131,18 +131,18 @@ func (f *Feature) Close() error {
 
 // Methods implements gateway.Extension.
 func (f *Feature) Methods() []gateway.Method {
-	return []gateway.Method{
+	return append([]gateway.Method{
 		{Name: MethodList, Scope: protocol.ScopeRead, Handler: f.handleList},
 		{Name: MethodDescribe, Scope: protocol.ScopeRead, Handler: f.handleDescribe},
 		{Name: MethodInvoke, Scope: protocol.ScopeWrite, Async: true, Handler: f.handleInvoke},
-		{Name: MethodInvokeResult, Scope: "", Handler: f.handleInvokeResult},
+		{Name: MethodInvokeResult, Scope: "", Handler: nodeOnly(f.handleInvokeResult)},
 		{Name: MethodPairRequest, Scope: "", Handler: f.handlePairRequest},
 		{Name: MethodPairList, Scope: protocol.ScopePairing, Handler: f.handlePairList},
 		{Name: MethodPairApprove, Scope: protocol.ScopePairing, Handler: f.handlePairApprove},
 		{Name: MethodPairReject, Scope: protocol.ScopePairing, Handler: f.handlePairReject},
 		{Name: MethodPairVerify, Scope: protocol.ScopePairing, Handler: f.handlePairVerify},
 		{Name: MethodPairRemove, Scope: protocol.ScopePairing, Handler: f.handlePairRemove},
-	}
+	}, append(f.nodeRoleMethods(), f.devicePairMethods()...)...)
 }
 
 // broadcast sends an event to the peers holding scope, when bound.
@@ -202,7 +202,7 @@ func (f *Feature) expire(now time.Time) {
 	f.mu.Unlock()
 	for _, r := range gone {
 		f.log.Info("pairing request expired", "requestId", r.RequestID, "nodeId", r.NodeID)
-		f.broadcast(EventPairResolved, Resolved{RequestID: r.RequestID, NodeID: r.NodeID, Decision: DecisionExpired, TS: now.UnixMilli()}, protocol.ScopePairing)
+		f.announceResolved(Resolved{RequestID: r.RequestID, NodeID: r.NodeID, Decision: DecisionExpired, TS: now.UnixMilli()})
 	}
 }
 

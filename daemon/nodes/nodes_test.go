@@ -289,7 +289,7 @@ func TestPairInvokeFlow(t *testing.T) {
 			t.Errorf("timeout took %v, want about 300ms", el)
 		}
 		// An operator cannot answer invokes.
-		wantErr(t, callErr(t, op, nodes.MethodInvokeResult, map[string]any{"id": "x", "nodeId": nodeID, "ok": true}), protocol.ErrForbidden, nodes.DetailNodeRoleRequired)
+		wantErr(t, callErr(t, op, nodes.MethodInvokeResult, map[string]any{"id": "x", "nodeId": nodeID, "ok": true}), protocol.ErrInvalidRequest, nodes.DetailNodeRoleRequired)
 		// A read-only operator cannot invoke.
 		ro := operator(t, g, protocol.ScopeRead)
 		wantErr(t, callErr(t, ro, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrForbidden, protocol.DetailMissingScope)

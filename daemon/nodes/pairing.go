@@ -115,10 +115,9 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 		}
 		if created {
 			f.log.Info("pairing requested", "requestId", req.RequestID, "nodeId", id, "name", req.DisplayName, "remote", req.RemoteIP)
-			f.broadcast(EventPairRequested, req, protocol.ScopePairing)
+			f.announceRequested(*req)
 		}
-		return &protocol.Error{Code: protocol.ErrNotPaired, Message: "pairing required",
-			Details: protocol.Details{"code": DetailPairingRequired, "requestId": req.RequestID, "nodeId": id}}
+		return pairingRequired(req.RequestID, id)
 	}
 	next := *rec
 	next.Caps, next.Commands = nonNil(cp.Caps), nonNil(cp.Commands)
@@ -157,6 +156,21 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 		f.log.Info("node credential issued", "nodeId", id, "rotated", rec.TokenHash != "")
 	}
 	return nil
+}
+
+// pairingRequired is the refusal of an unpaired node's connect. Besides
+// gatewayd's own details (requestId, nodeId) it carries OpenClaw's pairing
+// details (connect-error-details.ts), with recommendedNextStep
+// "wait_then_retry" and pauseReconnect false: OpenClaw's node host then
+// keeps reconnecting with backoff (re-asking, which keeps the request
+// alive) and comes up on its own once an operator approves, instead of
+// pausing until it is restarted.
+func pairingRequired(requestID, nodeID string) *protocol.Error {
+	return &protocol.Error{Code: protocol.ErrNotPaired, Message: "pairing required",
+		Details: protocol.Details{"code": DetailPairingRequired, "requestId": requestID, "nodeId": nodeID,
+			"reason": "not-paired", "deviceId": nodeID, "requestedRole": protocol.RoleNode, "requestedScopes": []string{},
+			"remediationHint":     "Approve the pending request (gatewayctl pairing approve " + requestID + "); the node retries on its own.",
+			"recommendedNextStep": "wait_then_retry", "retryable": true, "pauseReconnect": false}}
 }
 
 // presentsCredential reports whether the connect carries the node's
@@ -284,7 +298,7 @@ func (f *Feature) handlePairRequest(_ context.Context, call *gateway.Call) (any,
 	}
 	if created {
 		f.log.Info("pairing requested", "requestId", out.RequestID, "nodeId", id, "by", p.ConnID())
-		f.broadcast(EventPairRequested, out, protocol.ScopePairing)
+		f.announceRequested(out)
 	}
 	return map[string]any{"status": "pending", "created": created, "request": out}, nil
 }
@@ -305,7 +319,9 @@ func (f *Feature) PairList() PairList {
 	f.mu.Lock()
 	for _, r := range f.pending {
 		if now < r.ExpiresAtMs {
-			out.Pending = append(out.Pending, *r)
+			req := *r
+			req.RequiredApproveScopes = approvalScopes(r.Commands)
+			out.Pending = append(out.Pending, req)
 		}
 	}
 	for _, r := range f.paired {
@@ -362,8 +378,30 @@ func decodeRequestID(call *gateway.Call) (string, *protocol.Error) {
 // handlePairApprove pairs the node of a pending request. The answer comes
 // only after the store committed the approval.
 func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
+	res, perr := f.approve(call)
+	if perr != nil {
+		return nil, perr
+	}
+	return map[string]any{"requestId": res.RequestID, "node": res.Node}, nil
+}
+
+// approved is what approve did: the request and the node it paired.
+type approved struct {
+	RequestID, NodeID string
+	Node              PairedNode
+}
+
+// approve pairs the node of the pending request call names
+// ({requestId}), for node.pair.approve and device.pair.approve. The
+// caller needs the scopes OpenClaw asks for the node's commands
+// (approvalScopes).
+func (f *Feature) approve(call *gateway.Call) (*approved, *protocol.Error) {
 	rid, req, now, perr := f.lockPending(call)
 	if perr != nil {
+		return nil, perr
+	}
+	if perr := checkApprovalScopes(call.Peer, req.Commands); perr != nil {
+		f.mu.Unlock()
 		return nil, perr
 	}
 	rec := &pairedRecord{}
@@ -393,27 +431,37 @@ func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any,
 	out := rec.PairedNode
 	f.mu.Unlock()
 	f.log.Info("node paired", "requestId", rid, "nodeId", out.NodeID, "name", out.DisplayName, "by", call.Peer.ConnID())
-	f.broadcast(EventPairResolved, Resolved{RequestID: rid, NodeID: out.NodeID, Decision: DecisionApproved, TS: now.UnixMilli()}, protocol.ScopePairing)
-	return map[string]any{"requestId": rid, "node": out}, nil
+	f.announceResolved(Resolved{RequestID: rid, NodeID: out.NodeID, Decision: DecisionApproved, TS: now.UnixMilli()})
+	return &approved{RequestID: rid, NodeID: out.NodeID, Node: out}, nil
 }
 
 // handlePairReject drops a pending request (a paired node stays paired
 // when its repair request is rejected).
 func (f *Feature) handlePairReject(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
-	rid, req, now, perr := f.lockPending(call)
+	rid, nodeID, perr := f.reject(call)
 	if perr != nil {
 		return nil, perr
 	}
+	return map[string]any{"requestId": rid, "nodeId": nodeID}, nil
+}
+
+// reject drops the pending request call names, for node.pair.reject and
+// device.pair.reject.
+func (f *Feature) reject(call *gateway.Call) (string, string, *protocol.Error) {
+	rid, req, now, perr := f.lockPending(call)
+	if perr != nil {
+		return "", "", perr
+	}
 	if err := f.st.Delete(bucketPending, rid); err != nil {
 		f.mu.Unlock()
-		return nil, storeError("rejecting "+rid, err)
+		return "", "", storeError("rejecting "+rid, err)
 	}
 	delete(f.pending, rid)
 	nodeID := req.NodeID
 	f.mu.Unlock()
 	f.log.Info("pairing rejected", "requestId", rid, "nodeId", nodeID, "by", call.Peer.ConnID())
-	f.broadcast(EventPairResolved, Resolved{RequestID: rid, NodeID: nodeID, Decision: DecisionRejected, TS: now.UnixMilli()}, protocol.ScopePairing)
-	return map[string]any{"requestId": rid, "nodeId": nodeID}, nil
+	f.announceResolved(Resolved{RequestID: rid, NodeID: nodeID, Decision: DecisionRejected, TS: now.UnixMilli()})
+	return rid, nodeID, nil
 }
 
 // handlePairVerify checks a node credential: {ok:false} when the node is
@@ -448,15 +496,25 @@ func (f *Feature) handlePairRemove(_ context.Context, call *gateway.Call) (any, 
 	if perr := call.Decode("", &in); perr != nil {
 		return nil, perr
 	}
-	id, _ := normalizeNodeID(in.NodeID)
+	id, perr := f.unpair(call, in.NodeID)
+	if perr != nil {
+		return nil, perr
+	}
+	return map[string]any{"nodeId": id, "removed": true}, nil
+}
+
+// unpair removes the paired node raw names, for node.pair.remove and
+// device.pair.remove.
+func (f *Feature) unpair(call *gateway.Call, raw string) (string, *protocol.Error) {
+	id, _ := normalizeNodeID(raw)
 	f.mu.Lock()
 	if f.paired[id] == nil {
 		f.mu.Unlock()
-		return nil, unknownNode(in.NodeID)
+		return "", unknownNode(raw)
 	}
 	if err := f.st.Delete(bucketPaired, id); err != nil {
 		f.mu.Unlock()
-		return nil, storeError("unpairing "+id, err)
+		return "", storeError("unpairing "+id, err)
 	}
 	delete(f.paired, id)
 	ln := f.live[id]
@@ -465,7 +523,20 @@ func (f *Feature) handlePairRemove(_ context.Context, call *gateway.Call) (any, 
 		ln.peer.Close(protocol.ClosePolicyViolation, closeReasonUnpaired)
 	}
 	f.log.Info("node unpaired", "nodeId", id, "by", call.Peer.ConnID())
-	return map[string]any{"nodeId": id, "removed": true}, nil
+	return id, nil
+}
+
+// announceRequested tells operators holding operator.pairing about a new
+// request, as node.pair.requested and device.pair.requested.
+func (f *Feature) announceRequested(req PairingRequest) {
+	f.broadcast(EventPairRequested, req, protocol.ScopePairing)
+	f.broadcast(EventDevicePairRequest, deviceRequest(req), protocol.ScopePairing)
+}
+
+// announceResolved sends node.pair.resolved and device.pair.resolved.
+func (f *Feature) announceResolved(r Resolved) {
+	f.broadcast(EventPairResolved, r, protocol.ScopePairing)
+	f.broadcast(EventDevicePairResolved, map[string]any{"requestId": r.RequestID, "deviceId": r.NodeID, "decision": r.Decision, "ts": r.TS}, protocol.ScopePairing)
 }
 
 // unknownNode is the error for a node id that is neither paired nor

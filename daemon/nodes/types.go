@@ -20,6 +20,7 @@ const (
 	EventPairRequested  = "node.pair.requested"
 	EventPairResolved   = "node.pair.resolved"
 	EventInvokeRequest  = "node.invoke.request"
+	EventInvokeCancel   = "node.invoke.cancel"
 	DecisionApproved    = "approved"
 	DecisionRejected    = "rejected"
 	DecisionExpired     = "expired"
@@ -42,6 +43,7 @@ const (
 	DetailInvokeFailed         = "NODE_INVOKE_FAILED"
 	DetailNodeRoleRequired     = "NODE_ROLE_REQUIRED"
 	DetailStoreFailed          = "STATE_STORE_FAILED"
+	DetailDeviceApprovalDenied = "DEVICE_PAIR_APPROVAL_DENIED"
 )
 
 // NodeMeta is what a node says about itself (the client fields of its
@@ -78,6 +80,10 @@ type PairingRequest struct {
 	Caps       []string `json:"caps"`
 	Commands   []string `json:"commands"`
 	RemoteIP   string   `json:"remoteIp,omitempty"`
+	// RequiredApproveScopes are the scopes an operator needs to approve
+	// the request (as OpenClaw lists them): operator.pairing, plus
+	// operator.write or operator.admin depending on the node's commands.
+	RequiredApproveScopes []string `json:"requiredApproveScopes,omitempty"`
 	// IsRepair is true when the node is already paired (a request to
 	// update what was approved).
 	IsRepair bool `json:"isRepair"`
@@ -142,6 +148,13 @@ type NodeInfo struct {
 	ApprovedAtMs  int64    `json:"approvedAtMs,omitempty"`
 	// Inflight is the number of node.invoke calls waiting on the node.
 	Inflight int `json:"inflight"`
+	// What a connected node published with the node-role methods: its
+	// last node.host.stats, the names of its plugin tools and skills, and
+	// whether it offers to host workers.
+	HostStats   json.RawMessage `json:"hostStats,omitempty"`
+	PluginTools []string        `json:"pluginTools,omitempty"`
+	Skills      []string        `json:"skills,omitempty"`
+	WorkerHost  bool            `json:"workerHost,omitempty"`
 }
 
 // NodeList is node.list's payload.

@@ -20,10 +20,43 @@ func DevicePayloadV2(deviceID, clientID, clientMode, role string, scopes []strin
 		strings.Join(scopes, ","), strconv.FormatInt(signedAtMs, 10), token, nonce}, "|")
 }
 
-// DevicePayloadV3 is v2 with "v3" and |platform|deviceFamily appended.
+// DevicePayloadV3 is v2 with "v3" and |platform|deviceFamily appended,
+// both normalized (NormalizeDeviceMetadata) as OpenClaw's client does
+// before signing: a node host that says platform "Linux" signs "linux".
 func DevicePayloadV3(deviceID, clientID, clientMode, role string, scopes []string, signedAtMs int64, token, nonce, platform, deviceFamily string) string {
 	return strings.Join([]string{"v3", deviceID, clientID, clientMode, role,
-		strings.Join(scopes, ","), strconv.FormatInt(signedAtMs, 10), token, nonce, platform, deviceFamily}, "|")
+		strings.Join(scopes, ","), strconv.FormatInt(signedAtMs, 10), token, nonce,
+		NormalizeDeviceMetadata(platform), NormalizeDeviceMetadata(deviceFamily)}, "|")
+}
+
+// NormalizeDeviceMetadata is OpenClaw's normalizeDeviceMetadataForAuth
+// (packages/gateway-client/src/device-auth.ts): trimmed of white space,
+// then A-Z lowered; other letters are left alone.
+func NormalizeDeviceMetadata(s string) string {
+	s = strings.TrimSpace(s)
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// deviceSignatureToken is the token a device signs: OpenClaw's
+// resolveSignatureToken takes auth.token, else auth.deviceToken, else
+// auth.bootstrapToken.
+func deviceSignatureToken(a *ConnectAuth) string {
+	if a == nil {
+		return ""
+	}
+	switch {
+	case a.Token != "":
+		return a.Token
+	case a.DeviceToken != "":
+		return a.DeviceToken
+	}
+	return a.BootstrapToken
 }
 
 // DeviceID is the hex SHA-256 of a raw 32-byte Ed25519 public key.
@@ -69,13 +102,7 @@ func VerifyDevice(p *ConnectParams, role, challengeNonce string, now time.Time) 
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return fail(DetailDeviceSignatureInvalid, "signature is not a base64url Ed25519 signature")
 	}
-	token := ""
-	if p.Auth != nil {
-		token = p.Auth.Token
-		if token == "" {
-			token = p.Auth.DeviceToken
-		}
-	}
+	token := deviceSignatureToken(p.Auth)
 	v2 := DevicePayloadV2(d.ID, p.Client.ID, p.Client.Mode, role, p.Scopes, d.SignedAt, token, d.Nonce)
 	if ed25519.Verify(pub, []byte(v2), sig) {
 		return nil
