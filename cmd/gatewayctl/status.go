@@ -156,6 +156,8 @@ func (a *app) status(ctx context.Context, sf *svcFlags, deep, noProbe bool) erro
 		r.RPC.Skipped = true
 	} else {
 		r.RPC = a.probeRPC(ctx, t)
+		// The probe may have started the gateway, which wrote its token.
+		r.TokenFile, r.SecretSource, r.SecretNote = t.TokenFile, t.SecretSource, t.SecretNote
 		if !r.RPC.OK && r.Runtime.looksUp() && exitCode(r.RPC.err) == ExitUnreachable {
 			r.LastLogError = service.LastLogError(t.Paths.LogFile)
 		}
