@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/*.txtar against the real gatewayd: each
 // script gets its own free port ($PORT, also $GATEWAY_PORT), a port nothing
-// listens on ($DEADPORT), and its own state, config and XDG directories
+// listens on ($DEADPORT), a second free port ($PORT2), and its own state, config and XDG directories
 // under $WORK.
 func TestScripts(t *testing.T) {
 	gatewayd := buildGatewayd(t)
@@ -44,6 +44,11 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PATH", filepath.Dir(gatewayd)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("PORT", strconv.Itoa(port))
 			env.Setenv("DEADPORT", strconv.Itoa(dead))
+			port2, err := gatewaytest.FreePort()
+			if err != nil {
+				return err
+			}
+			env.Setenv("PORT2", strconv.Itoa(port2)) // a second free port
 			env.Setenv("GATEWAY_PORT", strconv.Itoa(port))
 			env.Setenv("GATEWAY_STATE_DIR", filepath.Join(work, "state"))
 			env.Setenv("GATEWAY_CONFIG_PATH", filepath.Join(work, "config.json"))

@@ -106,6 +106,7 @@ func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 		a.channelsCommand(),
 		a.nodesCommand(),
 		a.pairingCommand(),
+		a.dashboardCommand(),
 	}
 	a.registerMan(root) // hidden `gatewayctl man gatewayctl|gatewayd`, for make package
 	return root
