@@ -168,6 +168,9 @@ type Runtime struct {
 	ExecMainStatus int `json:"execMainStatus"`
 	// Environment is the service's Environment= (marker variables).
 	Environment map[string]string `json:"environment"`
+	// ExecStart is the command line the service runs (the first
+	// ExecStart=; launchd: ProgramArguments), nil when unknown.
+	ExecStart []string `json:"execStart,omitempty"`
 	// SocketActiveState is the socket unit's ActiveState.
 	SocketActiveState string `json:"socketActiveState"`
 	// SocketLoadState is the socket unit's LoadState.

@@ -676,6 +676,7 @@ func (m *systemdManager) status(ctx context.Context, s *session, t Target) (*Run
 		rt.StatusText = str(sp["StatusText"])
 		rt.WatchdogUSec = uint64(num(sp["WatchdogUSec"]))
 		rt.ExecMainStatus = int(num(sp["ExecMainStatus"]))
+		rt.ExecStart = execStartOf(sp["ExecStart"])
 		if env := strs(sp["Environment"]); len(env) > 0 {
 			rt.Environment = map[string]string{}
 			for _, kv := range env {
@@ -735,6 +736,20 @@ func listenOf(v any) []string {
 		}
 	}
 	return out
+}
+
+// execStartOf returns the argv of the first entry of the service's
+// ExecStart property, a(sasbttttuii) of (path, argv, ignore-failure, …).
+func execStartOf(v any) []string {
+	l, ok := v.([][]any)
+	if !ok || len(l) == 0 || len(l[0]) < 2 {
+		return nil
+	}
+	argv, _ := l[0][1].([]string)
+	if path, _ := l[0][0].(string); path != "" && len(argv) > 0 {
+		argv = append([]string{path}, argv[1:]...) // argv[0] may be a name only
+	}
+	return slices.Clone(argv)
 }
 
 func str(v any) string {

@@ -268,7 +268,7 @@ var systemdChecks = []sdCheck{
 	{"socket-address", "the socket listens on the profile's configured addresses", checkSocketAddress},
 	{"service-failed", "neither the service nor the socket is in the failed state", checkServiceFailed},
 	{"watchdog-missing", "the service runs with a watchdog (WatchdogSec=)", checkWatchdog},
-	{"secret-in-unit", "no token or password in Environment= of the unit or its drop-ins", checkSecret},
+	{"secret-in-unit", "no token or password in Environment= or on ExecStart= of the unit or its drop-ins", checkSecret},
 	{"marker-mismatch", "the marker environment names gatewayd, this version and this profile", checkMarker},
 	{"linger-off", "user scope: lingering is on, so the gateway keeps running after logout", checkLinger},
 	{"config-invalid", "the profile's config file loads", func(_ context.Context, s *sdState) CheckResult { return checkConfig(s.t) }},
@@ -606,25 +606,45 @@ func checkSecret(_ context.Context, s *sdState) CheckResult {
 	}
 	var where []string
 	var inDropin []string
+	// found lists what in one file holds a secret: Environment= variables,
+	// and options of ExecStart= (also visible to every local user in the
+	// process list while the gateway runs).
+	found := func(data []byte, dropin bool) []string {
+		base := data
+		var extra [][]byte
+		if dropin {
+			base, extra = []byte("[Service]\n"), [][]byte{data}
+		}
+		var what []string
+		if vars := secretVars(units.EnvironmentOf(base, extra...)); len(vars) > 0 {
+			what = append(what, "Environment= "+strings.Join(vars, ", "))
+		}
+		for _, argv := range units.ExecStartOf(base, extra...) {
+			if flags := secretFlags(argv); len(flags) > 0 {
+				what = append(what, "ExecStart= "+strings.Join(flags, ", "))
+			}
+		}
+		return what
+	}
 	if s.svc.data != nil {
-		if vars := secretVars(units.EnvironmentOf(s.svc.data)); len(vars) > 0 {
-			where = append(where, fmt.Sprintf("%s in %s", strings.Join(vars, ", "), s.svc.path))
+		if what := found(s.svc.data, false); len(what) > 0 {
+			where = append(where, fmt.Sprintf("%s in %s", strings.Join(what, "; "), s.svc.path))
 		}
 	}
 	for p, d := range s.svc.dropins {
-		if vars := secretVars(units.EnvironmentOf([]byte("[Service]\n"), d)); len(vars) > 0 {
-			where = append(where, fmt.Sprintf("%s in %s", strings.Join(vars, ", "), p))
+		if what := found(d, true); len(what) > 0 {
+			where = append(where, fmt.Sprintf("%s in %s", strings.Join(what, "; "), p))
 			inDropin = append(inDropin, p)
 		}
 	}
 	if len(where) == 0 {
-		return CheckResult{Message: "no secrets in Environment="}
+		return CheckResult{Message: "no secrets in Environment= or ExecStart="}
 	}
 	slices.Sort(where)
-	r := CheckResult{Severity: SeverityError, Message: "secret in the unit (world-readable, shown by `systemctl show`): " + strings.Join(where, "; ")}
+	r := CheckResult{Severity: SeverityError, Message: "secret in the unit (world-readable, shown by `systemctl show`; on a command line also by `ps`): " + strings.Join(where, "; ")}
 	if len(inDropin) > 0 {
 		slices.Sort(inDropin)
-		r.Fix = manual(fmt.Sprintf("remove the Environment= line from %s and keep the secret in the gateway's token file or config (gateway.auth), then `%s daemon-reload && gatewayctl restart`", strings.Join(inDropin, ", "), s.m.systemctl()))
+		r.Fix = manual(fmt.Sprintf("remove the Environment= or ExecStart= secret from %s and keep the secret in the gateway's token file or config (gateway.auth), then `%s daemon-reload && gatewayctl restart`", strings.Join(inDropin, ", "), s.m.systemctl()))
 	} else {
 		r.Fix = "rewrite the unit from the template (the gateway reads its token file instead): `gatewayctl doctor --fix`"
 	}
