@@ -232,6 +232,9 @@ type Report struct {
 	Fixed int `json:"fixed"`
 	// Remaining counts the results still at warning or worse.
 	Remaining int `json:"remaining"`
+	// Changes are the files --fix replaced, created or removed, each with
+	// its backup; with --dry-run, the ones it would, each with its diff.
+	Changes []FileChange `json:"changes,omitempty"`
 }
 
 // Result returns the named check's result and whether it ran.

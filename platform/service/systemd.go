@@ -45,6 +45,9 @@ type SystemdOptions struct {
 	OtherScopeDirs []string
 	// LingerDir is logind's linger directory; "" means DefaultLingerDir.
 	LingerDir string
+	// BackupDir is where doctor --fix saves the files it replaces; ""
+	// means BackupDirName next to the unit directory.
+	BackupDir string
 	// User is the account whose lingering is checked; "" means $USER of
 	// the manager's environment, else the current user.
 	User string
@@ -60,6 +63,7 @@ type systemdManager struct {
 	other     []string
 	unitPath  []string
 	lingerDir string
+	backupDir string
 	user      string
 	log       *slog.Logger
 }
@@ -82,6 +86,7 @@ func NewSystemdWithOptions(ctx context.Context, o SystemdOptions) (Manager, erro
 		unitDir:   o.UnitDir,
 		other:     o.OtherScopeDirs,
 		lingerDir: o.LingerDir,
+		backupDir: o.BackupDir,
 		user:      o.User,
 		log:       discard(o.Logger),
 	}
@@ -109,6 +114,9 @@ func NewSystemdWithOptions(ctx context.Context, o SystemdOptions) (Manager, erro
 	}
 	if m.other == nil {
 		m.other = defaultOtherDirs(m.scope)
+	}
+	if m.backupDir == "" {
+		m.backupDir = filepath.Join(filepath.Dir(m.unitDir), BackupDirName)
 	}
 	if m.user == "" {
 		m.user = menv["USER"]
@@ -462,7 +470,8 @@ func (m *systemdManager) Install(ctx context.Context, t Target, o InstallOptions
 	if !res.AlreadyInstalled {
 		res.Actions = append(res.Actions, "write "+strings.Join(changedPaths(res.Files), " "), "daemon-reload")
 	}
-	res.Actions = append(res.Actions, "enable "+sock, "start "+sock)
+	enable := enableList(files)
+	res.Actions = append(res.Actions, "enable "+strings.Join(enable, " "), "start "+sock)
 	if updated {
 		if sockChanged {
 			res.Actions = append(res.Actions, "stop "+svc, "restart "+sock)
@@ -488,7 +497,7 @@ func (m *systemdManager) Install(ctx context.Context, t Target, o InstallOptions
 		}
 		m.log.Info("wrote unit files", "files", changedPaths(res.Files))
 	}
-	if err := m.enable(ctx, s, sock); err != nil {
+	if err := m.enable(ctx, s, enable...); err != nil {
 		return nil, err
 	}
 	if updated && sockChanged {
@@ -530,16 +539,34 @@ func changedPaths(files []InstalledFile) []string {
 	return out
 }
 
-func (m *systemdManager) enable(ctx context.Context, s *session, sock string) error {
-	if _, _, err := s.sd.EnableUnitFilesContext(ctx, []string{sock}, false, false); err != nil {
-		return fmt.Errorf("enable %s: %w (see `%s status %s`)", sock, err, m.systemctl(), sock)
+func (m *systemdManager) enable(ctx context.Context, s *session, names ...string) error {
+	if _, _, err := s.sd.EnableUnitFilesContext(ctx, names, false, false); err != nil {
+		return fmt.Errorf("enable %s: %w (see `%s status %s`)", strings.Join(names, " "), err, m.systemctl(), names[0])
 	}
 	// Like systemctl enable: reload, so the manager's cached UnitFileState
 	// and dependencies follow the new links.
 	if err := s.sd.ReloadContext(ctx); err != nil {
-		return fmt.Errorf("daemon-reload after enabling %s: %w", sock, err)
+		return fmt.Errorf("daemon-reload after enabling %s: %w", strings.Join(names, " "), err)
 	}
 	return nil
+}
+
+// enableList returns the units install enables: the socket, and the
+// service too when its template starts it at boot ([Install] WantedBy=),
+// so the gateway runs without waiting for a first connection.
+func enableList(files []units.File) []string {
+	out := []string{files[0].Name}
+	if startsAtBoot(files[1].Data) {
+		out = append(out, files[1].Name)
+	}
+	return out
+}
+
+// startsAtBoot reports whether a rendered service unit is wanted by a
+// target ([Install] WantedBy=), i.e. always on rather than on demand.
+func startsAtBoot(service []byte) bool {
+	u, err := units.Parse(service)
+	return err == nil && len(u.Values("Install", "WantedBy")) > 0
 }
 
 // lingering reports whether logind keeps the user's manager running after
