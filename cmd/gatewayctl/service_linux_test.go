@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -128,6 +129,16 @@ func TestServiceScripts(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 				ts.Fatalf("%s: %s never became %s (last %q)", args[0], prop, args[1], strings.TrimSpace(out))
+			},
+			// listen ADDR listens on ADDR from the test process (another
+			// program on the port) until the script ends.
+			"listen": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: listen HOST:PORT")
+				}
+				ln, err := net.Listen("tcp", args[0])
+				ts.Check(err)
+				ts.Defer(func() { ln.Close() })
 			},
 			// replace FILE OLD NEW edits a file the way an operator would.
 			"replace": func(ts *testscript.TestScript, neg bool, args []string) {
