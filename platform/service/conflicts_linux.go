@@ -80,7 +80,7 @@ func FindConflicts(q ConflictQuery) ([]Conflict, error) {
 		}
 		add(Conflict{PID: pid, Command: strings.Join(argv, " "), Kind: "gatewayd",
 			Reason: fmt.Sprintf("profile %s (state %s)", want, q.StateDir),
-			Fix: fmt.Sprintf("a second gatewayd of profile %s shares its state, token and log with the service: stop it (`kill %d`), then `%s`", want, pid, q.restart())})
+			Fix:    fmt.Sprintf("a second gatewayd of profile %s shares its state, token and log with the service: stop it (`kill %d`), then `%s`", want, pid, q.restart())})
 	}
 	slices.SortFunc(out, func(a, b Conflict) int { return a.PID - b.PID })
 	return out, firstErr
