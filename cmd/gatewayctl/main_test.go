@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/platform/procs"
 )
 
 // TestMain lets testscript run the in-process gatewayctl as a command. It
@@ -60,6 +62,25 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitcode,
+			// waitlisten PORT waits (10 s at most) until something listens
+			// on PORT, without connecting (a connect would socket-activate).
+			"waitlisten": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: waitlisten PORT")
+				}
+				port, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					if h, _ := procs.ListenersOnPort(port); len(h) > 0 {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("nothing listens on port %d after 10s", port)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			},
 		},
 	})
 }
