@@ -62,6 +62,9 @@ func FindConflicts(q ConflictQuery) ([]Conflict, error) {
 			continue
 		}
 		env := procEnv(pid)
+		if len(env) == 0 {
+			continue // another user's process: its paths are unknowable
+		}
 		prof := profileOf(argv, env)
 		if prof != want || q.StateDir == "" {
 			continue
@@ -73,6 +76,8 @@ func FindConflicts(q ConflictQuery) ([]Conflict, error) {
 		scope := config.ScopeUser
 		if procUID(pid) == 0 {
 			scope = config.ScopeSystem
+		} else if env["HOME"] == "" && env["XDG_STATE_HOME"] == "" && env["GATEWAY_STATE_DIR"] == "" {
+			continue // its state directory would be guessed from ours
 		}
 		paths := config.ResolvePaths(p, scope, func(k string) string { return env[k] })
 		if filepath.Clean(paths.StateDir) != filepath.Clean(q.StateDir) {

@@ -171,7 +171,11 @@ func (m *systemdManager) systemctl() string {
 
 func (m *systemdManager) noManager(err error) error {
 	if m.scope == ScopeUser {
-		return fmt.Errorf("no systemd user manager: is this a login session? try `loginctl enable-linger` (or set DBUS_SESSION_BUS_ADDRESS): %w", err)
+		name := "$USER"
+		if u, uerr := user.Current(); uerr == nil {
+			name = u.Username
+		}
+		return fmt.Errorf("no systemd user manager for %s (no login session and lingering off, so nothing runs it): `sudo loginctl enable-linger %s` starts it now and at every boot (or `gatewayctl install --linger`; as root `gatewayctl install --user %s --linger`): %w", name, name, name, err)
 	}
 	return fmt.Errorf("no systemd system manager answers on D-Bus: is systemd PID 1 here? (use the plain `gatewayd` binary without a unit otherwise): %w", err)
 }
