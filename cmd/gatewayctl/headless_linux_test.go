@@ -24,7 +24,10 @@ import (
 // configuration-management run has), `gatewayctl install` names the one
 // command that fixes it; root's `install --user alice --linger` turns
 // lingering on through logind and installs alice's user-scope gateway,
-// which alice then reaches with no session environment at all.
+// which alice then reaches with no session environment at all. In the same
+// container, for the system scope: the first health after an install, the
+// always-on service started by its target with no client, and logs from
+// the journal (and the file) with the service stopped.
 func TestHeadlessUserInstall(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPING: needs root to boot a systemd container (CI runs as root and installs systemd-container)")
@@ -136,5 +139,38 @@ func TestHeadlessUserInstall(t *testing.T) {
 	}
 	if out, _ := run(0, "systemctl", "--user", "-M", "alice@", "is-enabled", "gatewayd.service", "gatewayd.socket"); strings.Count(out, "enabled") != 2 {
 		t.Errorf("systemctl --user -M alice@ is-enabled: %s", out)
+	}
+
+	// System scope in the same booted system: the first health after the
+	// install just works (gatewayd writes its token while the connection
+	// that started it waits), and the always-on service starts with its
+	// target, without any client: stop it, start multi-user.target (what
+	// a boot does), and it runs again.
+	port3 := strconv.Itoa(18000 + os.Getpid()%1000 + 2)
+	run(0, "gatewayctl", "install", "--scope", "system", "--port", port3)
+	run(0, "test", "!", "-e", "/var/lib/gatewayd/gateway.token")
+	if out, _ := run(0, "gatewayctl", "health"); !strings.HasPrefix(out, "ok: ") {
+		t.Errorf("the first health after a system install: %s", out)
+	}
+	if out, _ := run(0, "gatewayctl", "status"); !strings.Contains(out, "rpc probe    ok") {
+		t.Errorf("status after a system install:\n%s", out)
+	}
+	run(0, "systemctl", "stop", "gatewayd.service")
+	run(0, "systemctl", "start", "multi-user.target")
+	if out, _ := run(0, "systemctl", "is-active", "gatewayd.service"); strings.TrimSpace(out) != "active" {
+		t.Errorf("gatewayd.service is %q after starting multi-user.target with no client, want active", out)
+	}
+
+	// logs with the service stopped, as a user who may read the journal but
+	// not the gateway's log file: the journal, and it says so.
+	run(0, "gatewayctl", "stop", "--scope", "system")
+	run(0, "usermod", "-aG", "systemd-journal", "alice")
+	stdout, stderr = alice(0, "gatewayctl", "logs", "--scope", "system", "--limit", "20")
+	if !strings.Contains(stderr, "read the journal of gatewayd.service instead (journalctl") || !strings.Contains(stdout, "gateway ready") {
+		t.Errorf("logs from the journal as alice:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	// root reads the file itself.
+	if _, stderr := run(0, "gatewayctl", "logs", "--limit", "5"); !strings.Contains(stderr, "read the log file /var/log/gatewayd/gatewayd.jsonl directly instead") {
+		t.Errorf("logs as root with the service stopped:\n%s", stderr)
 	}
 }

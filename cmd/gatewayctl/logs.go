@@ -89,7 +89,13 @@ journalctl --follow. Ctrl-C (SIGINT) or SIGTERM ends it with status 0.`,
 }
 
 func (a *app) logs(ctx context.Context, sf *svcFlags, follow bool, limit int) error {
-	t, err := a.resolve()
+	// The paths of --scope (as status): root reading a user gateway's log,
+	// a user reading the system gateway's.
+	st, err := a.serviceTarget(sf, 0)
+	if err != nil {
+		return err
+	}
+	t, err := a.resolveIn(st)
 	if err != nil {
 		return err
 	}
