@@ -465,7 +465,7 @@ func (m *systemdManager) Install(ctx context.Context, t Target, o InstallOptions
 		on := m.lingering()
 		res.Linger = &on
 		if !on {
-			res.Notes = append(res.Notes, fmt.Sprintf("lingering is off for %s: the gateway stops when you log out; keep it running with `loginctl enable-linger %s`", m.user, m.user))
+			res.Notes = append(res.Notes, fmt.Sprintf("lingering is off for %s: the gateway stops when you log out and starts only at login; keep it running from boot with `loginctl enable-linger %s` (or `gatewayctl install --linger`)", m.user, m.user))
 		}
 	}
 	if res.AlreadyInstalled {
