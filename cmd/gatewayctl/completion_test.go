@@ -55,13 +55,13 @@ func TestBashCompletion(t *testing.T) {
 		line string
 		want string
 	}{
-		{"gatewayctl ", "health status call logs bench version completion install uninstall start stop restart doctor agent message channels nodes pairing config"},
+		{"gatewayctl ", "health status call logs bench version completion install uninstall start stop restart doctor agent message channels nodes pairing config dashboard"},
 		{"gatewayctl he", "health"},
 		{"gatewayctl health --w", "--wait"},
 		{"gatewayctl health --j", "--json"},
 		{"gatewayctl completion ", "bash zsh fish"},
 		{"gatewayctl completion z", "zsh"},
-		{"gatewayctl --url ws://x:1 ", "health status call logs bench version completion install uninstall start stop restart doctor agent message channels nodes pairing config"}, // the value is skipped
+		{"gatewayctl --url ws://x:1 ", "health status call logs bench version completion install uninstall start stop restart doctor agent message channels nodes pairing config dashboard"}, // the value is skipped
 		{"gatewayctl --json lo", "logs"}, // a bool flag takes no value
 		{"gatewayctl health --timeout ", ""},
 		{"gatewayctl logs --f", "--follow"},

@@ -57,7 +57,7 @@ func (a *app) doctorCommand() *ffcli.Command {
 	var sf svcFlags
 	sf.register(fs, true)
 	fix := fs.Bool("fix", false, "apply the safe repairs (rewrite units, daemon-reload, re-enable, restart once), then re-check")
-	dry := fs.Bool("dry-run", false, "with --fix: say what would be repaired, touch nothing")
+	dry := fs.Bool("dry-run", false, "with --fix: say what would be repaired and show the file changes as a unified diff, touch nothing")
 	list := fs.Bool("list", false, "list the checks and what they look at")
 	var only onlyFlag
 	fs.Var(&only, "only", "run only the check `NAME` (repeatable, or comma-separated)")
@@ -72,7 +72,11 @@ warning, error, failed, skipped), a message and a fix hint.
 --fix applies only safe, idempotent repairs: rewrite the units from the
 template, daemon-reload over D-Bus, re-enable, restart once, then re-check;
 each problem is then reported as "fixed" or "manual fix required: <command>".
-Operator drop-ins, masks, lingering and the config file are never changed.
+Every file it replaces or removes is first saved in gatewayctl-backup/ next
+to the unit directory (it says where), and files are written atomically. A
+second --fix finds nothing to do and changes nothing. --fix --dry-run shows
+each file change as a unified diff. Operator drop-ins, masks, lingering and
+the config file are never changed.
 
 Check names may also be given as arguments: gatewayctl doctor unit-drift.
 
@@ -179,6 +183,7 @@ func printDoctor(w io.Writer, m service.Manager, st *svcTarget, r *doctorReport)
 		}
 	}
 	tw.Flush()
+	printChanges(w, r)
 	switch {
 	case r.Remaining == 0 && r.Fixed > 0:
 		fmt.Fprintf(w, "all clean: %d fixed\n", r.Fixed)
@@ -192,5 +197,28 @@ func printDoctor(w io.Writer, m service.Manager, st *svcTarget, r *doctorReport)
 			hint = ""
 		}
 		fmt.Fprintf(w, "%d problems remain%s\n", r.Remaining, hint)
+	}
+}
+
+// printChanges says which files --fix changed and where their previous
+// versions are, or with --dry-run shows each change as a unified diff.
+func printChanges(w io.Writer, r *doctorReport) {
+	if r.Report == nil {
+		return
+	}
+	for _, c := range r.Changes {
+		if r.DryRun {
+			fmt.Fprintf(w, "would %s %s:\n%s", c.Action, c.Path, c.Diff)
+			if !strings.HasSuffix(c.Diff, "\n") {
+				fmt.Fprintln(w)
+			}
+			continue
+		}
+		done := map[string]string{"create": "created", "rewrite": "rewrote", "remove": "removed"}[c.Action]
+		if c.Backup != "" {
+			fmt.Fprintf(w, "%s %s (the previous version is saved as %s)\n", done, c.Path, c.Backup)
+		} else {
+			fmt.Fprintf(w, "%s %s\n", done, c.Path)
+		}
 	}
 }

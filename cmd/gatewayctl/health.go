@@ -29,6 +29,11 @@ func (a *app) healthCommand() *ffcli.Command {
 connect (TCP + WebSocket + handshake) time, the RPC round trip, and the
 server's own durationMs. --json prints the health payload instead.
 
+The first health after an install needs no --wait: the connection starts
+a socket-activated gateway, which writes its token file while starting;
+when it answers that no token was sent and none is configured, health
+re-reads the token file (up to 3 s) and connects once more.
+
 --wait D retries (every 100 ms) while the gateway is unreachable, starting,
 or unhealthy, until it is healthy or D has passed. Authentication failures
 are not retried, except a missing token while no secret is configured and

@@ -35,9 +35,11 @@ func (a *app) installCommand() *ffcli.Command {
 	port := fs.Int("port", 0, "the gateway's `port` (written to the profile's config file when it has none)")
 	force := fs.Bool("force", false, "rewrite the units even when identical, and replace hand-edited ones")
 	dry := fs.Bool("dry-run", false, "print what would be written and done, touch nothing")
+	forUser := fs.String("user", "", "as root: install the user-scope gateway of account `NAME` (implies --scope user)")
+	linger := fs.Bool("linger", false, "user scope: turn lingering on (logind), so the user's manager and the gateway run from boot without a login")
 	return &ffcli.Command{
 		Name:       "install",
-		ShortUsage: "gatewayctl install [--scope user|system] [--port N] [--force] [--dry-run]",
+		ShortUsage: "gatewayctl install [--scope user|system] [--user NAME] [--linger] [--port N] [--force] [--dry-run]",
 		ShortHelp:  "Install the gateway as a socket-activated service (systemd units or launchd plist).",
 		LongHelp: `Renders the profile's units (systemd: gatewayd[-PROFILE].socket and .service;
 launchd: a LaunchAgent, or a LaunchDaemon with --scope system), writes them,
@@ -50,6 +52,15 @@ Idempotent: when the files are identical nothing is written or restarted;
 is installed in the other scope. In user scope it reports whether lingering
 is on and how to turn it on (loginctl enable-linger).
 
+Headless (a non-login SSH command, sudo -u, configuration management):
+with no session bus in the environment, user scope reaches the user's
+manager at /run/user/UID/bus. When that manager is not running (no login
+session, lingering off), install says the one command that fixes it;
+--linger turns lingering on through logind (which starts the manager now
+and at every boot) and goes on. As root, --user NAME installs NAME's
+user-scope gateway: the rest of the install runs as NAME, against NAME's
+manager (add --linger when NAME has no session).
+
 --port N sets the socket's port; it is written to gateway.port in the
 profile's config file when that file does not exist yet (status, health and
 doctor read it there), and must match gateway.port when the file exists.
@@ -59,6 +70,17 @@ Exit status 0 installed (or already installed), 1 refused or failed, 2 usage.`,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return usageErr(fmt.Errorf("install takes no arguments, got %q", args))
+			}
+			if *forUser != "" {
+				if *dry {
+					return usageErr(errors.New("--user NAME does not combine with --dry-run: run `sudo -u NAME gatewayctl install --scope user --dry-run`"))
+				}
+				return a.installForUser(ctx, &sf, *forUser, *linger)
+			}
+			if *linger {
+				if err := a.lingerSelf(ctx, &sf, *dry); err != nil {
+					return err
+				}
 			}
 			return a.install(ctx, &sf, *port, service.InstallOptions{Force: *force, DryRun: *dry})
 		},

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/platform/procs"
 )
 
 // TestMain lets testscript run the in-process gatewayctl as a command. It
@@ -24,7 +26,7 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs testdata/script/*.txtar against the real gatewayd: each
 // script gets its own free port ($PORT, also $GATEWAY_PORT), a port nothing
-// listens on ($DEADPORT), and its own state, config and XDG directories
+// listens on ($DEADPORT), a second free port ($PORT2), and its own state, config and XDG directories
 // under $WORK.
 func TestScripts(t *testing.T) {
 	gatewayd := buildGatewayd(t)
@@ -44,6 +46,11 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PATH", filepath.Dir(gatewayd)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("PORT", strconv.Itoa(port))
 			env.Setenv("DEADPORT", strconv.Itoa(dead))
+			port2, err := gatewaytest.FreePort()
+			if err != nil {
+				return err
+			}
+			env.Setenv("PORT2", strconv.Itoa(port2)) // a second free port
 			env.Setenv("GATEWAY_PORT", strconv.Itoa(port))
 			env.Setenv("GATEWAY_STATE_DIR", filepath.Join(work, "state"))
 			env.Setenv("GATEWAY_CONFIG_PATH", filepath.Join(work, "config.json"))
@@ -55,6 +62,25 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitcode,
+			// waitlisten PORT waits (10 s at most) until something listens
+			// on PORT, without connecting (a connect would socket-activate).
+			"waitlisten": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: waitlisten PORT")
+				}
+				port, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					if h, _ := procs.ListenersOnPort(port); len(h) > 0 {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("nothing listens on port %d after 10s", port)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			},
 		},
 	})
 }

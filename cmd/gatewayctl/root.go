@@ -107,6 +107,7 @@ func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 		a.nodesCommand(),
 		a.pairingCommand(),
 		a.configCommand(),
+		a.dashboardCommand(),
 	}
 	a.registerMan(root) // hidden `gatewayctl man gatewayctl|gatewayd`, for make package
 	return root
@@ -282,14 +283,20 @@ func secretSource(tokenName, passwordName string, t *target) string {
 // dial connects to the target, turning auth failures into errors that say
 // where this host's token is.
 func (a *app) dial(ctx context.Context, t *target, scopes []string) (*client.Conn, error) {
-	c, err := client.Dial(ctx, client.Options{
-		URL:              t.URL,
-		Token:            t.Token,
-		Password:         t.Password,
-		Scopes:           scopes,
-		HandshakeTimeout: a.g.timeout,
-		Logger:           a.logger(),
-	})
+	dial := func() (*client.Conn, error) {
+		return client.Dial(ctx, client.Options{
+			URL:              t.URL,
+			Token:            t.Token,
+			Password:         t.Password,
+			Scopes:           scopes,
+			HandshakeTimeout: a.g.timeout,
+			Logger:           a.logger(),
+		})
+	}
+	c, err := dial()
+	if err != nil && firstStart(t, err) {
+		c, err = a.afterFirstStart(ctx, t, dial, err) // see firststart.go
+	}
 	if err != nil {
 		var de *client.DialError
 		if errors.As(err, &de) {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -257,16 +258,80 @@ the shutdown event and close code 1012.`,
 }
 
 func (a *app) restartCommand() *ffcli.Command {
-	return a.verbCommand("restart", "Restart the gateway; the socket keeps accepting meanwhile.",
+	var noCheck *bool
+	cmd := a.verbCommand("restart", "Restart the gateway; the socket keeps accepting meanwhile.",
 		`Restarts the profile's service while its socket stays open, so new
 connections queue in the socket's backlog instead of being refused.
-Connected clients get the shutdown event and close code 1012 and reconnect.`,
+Connected clients get the shutdown event and close code 1012 and reconnect.
+
+First it runs the installed binary's config check (gatewayd --check-config,
+the binary the unit runs, with the profile's config file): when that fails
+the gateway is not restarted, the running one keeps serving, and the
+errors (FILE:LINE:COL: message) are printed. --no-config-check skips it.`,
 		func(ctx context.Context, m service.Manager, st *svcTarget) (string, error) {
+			note, err := a.checkInstalledConfig(ctx, m, st, *noCheck)
+			if err != nil {
+				return "", err
+			}
 			if err := m.Restart(ctx, st.tg); err != nil {
 				return "", err
 			}
-			return "restarted " + describe(m, st), nil
+			return "restarted " + describe(m, st) + note, nil
 		})
+	noCheck = cmd.FlagSet.Bool("no-config-check", false, "restart without running the installed gatewayd's --check-config first")
+	cmd.ShortUsage = "gatewayctl restart [--scope user|system] [--profile NAME] [--no-config-check]"
+	return cmd
+}
+
+// errConfigRejected is a restart refused because the installed gatewayd
+// rejects the config.
+var errConfigRejected = errors.New("the installed gatewayd rejects the config")
+
+// checkInstalledConfig runs `gatewayd --check-config` with the binary the
+// service runs, for the profile's config file, and returns an error (the
+// gateway is left alone) when the check fails. A binary that predates
+// --check-config is not an error: the returned note says the check was
+// skipped.
+func (a *app) checkInstalledConfig(ctx context.Context, m service.Manager, st *svcTarget, skip bool) (string, error) {
+	if skip {
+		return " (config check skipped: --no-config-check)", nil
+	}
+	bin, env := st.tg.ExecPath, os.Environ()
+	if rt, err := m.Status(ctx, st.tg); err == nil && len(rt.ExecStart) > 0 && filepath.IsAbs(rt.ExecStart[0]) {
+		bin = rt.ExecStart[0] // the binary the unit runs, which may not be ours
+		for k, v := range rt.Environment {
+			env = append(env, k+"="+v)
+		}
+	}
+	if bin == "" {
+		return "", fmt.Errorf("cannot check the config before restarting: %w (or pass --no-config-check)", st.needBinary())
+	}
+	args := []string{"--check-config", "--config", st.paths.ConfigPath}
+	if a.g.dev {
+		args = append(args, "--dev")
+	} else {
+		args = append(args, "--profile", st.profile.Name())
+	}
+	cctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, bin, args...)
+	cmd.Env = env
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return " (config ok: " + st.paths.ConfigPath + ")", nil
+	case errors.As(err, &ee) && ee.ExitCode() == 2 && strings.Contains(stderr.String(), "-check-config"):
+		// flag provided but not defined: an older gatewayd.
+		return fmt.Sprintf(" (config not checked: %s predates --check-config)", bin), nil
+	case errors.As(err, &ee) && ee.ExitCode() == 78:
+		return "", fmt.Errorf("%w (%s --check-config), so it was NOT restarted and the running gateway keeps serving:\n%s\nfix the config, check it with `gatewayctl config validate`, then run `gatewayctl restart` again",
+			errConfigRejected, bin, strings.TrimRight(stderr.String(), "\n"))
+	}
+	return "", fmt.Errorf("cannot check the config with %s --check-config (%v), so the gateway was NOT restarted: %s (restart without the check: gatewayctl restart --no-config-check)",
+		bin, err, strings.TrimSpace(stderr.String()+" "+stdout.String()))
 }
 
 func (a *app) uninstallCommand() *ffcli.Command {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,12 @@ func TestServiceScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/service",
 		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			if cond == "checkconfig" { // the gatewayd under test has --check-config
+				return supportsCheckConfig(gatewayd), nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			tb, ok := env.T().(testing.TB)
 			if !ok {
@@ -123,6 +130,16 @@ func TestServiceScripts(t *testing.T) {
 				}
 				ts.Fatalf("%s: %s never became %s (last %q)", args[0], prop, args[1], strings.TrimSpace(out))
 			},
+			// listen ADDR listens on ADDR from the test process (another
+			// program on the port) until the script ends.
+			"listen": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: listen HOST:PORT")
+				}
+				ln, err := net.Listen("tcp", args[0])
+				ts.Check(err)
+				ts.Defer(func() { ln.Close() })
+			},
 			// replace FILE OLD NEW edits a file the way an operator would.
 			"replace": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 3 {
@@ -157,3 +174,13 @@ func TestServiceScripts(t *testing.T) {
 
 // unquote turns \n in a replace argument into a newline.
 func unquote(s string) string { return strings.ReplaceAll(s, `\n`, "\n") }
+
+// supportsCheckConfig reports whether gatewayd knows --check-config
+// (exit 0 or 78 on a config file that does not exist, 2 for an unknown flag).
+func supportsCheckConfig(gatewayd string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewayd, "--check-config", "--config", filepath.Join(os.TempDir(), "gatewayd-no-such-config.json"))
+	out, err := cmd.CombinedOutput()
+	return !strings.Contains(string(out), "flag provided but not defined") && (err == nil || cmd.ProcessState.ExitCode() == 78)
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,7 +62,10 @@ type statusReport struct {
 	RPC          rpcProbe     `json:"rpc"`
 	Runtime      *RuntimeInfo `json:"runtime"`
 	LastLogError string       `json:"lastLogError,omitempty"`
-	Deep         *deepReport  `json:"deep,omitempty"`
+	// Conflicts are processes competing with the installed service for
+	// its port or its profile (then runtime.state is "conflict").
+	Conflicts []service.Conflict `json:"conflicts,omitempty"`
+	Deep      *deepReport        `json:"deep,omitempty"`
 }
 
 // rpcProbe is the result of connecting and calling status.
@@ -100,9 +105,15 @@ not answer, the last error line of the gateway's log is shown.
 service on the host (marker environment GATEWAY_SERVICE_MARKER), warning
 about other profiles or copies on the same port.
 
+A process that competes with the installed service is reported as a
+CONFLICT (runtime state "conflict") with its pid and how to resolve it: a
+gatewayd the service manager did not start (run by hand) or another
+program listening on the profile's port, or a second gatewayd of the same
+profile and state directory.
+
 Exit status 0 when the probe succeeded, 3 unreachable, 4 authentication
-failed, 1 other problems. With --no-probe: 0, or 1 when the service manager
-could not be asked.`,
+failed, 1 other problems (a conflict among them). With --no-probe: 0, or 1
+when the service manager could not be asked or there is a conflict.`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -156,12 +167,20 @@ func (a *app) status(ctx context.Context, sf *svcFlags, deep, noProbe bool) erro
 		r.RPC.Skipped = true
 	} else {
 		r.RPC = a.probeRPC(ctx, t)
+		// The probe may have started the gateway, which wrote its token.
+		r.TokenFile, r.SecretSource, r.SecretNote = t.TokenFile, t.SecretSource, t.SecretNote
 		if !r.RPC.OK && r.Runtime.looksUp() && exitCode(r.RPC.err) == ExitUnreachable {
 			r.LastLogError = service.LastLogError(t.Paths.LogFile)
 		}
 	}
 	if r.Runtime.State == "failed" {
 		r.LastLogError = service.LastLogError(t.Paths.LogFile)
+	}
+	if r.Runtime.Installed {
+		r.Conflicts = findConflicts(st, r.Runtime)
+		if len(r.Conflicts) > 0 {
+			r.Runtime.State = "conflict"
+		}
 	}
 	if deep {
 		r.Deep = a.probeDeep(ctx, st)
@@ -176,6 +195,8 @@ func (a *app) status(ctx context.Context, sf *svcFlags, deep, noProbe bool) erro
 	switch {
 	case !noProbe && r.RPC.err != nil:
 		return silent(r.RPC.err)
+	case len(r.Conflicts) > 0:
+		return silent(withCode(ExitProblem, fmt.Errorf("%d processes compete with the installed service", len(r.Conflicts))))
 	case noProbe && r.Runtime.Err != "":
 		return silent(withCode(ExitProblem, errors.New(r.Runtime.Err)))
 	}
@@ -204,6 +225,35 @@ func (a *app) probeRuntime(ctx context.Context, st *svcTarget, scope string) *Ru
 	ri.Installed = rt.LoadState == "loaded" || rt.SocketLoadState == "loaded"
 	ri.State = runtimeState(ri)
 	return ri
+}
+
+// findConflicts looks for processes that compete with the installed
+// service (service.FindConflicts); a scan that fails is not a conflict.
+func findConflicts(st *svcTarget, ri *RuntimeInfo) []service.Conflict {
+	q := service.ConflictQuery{Profile: st.profile.Name(), StateDir: st.paths.StateDir, MainPID: ri.MainPID,
+		Stop: "gatewayctl restart --scope " + st.scope + profileArg(st)}
+	for _, a := range st.tg.ListenAddrs {
+		if ap, err := netip.ParseAddrPort(a); err == nil && !slices.Contains(q.Ports, int(ap.Port())) {
+			q.Ports = append(q.Ports, int(ap.Port()))
+		}
+	}
+	if len(q.Ports) == 0 {
+		q.Ports = []int{st.port}
+	}
+	found, _ := service.FindConflicts(q)
+	return found
+}
+
+// profileArg is " --profile NAME" for a named profile, "" for the default.
+func profileArg(st *svcTarget) string {
+	switch n := st.profile.Name(); n {
+	case "default":
+		return ""
+	case "dev":
+		return " --dev"
+	default:
+		return " --profile " + n
+	}
 }
 
 // runtimeState sums a runtime up in one word.
@@ -337,6 +387,10 @@ func printStatus(w io.Writer, r *statusReport) {
 	if r.LastLogError != "" {
 		fmt.Fprintf(tw, "last log error\t%s\n", r.LastLogError)
 	}
+	for _, c := range r.Conflicts {
+		fmt.Fprintf(tw, "CONFLICT\t%s pid %d on %s: %s\n", c.Kind, c.PID, c.Reason, c.Command)
+		fmt.Fprintf(tw, "\tfix: %s\n", c.Fix)
+	}
 	if d := r.Deep; d != nil {
 		printRuntime(tw, "other scope ", d.OtherScope)
 		for _, f := range d.Services {
@@ -377,6 +431,8 @@ func printRuntime(tw io.Writer, prefix string, ri *RuntimeInfo) {
 		fmt.Fprintf(tw, "%sruntime\twaiting (socket listening; the first connection starts gatewayd)\n", prefix)
 	case "failed":
 		fmt.Fprintf(tw, "%sruntime\tfailed (last exit status %d; gatewayctl doctor)\n", prefix, rt.ExecMainStatus)
+	case "conflict":
+		fmt.Fprintf(tw, "%sruntime\tCONFLICT: other processes compete with the service for its port or profile (see CONFLICT below)\n", prefix)
 	default:
 		fmt.Fprintf(tw, "%sruntime\t%s\n", prefix, ri.State)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"howett.net/plist"
 
@@ -605,20 +606,38 @@ func (m *launchdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) 
 	if len(steps) == 0 {
 		return finish(before), nil
 	}
+	change, changed := planChange(st.path, st.expected, false)
 	if o.DryRun {
 		for i := range before {
 			if before[i].Problem() && !strings.HasPrefix(before[i].Fix, manualPrefix) && before[i].Fix != "" {
 				before[i].Fix = "would " + strings.Join(steps, ", then ")
 			}
 		}
-		return finish(before), nil
+		rep := finish(before)
+		if rewrite && changed {
+			rep.Changes = []FileChange{change}
+		}
+		return rep, nil
 	}
+	var changes []FileChange
 	if rewrite {
 		if err := os.MkdirAll(launchd.LogDir(st.p), 0o755); err != nil {
 			return finish(before), fmt.Errorf("doctor --fix: create log directory: %w", err)
 		}
+		if changed {
+			// Outside LaunchAgents/LaunchDaemons: launchd never loads a backup.
+			dir := filepath.Join(filepath.Dir(filepath.Dir(st.path)), BackupDirName)
+			change.Diff = ""
+			var err error
+			if change.Backup, err = backupFile(dir, st.path, time.Now()); err != nil {
+				return finish(before), fmt.Errorf("doctor --fix: %w; nothing was changed in %s", err, st.path)
+			}
+			changes = append(changes, change)
+		}
 		if err := config.WriteFileAtomic(st.path, st.expected, 0o644); err != nil {
-			return finish(before), fmt.Errorf("doctor --fix: write plist %s: %w", st.path, err)
+			rep := finish(before)
+			rep.Changes = changes
+			return rep, fmt.Errorf("doctor --fix: write plist %s: %w", st.path, err)
 		}
 	}
 	if reload {
@@ -636,5 +655,7 @@ func (m *launchdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) 
 		}
 	}
 	after := runChecks(ctx, m.log, checks, m.gather(ctx, t))
-	return finish(mergeAfterFix(before, after)), nil
+	rep := finish(mergeAfterFix(before, after))
+	rep.Changes = changes
+	return rep, nil
 }

@@ -168,6 +168,9 @@ type Runtime struct {
 	ExecMainStatus int `json:"execMainStatus"`
 	// Environment is the service's Environment= (marker variables).
 	Environment map[string]string `json:"environment"`
+	// ExecStart is the command line the service runs (the first
+	// ExecStart=; launchd: ProgramArguments), nil when unknown.
+	ExecStart []string `json:"execStart,omitempty"`
 	// SocketActiveState is the socket unit's ActiveState.
 	SocketActiveState string `json:"socketActiveState"`
 	// SocketLoadState is the socket unit's LoadState.
@@ -229,6 +232,9 @@ type Report struct {
 	Fixed int `json:"fixed"`
 	// Remaining counts the results still at warning or worse.
 	Remaining int `json:"remaining"`
+	// Changes are the files --fix replaced, created or removed, each with
+	// its backup; with --dry-run, the ones it would, each with its diff.
+	Changes []FileChange `json:"changes,omitempty"`
 }
 
 // Result returns the named check's result and whether it ran.

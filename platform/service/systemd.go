@@ -45,6 +45,9 @@ type SystemdOptions struct {
 	OtherScopeDirs []string
 	// LingerDir is logind's linger directory; "" means DefaultLingerDir.
 	LingerDir string
+	// BackupDir is where doctor --fix saves the files it replaces; ""
+	// means BackupDirName next to the unit directory.
+	BackupDir string
 	// User is the account whose lingering is checked; "" means $USER of
 	// the manager's environment, else the current user.
 	User string
@@ -60,6 +63,7 @@ type systemdManager struct {
 	other     []string
 	unitPath  []string
 	lingerDir string
+	backupDir string
 	user      string
 	log       *slog.Logger
 }
@@ -82,6 +86,7 @@ func NewSystemdWithOptions(ctx context.Context, o SystemdOptions) (Manager, erro
 		unitDir:   o.UnitDir,
 		other:     o.OtherScopeDirs,
 		lingerDir: o.LingerDir,
+		backupDir: o.BackupDir,
 		user:      o.User,
 		log:       discard(o.Logger),
 	}
@@ -109,6 +114,9 @@ func NewSystemdWithOptions(ctx context.Context, o SystemdOptions) (Manager, erro
 	}
 	if m.other == nil {
 		m.other = defaultOtherDirs(m.scope)
+	}
+	if m.backupDir == "" {
+		m.backupDir = filepath.Join(filepath.Dir(m.unitDir), BackupDirName)
 	}
 	if m.user == "" {
 		m.user = menv["USER"]
@@ -163,7 +171,11 @@ func (m *systemdManager) systemctl() string {
 
 func (m *systemdManager) noManager(err error) error {
 	if m.scope == ScopeUser {
-		return fmt.Errorf("no systemd user manager: is this a login session? try `loginctl enable-linger` (or set DBUS_SESSION_BUS_ADDRESS): %w", err)
+		name := "$USER"
+		if u, uerr := user.Current(); uerr == nil {
+			name = u.Username
+		}
+		return fmt.Errorf("no systemd user manager for %s (no login session and lingering off, so nothing runs it): `sudo loginctl enable-linger %s` starts it now and at every boot (or `gatewayctl install --linger`; as root `gatewayctl install --user %s --linger`): %w", name, name, name, err)
 	}
 	return fmt.Errorf("no systemd system manager answers on D-Bus: is systemd PID 1 here? (use the plain `gatewayd` binary without a unit otherwise): %w", err)
 }
@@ -453,7 +465,7 @@ func (m *systemdManager) Install(ctx context.Context, t Target, o InstallOptions
 		on := m.lingering()
 		res.Linger = &on
 		if !on {
-			res.Notes = append(res.Notes, fmt.Sprintf("lingering is off for %s: the gateway stops when you log out; keep it running with `loginctl enable-linger %s`", m.user, m.user))
+			res.Notes = append(res.Notes, fmt.Sprintf("lingering is off for %s: the gateway stops when you log out and starts only at login; keep it running from boot with `loginctl enable-linger %s` (or `gatewayctl install --linger`)", m.user, m.user))
 		}
 	}
 	if res.AlreadyInstalled {
@@ -462,7 +474,8 @@ func (m *systemdManager) Install(ctx context.Context, t Target, o InstallOptions
 	if !res.AlreadyInstalled {
 		res.Actions = append(res.Actions, "write "+strings.Join(changedPaths(res.Files), " "), "daemon-reload")
 	}
-	res.Actions = append(res.Actions, "enable "+sock, "start "+sock)
+	enable := enableList(files)
+	res.Actions = append(res.Actions, "enable "+strings.Join(enable, " "), "start "+sock)
 	if updated {
 		if sockChanged {
 			res.Actions = append(res.Actions, "stop "+svc, "restart "+sock)
@@ -488,7 +501,7 @@ func (m *systemdManager) Install(ctx context.Context, t Target, o InstallOptions
 		}
 		m.log.Info("wrote unit files", "files", changedPaths(res.Files))
 	}
-	if err := m.enable(ctx, s, sock); err != nil {
+	if err := m.enable(ctx, s, enable...); err != nil {
 		return nil, err
 	}
 	if updated && sockChanged {
@@ -530,16 +543,34 @@ func changedPaths(files []InstalledFile) []string {
 	return out
 }
 
-func (m *systemdManager) enable(ctx context.Context, s *session, sock string) error {
-	if _, _, err := s.sd.EnableUnitFilesContext(ctx, []string{sock}, false, false); err != nil {
-		return fmt.Errorf("enable %s: %w (see `%s status %s`)", sock, err, m.systemctl(), sock)
+func (m *systemdManager) enable(ctx context.Context, s *session, names ...string) error {
+	if _, _, err := s.sd.EnableUnitFilesContext(ctx, names, false, false); err != nil {
+		return fmt.Errorf("enable %s: %w (see `%s status %s`)", strings.Join(names, " "), err, m.systemctl(), names[0])
 	}
 	// Like systemctl enable: reload, so the manager's cached UnitFileState
 	// and dependencies follow the new links.
 	if err := s.sd.ReloadContext(ctx); err != nil {
-		return fmt.Errorf("daemon-reload after enabling %s: %w", sock, err)
+		return fmt.Errorf("daemon-reload after enabling %s: %w", strings.Join(names, " "), err)
 	}
 	return nil
+}
+
+// enableList returns the units install enables: the socket, and the
+// service too when its template starts it at boot ([Install] WantedBy=),
+// so the gateway runs without waiting for a first connection.
+func enableList(files []units.File) []string {
+	out := []string{files[0].Name}
+	if startsAtBoot(files[1].Data) {
+		out = append(out, files[1].Name)
+	}
+	return out
+}
+
+// startsAtBoot reports whether a rendered service unit is wanted by a
+// target ([Install] WantedBy=), i.e. always on rather than on demand.
+func startsAtBoot(service []byte) bool {
+	u, err := units.Parse(service)
+	return err == nil && len(u.Values("Install", "WantedBy")) > 0
 }
 
 // lingering reports whether logind keeps the user's manager running after
@@ -676,6 +707,7 @@ func (m *systemdManager) status(ctx context.Context, s *session, t Target) (*Run
 		rt.StatusText = str(sp["StatusText"])
 		rt.WatchdogUSec = uint64(num(sp["WatchdogUSec"]))
 		rt.ExecMainStatus = int(num(sp["ExecMainStatus"]))
+		rt.ExecStart = execStartOf(sp["ExecStart"])
 		if env := strs(sp["Environment"]); len(env) > 0 {
 			rt.Environment = map[string]string{}
 			for _, kv := range env {
@@ -735,6 +767,20 @@ func listenOf(v any) []string {
 		}
 	}
 	return out
+}
+
+// execStartOf returns the argv of the first entry of the service's
+// ExecStart property, a(sasbttttuii) of (path, argv, ignore-failure, …).
+func execStartOf(v any) []string {
+	l, ok := v.([][]any)
+	if !ok || len(l) == 0 || len(l[0]) < 2 {
+		return nil
+	}
+	argv, _ := l[0][1].([]string)
+	if path, _ := l[0][0].(string); path != "" && len(argv) > 0 {
+		argv = append([]string{path}, argv[1:]...) // argv[0] may be a name only
+	}
+	return slices.Clone(argv)
 }
 
 func str(v any) string {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gatewayd/gatewayd/units"
 )
@@ -264,11 +265,12 @@ var systemdChecks = []sdCheck{
 	{"unit-dropins", "drop-ins applied to the units (reported as extended, never edited); ListenStream= without a reset is an error", checkDropins},
 	{"daemon-reload-needed", "the manager has loaded the unit files as they are on disk", checkReload},
 	{"unit-not-enabled", "the socket is enabled, so the gateway comes up at boot/login", checkEnabled},
+	{"service-not-enabled", "the service is enabled, so the gateway runs from boot/login without waiting for a client", checkServiceEnabled},
 	{"unit-masked", "neither unit is masked", checkMasked},
 	{"socket-address", "the socket listens on the profile's configured addresses", checkSocketAddress},
 	{"service-failed", "neither the service nor the socket is in the failed state", checkServiceFailed},
 	{"watchdog-missing", "the service runs with a watchdog (WatchdogSec=)", checkWatchdog},
-	{"secret-in-unit", "no token or password in Environment= of the unit or its drop-ins", checkSecret},
+	{"secret-in-unit", "no token or password in Environment= or on ExecStart= of the unit or its drop-ins", checkSecret},
 	{"marker-mismatch", "the marker environment names gatewayd, this version and this profile", checkMarker},
 	{"linger-off", "user scope: lingering is on, so the gateway keeps running after logout", checkLinger},
 	{"config-invalid", "the profile's config file loads", func(_ context.Context, s *sdState) CheckResult { return checkConfig(s.t) }},
@@ -484,6 +486,46 @@ func checkEnabled(_ context.Context, s *sdState) CheckResult {
 	}
 }
 
+// enableNames are the units --fix enables: the socket, and the service
+// when the template starts it at boot.
+func (s *sdState) enableNames() []string {
+	if startsAtBoot(s.svc.expected) {
+		return []string{s.sock.name, s.svc.name}
+	}
+	return []string{s.sock.name}
+}
+
+func checkServiceEnabled(_ context.Context, s *sdState) CheckResult {
+	if r, ok := s.need(); !ok {
+		return r
+	}
+	switch st := s.svc.fileSt; {
+	case !startsAtBoot(s.svc.expected):
+		return CheckResult{Severity: SeveritySkipped, Message: "this version's " + s.svc.name + " is started on demand by its socket"}
+	case !s.svc.exists:
+		return CheckResult{Severity: SeveritySkipped, Message: s.svc.name + " is not installed (see unit-missing)"}
+	case strings.HasPrefix(st, "masked"):
+		return CheckResult{Severity: SeveritySkipped, Message: s.svc.name + " is masked (see unit-masked)"}
+	case st == "enabled" || st == "enabled-runtime":
+		return CheckResult{Message: s.svc.name + " is " + st + ": the gateway starts at " + s.bootWord() + " without waiting for a connection"}
+	default:
+		if st == "" {
+			st = "unknown to the manager"
+		}
+		return CheckResult{Severity: SeverityWarning,
+			Message: fmt.Sprintf("%s is %s: the gateway starts only when a client connects, so channels that keep outbound connections stay down after %s", s.svc.name, st, s.bootWord()),
+			Fix:     "enable it (`" + s.sc("enable "+s.svc.name) + "`)"}
+	}
+}
+
+// bootWord says when the scope's manager starts wanted units.
+func (s *sdState) bootWord() string {
+	if s.m.scope == ScopeUser {
+		return "login (at boot with lingering)"
+	}
+	return "boot"
+}
+
 func checkMasked(_ context.Context, s *sdState) CheckResult {
 	if r, ok := s.need(); !ok {
 		return r
@@ -606,25 +648,45 @@ func checkSecret(_ context.Context, s *sdState) CheckResult {
 	}
 	var where []string
 	var inDropin []string
+	// found lists what in one file holds a secret: Environment= variables,
+	// and options of ExecStart= (also visible to every local user in the
+	// process list while the gateway runs).
+	found := func(data []byte, dropin bool) []string {
+		base := data
+		var extra [][]byte
+		if dropin {
+			base, extra = []byte("[Service]\n"), [][]byte{data}
+		}
+		var what []string
+		if vars := secretVars(units.EnvironmentOf(base, extra...)); len(vars) > 0 {
+			what = append(what, "Environment= "+strings.Join(vars, ", "))
+		}
+		for _, argv := range units.ExecStartOf(base, extra...) {
+			if flags := secretFlags(argv); len(flags) > 0 {
+				what = append(what, "ExecStart= "+strings.Join(flags, ", "))
+			}
+		}
+		return what
+	}
 	if s.svc.data != nil {
-		if vars := secretVars(units.EnvironmentOf(s.svc.data)); len(vars) > 0 {
-			where = append(where, fmt.Sprintf("%s in %s", strings.Join(vars, ", "), s.svc.path))
+		if what := found(s.svc.data, false); len(what) > 0 {
+			where = append(where, fmt.Sprintf("%s in %s", strings.Join(what, "; "), s.svc.path))
 		}
 	}
 	for p, d := range s.svc.dropins {
-		if vars := secretVars(units.EnvironmentOf([]byte("[Service]\n"), d)); len(vars) > 0 {
-			where = append(where, fmt.Sprintf("%s in %s", strings.Join(vars, ", "), p))
+		if what := found(d, true); len(what) > 0 {
+			where = append(where, fmt.Sprintf("%s in %s", strings.Join(what, "; "), p))
 			inDropin = append(inDropin, p)
 		}
 	}
 	if len(where) == 0 {
-		return CheckResult{Message: "no secrets in Environment="}
+		return CheckResult{Message: "no secrets in Environment= or ExecStart="}
 	}
 	slices.Sort(where)
-	r := CheckResult{Severity: SeverityError, Message: "secret in the unit (world-readable, shown by `systemctl show`): " + strings.Join(where, "; ")}
+	r := CheckResult{Severity: SeverityError, Message: "secret in the unit (world-readable, shown by `systemctl show`; on a command line also by `ps`): " + strings.Join(where, "; ")}
 	if len(inDropin) > 0 {
 		slices.Sort(inDropin)
-		r.Fix = manual(fmt.Sprintf("remove the Environment= line from %s and keep the secret in the gateway's token file or config (gateway.auth), then `%s daemon-reload && gatewayctl restart`", strings.Join(inDropin, ", "), s.m.systemctl()))
+		r.Fix = manual(fmt.Sprintf("remove the Environment= or ExecStart= secret from %s and keep the secret in the gateway's token file or config (gateway.auth), then `%s daemon-reload && gatewayctl restart`", strings.Join(inDropin, ", "), s.m.systemctl()))
 	} else {
 		r.Fix = "rewrite the unit from the template (the gateway reads its token file instead): `gatewayctl doctor --fix`"
 	}
@@ -778,15 +840,25 @@ func (m *systemdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) 
 				before[i].Fix = "would " + strings.Join(plan.steps, ", then ")
 			}
 		}
-		return finish(before), nil
+		rep := finish(before)
+		for _, f := range plan.files {
+			if c, ok := planChange(f.path, f.data, f.remove); ok {
+				rep.Changes = append(rep.Changes, c)
+			}
+		}
+		return rep, nil
 	}
-	if err := m.applyFix(ctx, s, st, plan); err != nil {
+	changes, err := m.applyFix(ctx, s, st, plan)
+	if err != nil {
 		m.log.Error("doctor --fix failed", "err", err)
 		rep := finish(before)
+		rep.Changes = changes
 		return rep, fmt.Errorf("doctor --fix: %w", err)
 	}
 	after := runChecks(ctx, m.log, checks, m.gather(ctx, s, t))
-	return finish(mergeAfterFix(before, after)), nil
+	rep := finish(mergeAfterFix(before, after))
+	rep.Changes = changes
+	return rep, nil
 }
 
 type fixPlan struct {
@@ -844,7 +916,7 @@ func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
 			p.rewrite, p.reload = true, true
 		case "daemon-reload-needed":
 			p.reload = true
-		case "unit-not-enabled":
+		case "unit-not-enabled", "service-not-enabled":
 			p.enable = true
 		case "service-failed":
 			p.restartService = true
@@ -883,7 +955,7 @@ func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
 		p.steps = append(p.steps, "daemon-reload")
 	}
 	if p.enable {
-		p.steps = append(p.steps, "enable "+st.sock.name)
+		p.steps = append(p.steps, "enable "+strings.Join(st.enableNames(), " "))
 	}
 	if p.restartSocket {
 		p.steps = append(p.steps, "restart "+st.sock.name)
@@ -894,36 +966,50 @@ func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
 	return p
 }
 
-func (m *systemdManager) applyFix(ctx context.Context, s *session, st *sdState, p fixPlan) error {
+// applyFix carries out the plan. Every file it replaces or removes is first
+// copied to the backup directory; the returned changes say where, also
+// when a later step fails.
+func (m *systemdManager) applyFix(ctx context.Context, s *session, st *sdState, p fixPlan) (changes []FileChange, err error) {
 	if p.disable {
 		if _, err := s.sd.DisableUnitFilesContext(ctx, []string{st.sock.name}, false); err != nil {
-			return fmt.Errorf("disable %s before removing %s: %w (try `%s disable %s`)", st.sock.name, st.sock.path, err, m.systemctl(), st.sock.name)
+			return nil, fmt.Errorf("disable %s before removing %s: %w (try `%s disable %s`)", st.sock.name, st.sock.path, err, m.systemctl(), st.sock.name)
 		}
 	}
-	var files []InstalledFile
+	now := time.Now()
 	for _, f := range p.files {
-		if f.remove {
-			if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("remove %s, which overrides the packaged unit: %w (remove it by hand, then `%s daemon-reload`)", f.path, err, m.systemctl())
-			}
-			m.log.Info("doctor removed a unit file that overrides the packaged unit", "file", f.path)
+		c, ok := planChange(f.path, f.data, f.remove)
+		if !ok {
 			continue
 		}
-		files = append(files, InstalledFile{Path: f.path, Action: ActionUpdate, Data: f.data})
-	}
-	if len(files) > 0 {
-		if err := writeFiles(files); err != nil {
-			return err
+		c.Diff = ""
+		if c.Backup, err = backupFile(m.backupDir, f.path, now); err != nil {
+			return changes, fmt.Errorf("%w; nothing was changed in %s", err, f.path)
 		}
-		m.log.Info("doctor rewrote unit files", "files", changedPaths(files))
+		if f.remove {
+			if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return changes, fmt.Errorf("remove %s, which overrides the packaged unit: %w (remove it by hand, then `%s daemon-reload`)", f.path, err, m.systemctl())
+			}
+			m.log.Info("doctor removed a unit file that overrides the packaged unit", "file", f.path, "backup", c.Backup)
+		} else {
+			if err := writeFiles([]InstalledFile{{Path: f.path, Action: ActionUpdate, Data: f.data}}); err != nil {
+				return changes, err
+			}
+			m.log.Info("doctor rewrote a unit file", "file", f.path, "backup", c.Backup)
+		}
+		changes = append(changes, c)
 	}
+	return changes, m.applyManagerSteps(ctx, s, st, p)
+}
+
+// applyManagerSteps runs the plan's reload, enable and restarts.
+func (m *systemdManager) applyManagerSteps(ctx context.Context, s *session, st *sdState, p fixPlan) error {
 	if p.reload || p.disable {
 		if err := s.sd.ReloadContext(ctx); err != nil {
 			return fmt.Errorf("daemon-reload: %w", err)
 		}
 	}
 	if p.enable {
-		if err := m.enable(ctx, s, st.sock.name); err != nil {
+		if err := m.enable(ctx, s, st.enableNames()...); err != nil {
 			return err
 		}
 	}

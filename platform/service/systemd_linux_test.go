@@ -620,6 +620,27 @@ func TestDoctorDrift(t *testing.T) {
 		removeAndReload(t, p)
 	})
 
+	t.Run("token on ExecStart=", func(t *testing.T) {
+		editUnit(t, f.unitPath("gatewayd.service"), "ExecStart="+f.tg.ExecPath, "ExecStart="+f.tg.ExecPath+" --token s3cr3t-flag")
+		f.systemctl(t, "daemon-reload")
+		c := assertCheck(t, f.doctor(t, DoctorOptions{}), "secret-in-unit", SeverityError)
+		if !strings.Contains(c.Message, "ExecStart= --token") || strings.Contains(c.Message, "s3cr3t-flag") {
+			t.Fatalf("secret-in-unit message: %q", c.Message)
+		}
+		fixAndVerify(t, "secret-in-unit", "unit-drift")
+	})
+
+	t.Run("password on ExecStart= of a drop-in", func(t *testing.T) {
+		p := writeDropin(t, f, "gatewayd.service", "[Service]\nExecStart=\nExecStart="+f.tg.ExecPath+" --password=hunter2\n")
+		f.systemctl(t, "daemon-reload")
+		rep := f.doctor(t, DoctorOptions{Fix: true})
+		c := assertCheck(t, rep, "secret-in-unit", SeverityError)
+		if c.Fixed || !strings.Contains(c.Fix, p) || !strings.Contains(c.Message, "ExecStart= --password") || strings.Contains(c.Message, "hunter2") {
+			t.Fatalf("secret on a drop-in's ExecStart= must be a manual fix naming %s, without the value: %+v", p, c)
+		}
+		removeAndReload(t, p)
+	})
+
 	t.Run("marker version", func(t *testing.T) {
 		editUnit(t, f.unitPath("gatewayd.service"), units.EnvVersion+"="+testVersion, units.EnvVersion+"=0.9.0")
 		f.systemctl(t, "daemon-reload")

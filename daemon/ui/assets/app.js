@@ -2,8 +2,9 @@
 //
 // It speaks the Gateway WebSocket protocol v4 to the gateway that served
 // it (same host, path "/"), as client id "openclaw-control-ui", mode "ui",
-// role operator. The token (or password) is pasted once and kept in this
-// browser's localStorage. Everything is rendered with DOM APIs and
+// role operator. The token (or password) is pasted once, or arrives in the
+// URL's fragment from `gatewayctl dashboard`, and is kept in this browser's
+// localStorage. Everything is rendered with DOM APIs and
 // textContent only, so gateway data cannot inject markup; the
 // page's Content-Security-Policy forbids inline script and style anyway.
 
@@ -746,4 +747,21 @@ $("logout-btn").addEventListener("click", () => {
   showLogin("");
 });
 
+// A URL from `gatewayctl dashboard` carries the token in its fragment
+// (#token=…; the fragment never reaches the server). Sign in with it, then
+// drop it from the address bar and from this history entry, so the secret
+// is not left on screen, in a bookmark or in a shared screenshot.
+function takeFragmentToken() {
+  const hash = location.hash.startsWith("#") ? location.hash.slice(1) : "";
+  if (!hash) return;
+  const params = new URLSearchParams(hash);
+  if (!params.has("token")) return;
+  const token = (params.get("token") || "").trim();
+  params.delete("token");
+  const rest = params.toString();
+  history.replaceState(history.state, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
+  if (token) saveAuth({ kind: "token", secret: token });
+}
+
+takeFragmentToken();
 if (loadAuth()) connect(); else showLogin("");

@@ -249,35 +249,7 @@ func TestControlUIInChromium(t *testing.T) {
 	}
 	defer func() { _ = g.Stop() }()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1100),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(bg, opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(alloc)
-	defer cancelTab()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser: no timeout on this first call
-		t.Fatalf("start chromium %s: %v", chrome, err)
-	}
-	p := &tab{t: t, ctx: ctx}
-	var blog browserLog
-	blog.watch(ctx)
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
-		t.Fatalf("inject the WebSocket spy: %v", err)
-	}
+	p, blog := openTab(t, bg, chrome)
 	defer func() { // before the tab closes
 		if t.Failed() {
 			p.t = t
@@ -527,4 +499,40 @@ func TestControlUIInChromium(t *testing.T) {
 	p.wait("log lines after the reload", `document.querySelectorAll("#logs .log").length > 0`)
 	p.screenshot("gatewayd-ui-e2e.png")
 	blog.check(t)
+}
+
+// openTab starts headless Chromium (stopped when bg ends or the test
+// cleans up) with the WebSocket spy injected into every page, and returns
+// its tab and the page's log.
+func openTab(t *testing.T, bg context.Context, chrome string) (*tab, *browserLog) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1100),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(bg, opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(alloc)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser: no timeout on this first call
+		t.Fatalf("start chromium %s: %v", chrome, err)
+	}
+	blog := &browserLog{}
+	blog.watch(ctx)
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
+		t.Fatalf("inject the WebSocket spy: %v", err)
+	}
+	return &tab{t: t, ctx: ctx}, blog
 }
