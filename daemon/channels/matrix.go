@@ -1,0 +1,448 @@
+package channels
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
+)
+
+// KindMatrix is the Matrix channel's kind.
+const KindMatrix = "matrix"
+
+// MatrixMaxText is where long answers are split: well inside the 64 KiB
+// event limit, with room for the JSON around the body.
+const MatrixMaxText = 16000
+
+// matrixSyncTimeout is /sync's long-poll timeout.
+const matrixSyncTimeout = 30 * time.Second
+
+// Matrix is a Matrix account: a /sync loop in (invites joined per
+// autoJoin), m.room.message out, with maunium.net/go/mautrix.
+type Matrix struct {
+	name      string
+	cfg       config.MatrixChannelConfig
+	secret    string // access token or password
+	secretErr error
+	password  bool
+	tokenPath string // where a token from a password login is kept
+	log       *slog.Logger
+	state     *linkState
+
+	mu      sync.Mutex
+	client  *mautrix.Client
+	members map[id.RoomID]int // joined member counts, for telling DMs from group rooms
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// matrixSession is a token from a password login, kept in the state
+// directory (mode 0600).
+type matrixSession struct {
+	UserID      string `json:"userId"`
+	Homeserver  string `json:"homeserver"`
+	AccessToken string `json:"accessToken"`
+	DeviceID    string `json:"deviceId"`
+}
+
+// NewMatrix builds the Matrix channel name. stateDir holds the token of a
+// password login.
+func NewMatrix(name string, cfg config.MatrixChannelConfig, getenv func(string) string, stateDir string, log *slog.Logger) *Matrix {
+	m := &Matrix{name: name, cfg: cfg, log: log.With("channel", name, "kind", KindMatrix), members: map[id.RoomID]int{}}
+	key := "channels.matrix." + name
+	if cfg.PasswordEnv != "" || cfg.PasswordFile != "" {
+		m.password = true
+		m.secret, m.secretErr = config.ResolveSecret(key+".password", "", cfg.PasswordEnv, cfg.PasswordFile, getenv)
+		if stateDir != "" {
+			m.tokenPath = filepath.Join(stateDir, "channels", name+".matrix-session.json")
+		}
+	} else {
+		m.secret, m.secretErr = config.ResolveSecret(key+".accessToken", "", cfg.AccessTokenEnv, cfg.AccessTokenFile, getenv)
+	}
+	switch {
+	case cfg.Disabled:
+		m.state = newLinkState(StateDisabled)
+	case m.secretErr != nil:
+		m.state = newLinkState(StateUnlinked)
+		m.state.st.Error = m.secretErr.Error()
+	default:
+		m.state = newLinkState(StateConnecting)
+	}
+	return m
+}
+
+// Name implements Channel.
+func (m *Matrix) Name() string { return m.name }
+
+// Kind implements Channel.
+func (m *Matrix) Kind() string { return KindMatrix }
+
+// Chat implements Link.
+func (m *Matrix) Chat() config.ChatConfig { return m.cfg.ChatConfig }
+
+// MaxText implements Link.
+func (m *Matrix) MaxText() int { return MatrixMaxText }
+
+// Status implements Link.
+func (m *Matrix) Status() LinkStatus { return m.state.get() }
+
+// Linked implements Channel.
+func (m *Matrix) Linked() (bool, string) { return linkedReason(KindMatrix, m.name, m.state.get()) }
+
+// Fingerprint implements Link.
+func (m *Matrix) Fingerprint() string {
+	b, _ := json.Marshal(m.cfg)
+	h := sha256.New()
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write([]byte(m.secret))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Start implements Link.
+func (m *Matrix) Start(r Receiver) {
+	m.state.notify = func() { r.StateChanged(m.name) }
+	if m.cfg.Disabled || m.secretErr != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.mu.Lock()
+	m.cancel, m.done = cancel, make(chan struct{})
+	m.mu.Unlock()
+	go func() {
+		defer close(m.done)
+		m.run(ctx, r)
+	}()
+}
+
+// Stop implements Link.
+func (m *Matrix) Stop() {
+	m.mu.Lock()
+	cancel, done := m.cancel, m.done
+	m.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	m.state.set(func(st *LinkStatus) { st.State = StateStopped })
+}
+
+// connect returns a client with a working access token: the configured
+// one, the one kept from an earlier password login, or a new login.
+func (m *Matrix) connect(ctx context.Context) (*mautrix.Client, error) {
+	token := m.secret
+	var sess matrixSession
+	if m.password {
+		token = ""
+		if raw, err := os.ReadFile(m.tokenPath); err == nil && json.Unmarshal(raw, &sess) == nil &&
+			sess.UserID == m.cfg.UserID && sess.Homeserver == m.cfg.Homeserver {
+			token = sess.AccessToken
+		}
+	}
+	cli, err := mautrix.NewClient(m.cfg.Homeserver, id.UserID(m.cfg.UserID), token)
+	if err != nil {
+		return nil, fmt.Errorf("channels.matrix.%s.homeserver: %w", m.name, err)
+	}
+	cli.Client = &http.Client{Timeout: matrixSyncTimeout + 30*time.Second}
+	cli.DefaultHTTPRetries = 0
+	if m.password && token == "" {
+		resp, err := cli.Login(ctx, &mautrix.ReqLogin{Type: mautrix.AuthTypePassword,
+			Identifier: mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: m.cfg.UserID},
+			Password:   m.secret, InitialDeviceDisplayName: "gatewayd", StoreCredentials: true})
+		if err != nil {
+			return nil, fmt.Errorf("logging in as %s: %s", m.cfg.UserID, matrixErr(err))
+		}
+		sess = matrixSession{UserID: m.cfg.UserID, Homeserver: m.cfg.Homeserver, AccessToken: resp.AccessToken, DeviceID: string(resp.DeviceID)}
+		if err := writeSecretFile(m.tokenPath, sess); err != nil {
+			m.log.Warn("matrix: the login's access token was not saved; the next start logs in again", "err", err)
+		}
+	}
+	who, err := cli.Whoami(ctx)
+	if err != nil {
+		if m.password && errors.Is(err, mautrix.MUnknownToken) {
+			_ = os.Remove(m.tokenPath) // log in again next time
+		}
+		return nil, fmt.Errorf("whoami: %s", matrixErr(err))
+	}
+	if string(who.UserID) != m.cfg.UserID {
+		return nil, fmt.Errorf("the access token is for %s, not channels.matrix.%s.userId %s (fix the token or the userId)", who.UserID, m.name, m.cfg.UserID)
+	}
+	cli.DeviceID = who.DeviceID
+	return cli, nil
+}
+
+// writeSecretFile writes v as JSON to path, mode 0600, atomically.
+func writeSecretFile(path string, v any) error {
+	if path == "" {
+		return errors.New("no state directory")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// matrixErr renders a mautrix error without the request URL's noise.
+func matrixErr(err error) string {
+	var he mautrix.HTTPError
+	if errors.As(err, &he) {
+		if he.RespError != nil {
+			return fmt.Sprintf("%s: %s (HTTP %d)", he.RespError.ErrCode, he.RespError.Err, he.Response.StatusCode)
+		}
+		if he.WrappedError != nil {
+			return cause(he.WrappedError).Error()
+		}
+	}
+	return cause(err).Error()
+}
+
+// run is the sync loop: connect, then /sync with the stored token; each
+// response's messages and its next_batch are accepted in one transaction.
+func (m *Matrix) run(ctx context.Context, r Receiver) {
+	b := newBackoff(m.cfg.Reconnect)
+	fail := func(err error) bool {
+		wait := b.next()
+		m.state.setFailed(err, time.Now().Add(wait))
+		m.log.Warn("matrix: not connected; retrying", "err", err, "wait", wait.Round(time.Millisecond))
+		return sleepCtx(ctx, wait) == nil
+	}
+	var cli *mautrix.Client
+	for ctx.Err() == nil {
+		if cli == nil || !m.state.isConnected() {
+			c, err := m.connect(ctx)
+			if err != nil {
+				if ctx.Err() != nil || !fail(err) {
+					return
+				}
+				continue
+			}
+			cli = c
+			m.mu.Lock()
+			m.client = c
+			m.members = map[id.RoomID]int{}
+			m.mu.Unlock()
+			m.state.setConnected(m.cfg.UserID)
+			m.log.Info("matrix: connected", "user", m.cfg.UserID, "device", cli.DeviceID)
+			b.reset()
+		}
+		since, err := r.Cursor(m.name)
+		if err != nil {
+			if !fail(fmt.Errorf("reading the stored sync token: %w", err)) {
+				return
+			}
+			continue
+		}
+		timeout := int(matrixSyncTimeout / time.Millisecond)
+		if since == "" {
+			timeout = 0
+		}
+		resp, err := cli.SyncRequest(ctx, timeout, since, "", false, event.PresenceOffline)
+		if err != nil {
+			if ctx.Err() != nil || !fail(fmt.Errorf("sync: %s", matrixErr(err))) {
+				return
+			}
+			continue
+		}
+		msgs := m.handleSync(ctx, cli, resp, since == "")
+		if err := r.Accept(m.name, msgs, resp.NextBatch); err != nil {
+			m.log.Error("matrix: storing received messages failed; they are synced again", "err", err)
+			if sleepCtx(ctx, time.Second) != nil {
+				return
+			}
+		}
+	}
+}
+
+// handleSync joins invited rooms (per autoJoin) and collects the text
+// messages of others. The first sync of an account (no stored token) only
+// takes the token: history from before the gateway is not answered.
+func (m *Matrix) handleSync(ctx context.Context, cli *mautrix.Client, resp *mautrix.RespSync, initial bool) []Inbound {
+	for roomID, inv := range resp.Rooms.Invite {
+		inviter := ""
+		for _, ev := range inv.State.Events {
+			if ev.Type == event.StateMember && ev.StateKey != nil && *ev.StateKey == m.cfg.UserID {
+				inviter = string(ev.Sender)
+			}
+		}
+		if !m.joinAllowed(roomID, inviter) {
+			m.log.Info("matrix: invite not accepted (autoJoin)", "room", roomID, "inviter", inviter, "autoJoin", m.cfg.AutoJoin)
+			continue
+		}
+		if _, err := cli.JoinRoomByID(ctx, roomID); err != nil {
+			m.log.Warn("matrix: joining an invited room failed", "room", roomID, "inviter", inviter, "err", matrixErr(err))
+			continue
+		}
+		m.log.Info("matrix: joined room by invite", "room", roomID, "inviter", inviter)
+	}
+	if initial {
+		return nil
+	}
+	var out []Inbound
+	for _, roomID := range slices.Sorted(func(yield func(id.RoomID) bool) {
+		for k := range resp.Rooms.Join {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		room := resp.Rooms.Join[roomID]
+		for _, ev := range append(slices.Clone(room.State.Events), room.Timeline.Events...) {
+			if ev.Type == event.StateMember {
+				m.mu.Lock()
+				delete(m.members, roomID)
+				m.mu.Unlock()
+			}
+		}
+		for _, ev := range room.Timeline.Events {
+			if ev.Type != event.EventMessage || string(ev.Sender) == m.cfg.UserID {
+				continue
+			}
+			if err := ev.Content.ParseRaw(ev.Type); err != nil && !errors.Is(err, event.ErrContentAlreadyParsed) {
+				continue
+			}
+			msg := ev.Content.AsMessage()
+			if msg == nil || (msg.MsgType != event.MsgText && msg.MsgType != event.MsgEmote) || msg.Body == "" ||
+				msg.RelatesTo != nil && msg.RelatesTo.Type == event.RelReplace {
+				continue
+			}
+			in := Inbound{Channel: m.name, ChatID: string(roomID), MessageID: string(ev.ID), SenderID: string(ev.Sender),
+				Text: msg.Body, Direct: m.isDirect(ctx, cli, roomID)}
+			if !in.Direct {
+				in.Mentioned = m.mentioned(msg)
+			}
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func (m *Matrix) joinAllowed(roomID id.RoomID, inviter string) bool {
+	switch m.cfg.AutoJoin {
+	case config.MatrixAutoJoinOff:
+		return false
+	case config.MatrixAutoJoinAllowlist:
+		if r, ok := m.cfg.Rooms[string(roomID)]; ok && !r.Disabled {
+			return true
+		}
+		return slices.Contains(m.cfg.AllowFrom, inviter)
+	}
+	return true
+}
+
+// isDirect reports whether the room has two members (the account and one
+// other), asking the homeserver once per membership change.
+func (m *Matrix) isDirect(ctx context.Context, cli *mautrix.Client, roomID id.RoomID) bool {
+	m.mu.Lock()
+	n, ok := m.members[roomID]
+	m.mu.Unlock()
+	if !ok {
+		resp, err := cli.JoinedMembers(ctx, roomID)
+		if err != nil {
+			m.log.Warn("matrix: listing room members failed; treating the room as a group room", "room", roomID, "err", matrixErr(err))
+			return false
+		}
+		n = len(resp.Joined)
+		m.mu.Lock()
+		m.members[roomID] = n
+		m.mu.Unlock()
+	}
+	return n <= 2
+}
+
+// mentioned reports whether msg mentions the account: m.mentions, a
+// matrix.to link, the user id or "localpart:" at the start.
+func (m *Matrix) mentioned(msg *event.MessageEventContent) bool {
+	me := id.UserID(m.cfg.UserID)
+	if msg.Mentions != nil && slices.Contains(msg.Mentions.UserIDs, me) {
+		return true
+	}
+	if strings.Contains(msg.FormattedBody, "matrix.to/#/"+m.cfg.UserID) || strings.Contains(msg.Body, m.cfg.UserID) {
+		return true
+	}
+	local := strings.ToLower(strings.TrimPrefix(strings.SplitN(m.cfg.UserID, ":", 2)[0], "@"))
+	body := strings.ToLower(strings.TrimSpace(msg.Body))
+	return strings.HasPrefix(body, local+":") || strings.HasPrefix(body, local+",") || strings.HasPrefix(body, "@"+local)
+}
+
+func (m *Matrix) currentClient() *mautrix.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client
+}
+
+// SendText implements Link: an m.room.message (m.text) with a
+// transaction id derived from key, so a retry after a crash is
+// deduplicated by the homeserver.
+func (m *Matrix) SendText(ctx context.Context, chat, text, key string) error {
+	if ok, why := m.Linked(); !ok {
+		return &DeliveryError{Channel: m.name, Retryable: true, Msg: fmt.Sprintf("channel %s cannot deliver: %s", m.name, why)}
+	}
+	cli := m.currentClient()
+	sum := sha256.Sum256([]byte(key))
+	txn := "gw" + hex.EncodeToString(sum[:12])
+	_, err := cli.SendMessageEvent(ctx, id.RoomID(chat), event.EventMessage,
+		&event.MessageEventContent{MsgType: event.MsgText, Body: text}, mautrix.ReqSendEvent{TransactionID: txn})
+	if err == nil {
+		return nil
+	}
+	var he mautrix.HTTPError
+	status := 0
+	if errors.As(err, &he) && he.Response != nil {
+		status = he.Response.StatusCode
+	}
+	retry := status == 0 || status >= 500 || status == http.StatusTooManyRequests
+	if status == 0 {
+		m.state.setFailed(fmt.Errorf("send: %s", matrixErr(err)), time.Now())
+	}
+	return &DeliveryError{Channel: m.name, Status: status, Retryable: retry, Msg: fmt.Sprintf("channel %s: sending to %s: %s", m.name, chat, matrixErr(err)), Err: err}
+}
+
+// Send implements Channel: m.To is a room id (!room:server).
+func (m *Matrix) Send(ctx context.Context, msg Message) (Delivery, error) {
+	if !strings.HasPrefix(msg.To, "!") {
+		return Delivery{}, &DeliveryError{Channel: m.name, Msg: fmt.Sprintf("channel %s: %q is not a Matrix room id (like !abc:example.org)", m.name, msg.To)}
+	}
+	return sendChunks(ctx, m, KindMatrix, msg)
+}
+
+// Probe implements Channel: a live whoami.
+func (m *Matrix) Probe(ctx context.Context) Probe {
+	cli := m.currentClient()
+	if cli == nil {
+		_, why := m.Linked()
+		return Probe{Error: "not linked: " + why}
+	}
+	start := time.Now()
+	who, err := cli.Whoami(ctx)
+	p := Probe{LatencyMs: time.Since(start).Milliseconds()}
+	if err != nil {
+		p.Error = "whoami: " + matrixErr(err)
+		return p
+	}
+	p.OK, p.Account = true, string(who.UserID)
+	return p
+}
