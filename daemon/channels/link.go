@@ -25,9 +25,9 @@ const (
 // Inbound is one message received from a chat network.
 type Inbound struct {
 	Channel    string `json:"channel"`
-	ChatID     string `json:"chatId"`             // Telegram chat id, Matrix room id
-	MessageID  string `json:"messageId"`          // unique in the channel: Telegram update id, Matrix event id
-	SenderID   string `json:"senderId"`           // Telegram user id, Matrix user id
+	ChatID     string `json:"chatId"`    // Telegram chat id, Matrix room id
+	MessageID  string `json:"messageId"` // unique in the channel: Telegram update id, Matrix event id
+	SenderID   string `json:"senderId"`  // Telegram user id, Matrix user id
 	SenderName string `json:"senderName,omitempty"`
 	Text       string `json:"text"`
 	Direct     bool   `json:"direct"`    // a one-to-one chat
