@@ -301,3 +301,66 @@ func TestTelegramEmulator(t *testing.T) {
 		t.Errorf("answer after the outage: %q", got)
 	}
 }
+
+// TestTelegramCrashExactlyOnce kills gatewayd with SIGKILL while the
+// messages the emulator handed over (acknowledged: getUpdates took them)
+// wait for their answers; after the restart each gets exactly one.
+func TestTelegramCrashExactlyOnce(t *testing.T) {
+	emu := startTTA(t, 0)
+	dir := t.TempDir()
+	const token = "4343:crash-bot-token"
+	tokFile := writeSecret(t, dir, "telegram.token", token)
+	cfg := telegramConfig(emu.URL, tokFile, map[string]any{"dmPolicy": "open"})
+	// A slow echo agent: the answers take a while, so the kill finds the
+	// messages received and not yet answered.
+	cfg["agents"] = map[string]any{"list": map[string]any{"main": map[string]any{"echo": map[string]any{"delayMs": 400}}}}
+	writeConfig(t, dir, cfg)
+	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	c := dialAll(t, g)
+	waitState(t, g, c, "tg", channels.StateConnected, 15*time.Second)
+
+	const users = 6
+	const per = 3
+	for i := range per {
+		for u := range users {
+			emu.userSays(t, token, int64(3000+u), 0, fmt.Sprintf("u%d-m%d", u, i))
+		}
+	}
+	// Wait until the gateway took them all (they are in its inbox), then
+	// kill it before it could answer them all.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := channelStatus(t, c, "tg")
+		if st.Inbox >= users*per-users { // at most one per chat may be answered already
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not take the messages: inbox %d\n%s", st.Inbox, g.Output())
+		}
+		time.Sleep(20 * time.Millisecond) // polling channels.status; bounded by deadline
+	}
+	_ = g.Cmd.Process.Kill()
+	<-g.Exited()
+	c.Close()
+
+	g = gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	c = dialAll(t, g)
+	for u := range users {
+		got := emu.waitBot(t, g, token, int64(3000+u), per, 60*time.Second)
+		for i := range per {
+			want := fmt.Sprintf("u%d-m%d", u, i)
+			if n := strings.Count(strings.Join(got, "\n")+"\n", want+"\n"); n != 1 {
+				t.Errorf("chat %d: %q answered %d times (answers %q), want exactly once", 3000+u, want, n, got)
+			}
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for channelStatus(t, c, "tg").Inbox > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // the inbox drains; bounded by deadline
+	}
+	for u := range users {
+		if extra := emu.botSaid(t, token, int64(3000+u)); len(extra) > 0 {
+			t.Errorf("chat %d: answers beyond one per message: %q", 3000+u, extra)
+		}
+	}
+}
