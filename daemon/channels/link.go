@@ -2,6 +2,11 @@ package channels
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -188,4 +193,117 @@ func splitText(text string, limit int) []string {
 		out = append(out, text)
 	}
 	return out
+}
+
+// linkBase is what the chat links share: name and kind, the connection
+// state, the fingerprint and the background loop's start and stop.
+type linkBase struct {
+	name, kind string
+	fp         string
+	state      *linkState
+	log        *slog.Logger
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// newLinkBase starts a link's state: disabled, unlinked (secretErr) or
+// connecting. cfg and secret make the fingerprint.
+func newLinkBase(kind, name string, cfg any, secret string, disabled bool, secretErr error, log *slog.Logger) *linkBase {
+	b, _ := json.Marshal(cfg)
+	h := sha256.New()
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write([]byte(secret))
+	l := &linkBase{name: name, kind: kind, fp: hex.EncodeToString(h.Sum(nil)), log: log.With("channel", name, "kind", kind)}
+	switch {
+	case disabled:
+		l.state = newLinkState(StateDisabled)
+	case secretErr != nil:
+		l.state = newLinkState(StateUnlinked)
+		l.state.st.Error = secretErr.Error()
+	default:
+		l.state = newLinkState(StateConnecting)
+	}
+	return l
+}
+
+// Name implements Channel.
+func (l *linkBase) Name() string { return l.name }
+
+// Kind implements Channel.
+func (l *linkBase) Kind() string { return l.kind }
+
+// Status implements Link.
+func (l *linkBase) Status() LinkStatus { return l.state.get() }
+
+// Fingerprint implements Link.
+func (l *linkBase) Fingerprint() string { return l.fp }
+
+// Linked implements Channel: only a connected link delivers.
+func (l *linkBase) Linked() (bool, string) {
+	st := l.state.get()
+	switch st.State {
+	case StateConnected:
+		return true, ""
+	case StateDisabled:
+		return false, fmt.Sprintf("disabled in config (remove channels.%s.%s.disabled to connect)", l.kind, l.name)
+	case StateUnlinked:
+		return false, st.Error
+	case StateConnecting:
+		return false, "not connected yet: the first connection attempt is under way"
+	case StateStopped:
+		return false, "stopped (the gateway is stopping or the channel was removed)"
+	}
+	why := "not connected"
+	if st.Error != "" {
+		why += ": " + st.Error
+	}
+	if st.NextRetryAt > 0 {
+		wait := max(time.Until(time.UnixMilli(st.NextRetryAt)), 0).Round(time.Second)
+		why += fmt.Sprintf(" (it reconnects by itself; next attempt in %s)", wait)
+	}
+	return false, why
+}
+
+// start runs loop in the background unless the link is disabled or
+// unlinked; state changes are reported to r.
+func (l *linkBase) start(r Receiver, loop func(ctx context.Context)) {
+	l.state.notify = func() { r.StateChanged(l.name) }
+	if st := l.state.get().State; st == StateDisabled || st == StateUnlinked {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.mu.Lock()
+	l.cancel, l.done = cancel, make(chan struct{})
+	l.mu.Unlock()
+	go func() {
+		defer close(l.done)
+		loop(ctx)
+	}()
+}
+
+// Stop implements Link.
+func (l *linkBase) Stop() {
+	l.mu.Lock()
+	cancel, done := l.cancel, l.done
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	l.state.set(func(st *LinkStatus) { st.State = StateStopped })
+}
+
+// retry records a failed attempt and waits out the backoff; false when ctx
+// ended.
+func (l *linkBase) retry(ctx context.Context, b *backoff, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	wait := b.next()
+	l.state.setFailed(err, time.Now().Add(wait))
+	l.log.Warn(l.kind+": not connected; retrying", "err", err, "wait", wait.Round(time.Millisecond))
+	return sleepCtx(ctx, wait) == nil
 }

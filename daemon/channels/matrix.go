@@ -36,20 +36,15 @@ const matrixSyncTimeout = 30 * time.Second
 // Matrix is a Matrix account: a /sync loop in (invites joined per
 // autoJoin), m.room.message out, with maunium.net/go/mautrix.
 type Matrix struct {
-	name      string
+	*linkBase
 	cfg       config.MatrixChannelConfig
 	secret    string // access token or password
-	secretErr error
 	password  bool
 	tokenPath string // where a token from a password login is kept
-	log       *slog.Logger
-	state     *linkState
 
-	mu      sync.Mutex
+	cmu     sync.Mutex
 	client  *mautrix.Client
 	members map[id.RoomID]int // joined member counts, for telling DMs from group rooms
-	cancel  context.CancelFunc
-	done    chan struct{}
 }
 
 // matrixSession is a token from a password login, kept in the state
@@ -64,26 +59,19 @@ type matrixSession struct {
 // NewMatrix builds the Matrix channel name. stateDir holds the token of a
 // password login.
 func NewMatrix(name string, cfg config.MatrixChannelConfig, getenv func(string) string, stateDir string, log *slog.Logger) *Matrix {
-	m := &Matrix{name: name, cfg: cfg, log: log.With("channel", name, "kind", KindMatrix), members: map[id.RoomID]int{}}
+	m := &Matrix{cfg: cfg, members: map[id.RoomID]int{}}
 	key := "channels.matrix." + name
+	var err error
 	if cfg.PasswordEnv != "" || cfg.PasswordFile != "" {
 		m.password = true
-		m.secret, m.secretErr = config.ResolveSecret(key+".password", "", cfg.PasswordEnv, cfg.PasswordFile, getenv)
+		m.secret, err = config.ResolveSecret(key+".password", "", cfg.PasswordEnv, cfg.PasswordFile, getenv)
 		if stateDir != "" {
 			m.tokenPath = filepath.Join(stateDir, "channels", name+".matrix-session.json")
 		}
 	} else {
-		m.secret, m.secretErr = config.ResolveSecret(key+".accessToken", "", cfg.AccessTokenEnv, cfg.AccessTokenFile, getenv)
+		m.secret, err = config.ResolveSecret(key+".accessToken", "", cfg.AccessTokenEnv, cfg.AccessTokenFile, getenv)
 	}
-	switch {
-	case cfg.Disabled:
-		m.state = newLinkState(StateDisabled)
-	case m.secretErr != nil:
-		m.state = newLinkState(StateUnlinked)
-		m.state.st.Error = m.secretErr.Error()
-	default:
-		m.state = newLinkState(StateConnecting)
-	}
+	m.linkBase = newLinkBase(KindMatrix, name, cfg, m.secret, cfg.Disabled, err, log)
 	return m
 }
 
@@ -99,49 +87,8 @@ func (m *Matrix) Chat() config.ChatConfig { return m.cfg.ChatConfig }
 // MaxText implements Link.
 func (m *Matrix) MaxText() int { return MatrixMaxText }
 
-// Status implements Link.
-func (m *Matrix) Status() LinkStatus { return m.state.get() }
-
-// Linked implements Channel.
-func (m *Matrix) Linked() (bool, string) { return linkedReason(KindMatrix, m.name, m.state.get()) }
-
-// Fingerprint implements Link.
-func (m *Matrix) Fingerprint() string {
-	b, _ := json.Marshal(m.cfg)
-	h := sha256.New()
-	h.Write(b)
-	h.Write([]byte{0})
-	h.Write([]byte(m.secret))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // Start implements Link.
-func (m *Matrix) Start(r Receiver) {
-	m.state.notify = func() { r.StateChanged(m.name) }
-	if m.cfg.Disabled || m.secretErr != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m.mu.Lock()
-	m.cancel, m.done = cancel, make(chan struct{})
-	m.mu.Unlock()
-	go func() {
-		defer close(m.done)
-		m.run(ctx, r)
-	}()
-}
-
-// Stop implements Link.
-func (m *Matrix) Stop() {
-	m.mu.Lock()
-	cancel, done := m.cancel, m.done
-	m.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-	m.state.set(func(st *LinkStatus) { st.State = StateStopped })
-}
+func (m *Matrix) Start(r Receiver) { m.start(r, func(ctx context.Context) { m.run(ctx, r) }) }
 
 // connect returns a client with a working access token: the configured
 // one, the one kept from an earlier password login, or a new login.
@@ -224,27 +171,22 @@ func matrixErr(err error) string {
 // response's messages and its next_batch are accepted in one transaction.
 func (m *Matrix) run(ctx context.Context, r Receiver) {
 	b := newBackoff(m.cfg.Reconnect)
-	fail := func(err error) bool {
-		wait := b.next()
-		m.state.setFailed(err, time.Now().Add(wait))
-		m.log.Warn("matrix: not connected; retrying", "err", err, "wait", wait.Round(time.Millisecond))
-		return sleepCtx(ctx, wait) == nil
-	}
+	fail := func(err error) bool { return m.retry(ctx, b, err) }
 	var cli *mautrix.Client
 	for ctx.Err() == nil {
 		if cli == nil || !m.state.isConnected() {
 			c, err := m.connect(ctx)
 			if err != nil {
-				if ctx.Err() != nil || !fail(err) {
+				if !fail(err) {
 					return
 				}
 				continue
 			}
 			cli = c
-			m.mu.Lock()
+			m.cmu.Lock()
 			m.client = c
 			m.members = map[id.RoomID]int{}
-			m.mu.Unlock()
+			m.cmu.Unlock()
 			m.state.setConnected(m.cfg.UserID)
 			m.log.Info("matrix: connected", "user", m.cfg.UserID, "device", cli.DeviceID)
 			b.reset()
@@ -262,7 +204,7 @@ func (m *Matrix) run(ctx context.Context, r Receiver) {
 		}
 		resp, err := cli.SyncRequest(ctx, timeout, since, "", false, event.PresenceOffline)
 		if err != nil {
-			if ctx.Err() != nil || !fail(fmt.Errorf("sync: %s", matrixErr(err))) {
+			if !fail(fmt.Errorf("sync: %s", matrixErr(err))) {
 				return
 			}
 			continue
@@ -312,9 +254,9 @@ func (m *Matrix) handleSync(ctx context.Context, cli *mautrix.Client, resp *maut
 		room := resp.Rooms.Join[roomID]
 		for _, ev := range append(slices.Clone(room.State.Events), room.Timeline.Events...) {
 			if ev.Type == event.StateMember {
-				m.mu.Lock()
+				m.cmu.Lock()
 				delete(m.members, roomID)
-				m.mu.Unlock()
+				m.cmu.Unlock()
 			}
 		}
 		for _, ev := range room.Timeline.Events {
@@ -356,9 +298,9 @@ func (m *Matrix) joinAllowed(roomID id.RoomID, inviter string) bool {
 // isDirect reports whether the room has two members (the account and one
 // other), asking the homeserver once per membership change.
 func (m *Matrix) isDirect(ctx context.Context, cli *mautrix.Client, roomID id.RoomID) bool {
-	m.mu.Lock()
+	m.cmu.Lock()
 	n, ok := m.members[roomID]
-	m.mu.Unlock()
+	m.cmu.Unlock()
 	if !ok {
 		resp, err := cli.JoinedMembers(ctx, roomID)
 		if err != nil {
@@ -366,9 +308,9 @@ func (m *Matrix) isDirect(ctx context.Context, cli *mautrix.Client, roomID id.Ro
 			return false
 		}
 		n = len(resp.Joined)
-		m.mu.Lock()
+		m.cmu.Lock()
 		m.members[roomID] = n
-		m.mu.Unlock()
+		m.cmu.Unlock()
 	}
 	return n <= 2
 }
@@ -389,8 +331,8 @@ func (m *Matrix) mentioned(msg *event.MessageEventContent) bool {
 }
 
 func (m *Matrix) currentClient() *mautrix.Client {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
 	return m.client
 }
 

@@ -3,8 +3,6 @@ package channels
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,19 +31,14 @@ const telegramMinPoll = 250 * time.Millisecond
 // Telegram is a Telegram bot: getUpdates long polling in, sendMessage out,
 // over net/http against channels.telegram.NAME.apiBaseUrl.
 type Telegram struct {
-	name     string
-	cfg      config.TelegramChannelConfig
-	token    string
-	tokenErr error
-	base     string
-	client   *http.Client
-	log      *slog.Logger
-	state    *linkState
+	*linkBase
+	cfg    config.TelegramChannelConfig
+	token  string
+	base   string
+	client *http.Client
 
-	mu     sync.Mutex
-	bot    telegramUser
-	cancel context.CancelFunc
-	done   chan struct{}
+	botMu sync.Mutex
+	bot   telegramUser
 }
 
 type telegramUser struct {
@@ -85,19 +78,8 @@ type telegramUpdate struct {
 // token is resolved now; without it the channel is unlinked and says why.
 func NewTelegram(name string, cfg config.TelegramChannelConfig, getenv func(string) string, log *slog.Logger) *Telegram {
 	tok, err := config.ResolveSecret("channels.telegram."+name+".token", "", cfg.TokenEnv, cfg.TokenFile, getenv)
-	t := &Telegram{name: name, cfg: cfg, token: tok, tokenErr: err, base: strings.TrimRight(cfg.APIBaseURL, "/"),
-		log: log.With("channel", name, "kind", KindTelegram)}
-	t.client = &http.Client{Timeout: time.Duration(cfg.PollTimeoutS)*time.Second + 15*time.Second}
-	switch {
-	case cfg.Disabled:
-		t.state = newLinkState(StateDisabled)
-	case err != nil:
-		t.state = newLinkState(StateUnlinked)
-		t.state.st.Error = err.Error()
-	default:
-		t.state = newLinkState(StateConnecting)
-	}
-	return t
+	return &Telegram{linkBase: newLinkBase(KindTelegram, name, cfg, tok, cfg.Disabled, err, log), cfg: cfg, token: tok,
+		base: strings.TrimRight(cfg.APIBaseURL, "/"), client: &http.Client{Timeout: time.Duration(cfg.PollTimeoutS)*time.Second + 15*time.Second}}
 }
 
 // Name implements Channel.
@@ -112,99 +94,26 @@ func (t *Telegram) Chat() config.ChatConfig { return t.cfg.ChatConfig }
 // MaxText implements Link.
 func (t *Telegram) MaxText() int { return TelegramMaxText }
 
-// Status implements Link.
-func (t *Telegram) Status() LinkStatus { return t.state.get() }
-
-// Fingerprint implements Link.
-func (t *Telegram) Fingerprint() string {
-	b, _ := json.Marshal(t.cfg)
-	h := sha256.New()
-	h.Write(b)
-	h.Write([]byte{0})
-	h.Write([]byte(t.token))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Linked implements Channel: only a connected bot delivers.
-func (t *Telegram) Linked() (bool, string) {
-	return linkedReason(KindTelegram, t.name, t.state.get())
-}
-
-// linkedReason turns a link's state into Channel.Linked's answer.
-func linkedReason(kind, name string, st LinkStatus) (bool, string) {
-	switch st.State {
-	case StateConnected:
-		return true, ""
-	case StateDisabled:
-		return false, fmt.Sprintf("disabled in config (remove channels.%s.%s.disabled to connect)", kind, name)
-	case StateUnlinked:
-		return false, st.Error
-	case StateConnecting:
-		return false, "not connected yet: the first connection attempt is under way"
-	case StateStopped:
-		return false, "stopped (the gateway is stopping or the channel was removed)"
-	}
-	why := "not connected"
-	if st.Error != "" {
-		why += ": " + st.Error
-	}
-	if st.NextRetryAt > 0 {
-		wait := max(time.Until(time.UnixMilli(st.NextRetryAt)), 0).Round(time.Second)
-		why += fmt.Sprintf(" (it reconnects by itself; next attempt in %s)", wait)
-	}
-	return false, why
-}
-
 // Start implements Link.
-func (t *Telegram) Start(r Receiver) {
-	t.state.notify = func() { r.StateChanged(t.name) }
-	if t.cfg.Disabled || t.tokenErr != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.mu.Lock()
-	t.cancel, t.done = cancel, make(chan struct{})
-	t.mu.Unlock()
-	go func() {
-		defer close(t.done)
-		t.run(ctx, r)
-	}()
-}
-
-// Stop implements Link.
-func (t *Telegram) Stop() {
-	t.mu.Lock()
-	cancel, done := t.cancel, t.done
-	t.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-	t.state.set(func(st *LinkStatus) { st.State = StateStopped })
-}
+func (t *Telegram) Start(r Receiver) { t.start(r, func(ctx context.Context) { t.run(ctx, r) }) }
 
 // run is the polling loop: getMe until it answers, then getUpdates, each
 // batch accepted durably before the offset moves past it.
 func (t *Telegram) run(ctx context.Context, r Receiver) {
 	b := newBackoff(t.cfg.Reconnect)
-	fail := func(err error) bool {
-		wait := b.next()
-		t.state.setFailed(err, time.Now().Add(wait))
-		t.log.Warn("telegram: not connected; retrying", "err", err, "wait", wait.Round(time.Millisecond))
-		return sleepCtx(ctx, wait) == nil
-	}
+	fail := func(err error) bool { return t.retry(ctx, b, err) }
 	for ctx.Err() == nil {
 		if !t.state.isConnected() {
 			me, err := t.getMe(ctx)
 			if err != nil {
-				if ctx.Err() != nil || !fail(err) {
+				if !fail(err) {
 					return
 				}
 				continue
 			}
-			t.mu.Lock()
+			t.botMu.Lock()
 			t.bot = me
-			t.mu.Unlock()
+			t.botMu.Unlock()
 			t.state.setConnected("@" + me.Username)
 			t.log.Info("telegram: connected", "bot", "@"+me.Username)
 			b.reset()
@@ -220,7 +129,7 @@ func (t *Telegram) run(ctx context.Context, r Receiver) {
 		start := time.Now()
 		ups, err := t.getUpdates(ctx, offset)
 		if err != nil {
-			if ctx.Err() != nil || !fail(err) {
+			if !fail(err) {
 				return
 			}
 			continue
@@ -253,9 +162,9 @@ func (t *Telegram) inbound(u telegramUpdate) (Inbound, bool) {
 	if m == nil || m.Text == "" || m.From == nil || m.From.IsBot {
 		return Inbound{}, false
 	}
-	t.mu.Lock()
+	t.botMu.Lock()
 	bot := t.bot
-	t.mu.Unlock()
+	t.botMu.Unlock()
 	in := Inbound{Channel: t.name, ChatID: m.Chat.ID.String(), MessageID: strconv.FormatInt(u.UpdateID, 10),
 		SenderID: strconv.FormatInt(m.From.ID, 10), SenderName: m.From.Username, Text: m.Text, Direct: m.Chat.Type == "private"}
 	if in.SenderName == "" {
@@ -396,7 +305,7 @@ func (t *Telegram) Send(ctx context.Context, m Message) (Delivery, error) {
 
 // Probe implements Channel: a live getMe.
 func (t *Telegram) Probe(ctx context.Context) Probe {
-	if t.cfg.Disabled || t.tokenErr != nil {
+	if st := t.state.get().State; st == StateDisabled || st == StateUnlinked {
 		_, why := t.Linked()
 		return Probe{Error: "not linked: " + why}
 	}
