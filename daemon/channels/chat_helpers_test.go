@@ -76,6 +76,16 @@ func dialAll(t *testing.T, g *gatewaytest.Gateway) *client.Conn {
 
 func channelStatus(t *testing.T, c *client.Conn, name string) channels.ChannelStatus {
 	t.Helper()
+	st, ok := findChannel(t, c, name)
+	if !ok {
+		t.Fatalf("channels.status has no channel %q", name)
+	}
+	return st
+}
+
+// findChannel is channel name's channels.status entry, if it is listed.
+func findChannel(t *testing.T, c *client.Conn, name string) (channels.ChannelStatus, bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var st channels.StatusPayload
@@ -84,11 +94,10 @@ func channelStatus(t *testing.T, c *client.Conn, name string) channels.ChannelSt
 	}
 	for _, ch := range st.Channels {
 		if ch.Name == name {
-			return ch
+			return ch, true
 		}
 	}
-	t.Fatalf("channels.status has no channel %q: %+v", name, st)
-	return channels.ChannelStatus{}
+	return channels.ChannelStatus{}, false
 }
 
 // waitState waits (bounded) until the channel's state is want.
@@ -96,7 +105,7 @@ func waitState(t *testing.T, g *gatewaytest.Gateway, c *client.Conn, name, want 
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		st := channelStatus(t, c, name)
+		st, _ := findChannel(t, c, name)
 		if st.State == want {
 			return st
 		}

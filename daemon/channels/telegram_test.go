@@ -364,3 +364,58 @@ func TestTelegramCrashExactlyOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestTelegramHotReload adds, reconfigures and removes a Telegram channel
+// by editing the config file of a running gateway.
+func TestTelegramHotReload(t *testing.T) {
+	emu := startTTA(t, 0)
+	dir := t.TempDir()
+	const token = "4444:reload-bot-token"
+	tokFile := writeSecret(t, dir, "telegram.token", token)
+	writeConfig(t, dir, map[string]any{})
+	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	c := dialAll(t, g)
+
+	// Added: it connects and answers an allowed user.
+	writeConfig(t, dir, telegramConfig(emu.URL, tokFile, nil))
+	waitState(t, g, c, "tg", channels.StateConnected, 20*time.Second)
+	emu.userSays(t, token, 1001, 0, "added")
+	if got := emu.waitBot(t, g, token, 1001, 1, 20*time.Second); got[0] != "added" {
+		t.Errorf("answer after adding: %q", got)
+	}
+
+	// Reconfigured: dmPolicy open lets an unknown user in without pairing.
+	writeConfig(t, dir, telegramConfig(emu.URL, tokFile, map[string]any{"dmPolicy": "open"}))
+	deadline := time.Now().Add(20 * time.Second)
+	for channelStatus(t, c, "tg").DMPolicy != "open" {
+		if time.Now().After(deadline) {
+			t.Fatalf("dmPolicy did not change to open\n%s", g.Output())
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the file watcher; bounded by deadline
+	}
+	waitState(t, g, c, "tg", channels.StateConnected, 20*time.Second)
+	emu.userSays(t, token, 7007, 0, "open now")
+	if got := emu.waitBot(t, g, token, 7007, 1, 20*time.Second); got[0] != "open now" {
+		t.Errorf("answer to an unknown user under dmPolicy open: %q", got)
+	}
+
+	// Removed: channels.status no longer lists it and send is NOT_LINKED.
+	writeConfig(t, dir, map[string]any{})
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var st channels.StatusPayload
+		if err := c.CallInto(t.Context(), "channels.status", channels.StatusParams{}, &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Channels) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed channel is still listed: %+v", st.Channels)
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the file watcher; bounded by deadline
+	}
+	if _, perr := send(t, c, channels.SendParams{Channel: "tg", To: "1001", Message: "gone?", IdempotencyKey: "r-1"}); perr == nil || perr.Code != "NOT_LINKED" {
+		t.Errorf("send through a removed channel: %v, want NOT_LINKED", perr)
+	}
+}
