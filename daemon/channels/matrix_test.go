@@ -393,14 +393,14 @@ func TestMatrixCrashExactlyOnce(t *testing.T) {
 		}
 	}
 	g = gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
-	got := waitSaid(t, g, alice, dm, bot, n, 60*time.Second)
+	waitSaid(t, g, alice, dm, bot, n, 60*time.Second)
 	// A moment more for a duplicate to show up, then count.
 	c = dialAll(t, g)
 	deadline := time.Now().Add(10 * time.Second)
 	for channelStatus(t, c, "mx").Inbox > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond) // the inbox drains; bounded by deadline
 	}
-	got = said(t, alice, dm, bot)
+	got := said(t, alice, dm, bot)
 	count := map[string]int{}
 	for _, s := range got {
 		count[s]++
