@@ -14,7 +14,7 @@ import (
 // State store buckets of the chat channels.
 const (
 	BucketInbox  = "channels.inbox"  // channel \0 chat \0 seq -> inboxRecord: received, not yet answered
-	BucketCursor = "channels.cursor" // channel -> the provider's cursor (Telegram offset, Matrix sync token)
+	BucketCursor = "channels.cursor" // channel \0 account -> the provider's cursor (Telegram offset, Matrix sync token)
 )
 
 // AgentRunner starts agent runs and waits for them (the agent feature).
@@ -46,7 +46,7 @@ func SessionKey(channel, chat string) string { return channel + ":" + chat }
 func chatKey(channel, chat string) string { return channel + "\x00" + chat + "\x00" }
 
 // Accept implements Receiver.
-func (s *Service) Accept(channel string, msgs []Inbound, cursor string) error {
+func (s *Service) Accept(channel, cursorKey string, msgs []Inbound, cursor string) error {
 	now := time.Now()
 	err := s.store.Update(func(tx *store.Tx) error {
 		for _, m := range msgs {
@@ -59,7 +59,7 @@ func (s *Service) Accept(channel string, msgs []Inbound, cursor string) error {
 				return err
 			}
 		}
-		return tx.Put(BucketCursor, channel, cursor)
+		return tx.Put(BucketCursor, cursorKey, cursor)
 	})
 	if err != nil {
 		return err
@@ -72,9 +72,9 @@ func (s *Service) Accept(channel string, msgs []Inbound, cursor string) error {
 }
 
 // Cursor implements Receiver.
-func (s *Service) Cursor(channel string) (string, error) {
+func (s *Service) Cursor(cursorKey string) (string, error) {
 	var c string
-	_, err := s.store.Get(BucketCursor, channel, &c)
+	_, err := s.store.Get(BucketCursor, cursorKey, &c)
 	return c, err
 }
 

@@ -40,12 +40,14 @@ type Inbound struct {
 }
 
 // Receiver takes what a link receives. Accept stores msgs and the link's
-// new cursor (Telegram's update offset, Matrix's sync token) in one
-// durable transaction; a link advances its cursor at the provider only
-// after Accept returned nil, so a crash neither loses nor repeats messages.
+// new cursor (Telegram's update offset, Matrix's sync token) under
+// cursorKey in one durable transaction; a link advances its cursor at the
+// provider only after Accept returned nil, so a crash neither loses nor
+// repeats messages. The cursor key names the channel and the account (a
+// new bot token or user id starts afresh).
 type Receiver interface {
-	Accept(channel string, msgs []Inbound, cursor string) error
-	Cursor(channel string) (string, error)
+	Accept(channel, cursorKey string, msgs []Inbound, cursor string) error
+	Cursor(cursorKey string) (string, error)
 	// StateChanged is called after the link's state changed.
 	StateChanged(channel string)
 }

@@ -191,7 +191,8 @@ func (m *Matrix) run(ctx context.Context, r Receiver) {
 			m.log.Info("matrix: connected", "user", m.cfg.UserID, "device", cli.DeviceID)
 			b.reset()
 		}
-		since, err := r.Cursor(m.name)
+		key := m.name + "\x00" + m.cfg.UserID
+		since, err := r.Cursor(key)
 		if err != nil {
 			if !fail(fmt.Errorf("reading the stored sync token: %w", err)) {
 				return
@@ -210,7 +211,7 @@ func (m *Matrix) run(ctx context.Context, r Receiver) {
 			continue
 		}
 		msgs := m.handleSync(ctx, cli, resp, since == "")
-		if err := r.Accept(m.name, msgs, resp.NextBatch); err != nil {
+		if err := r.Accept(m.name, key, msgs, resp.NextBatch); err != nil {
 			m.log.Error("matrix: storing received messages failed; they are synced again", "err", err)
 			if sleepCtx(ctx, time.Second) != nil {
 				return

@@ -118,7 +118,10 @@ func (t *Telegram) run(ctx context.Context, r Receiver) {
 			t.log.Info("telegram: connected", "bot", "@"+me.Username)
 			b.reset()
 		}
-		cur, err := r.Cursor(t.name)
+		t.botMu.Lock()
+		key := t.name + "\x00" + strconv.FormatInt(t.bot.ID, 10)
+		t.botMu.Unlock()
+		cur, err := r.Cursor(key)
 		if err != nil {
 			if !fail(fmt.Errorf("reading the stored update offset: %w", err)) {
 				return
@@ -148,7 +151,7 @@ func (t *Telegram) run(ctx context.Context, r Receiver) {
 				msgs = append(msgs, in)
 			}
 		}
-		if err := r.Accept(t.name, msgs, strconv.FormatInt(next, 10)); err != nil {
+		if err := r.Accept(t.name, key, msgs, strconv.FormatInt(next, 10)); err != nil {
 			t.log.Error("telegram: storing received messages failed; they are fetched again", "err", err)
 			if sleepCtx(ctx, time.Second) != nil {
 				return
