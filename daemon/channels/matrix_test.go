@@ -174,9 +174,9 @@ func mctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
-// openRoom creates a room with invitees (a DM when direct) and waits
-// until they joined.
-func openRoom(t *testing.T, g *gatewaytest.Gateway, cli *mautrix.Client, direct bool, invite ...id.UserID) id.RoomID {
+// openRoom creates a room with invitees (a DM when direct), has the
+// joiners (invited test users) join, and waits until all invitees joined.
+func openRoom(t *testing.T, g *gatewaytest.Gateway, cli *mautrix.Client, direct bool, invite []id.UserID, joiners ...*mautrix.Client) id.RoomID {
 	t.Helper()
 	ctx, cancel := mctx()
 	defer cancel()
@@ -187,6 +187,9 @@ func openRoom(t *testing.T, g *gatewaytest.Gateway, cli *mautrix.Client, direct 
 	resp, err := cli.CreateRoom(ctx, req)
 	if err != nil {
 		t.Fatalf("create room: %v", err)
+	}
+	for _, j := range joiners {
+		join(t, j, resp.RoomID)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -297,14 +300,14 @@ func TestMatrixDendrite(t *testing.T) {
 	}
 
 	// Alice (allowed) DMs the bot: it joins by invite and answers.
-	dm := openRoom(t, g, alice, true, bot)
+	dm := openRoom(t, g, alice, true, []id.UserID{bot})
 	say(t, alice, dm, "hello matrix")
 	if got := waitSaid(t, g, alice, dm, bot, 1, 30*time.Second); got[0] != "hello matrix" {
 		t.Errorf("answer in the DM: %q", got)
 	}
 
 	// Eve is unknown: a pairing code, nothing for the agent until approved.
-	eveDM := openRoom(t, g, eve, true, bot)
+	eveDM := openRoom(t, g, eve, true, []id.UserID{bot})
 	say(t, eve, eveDM, "can I talk?")
 	got := waitSaid(t, g, eve, eveDM, bot, 1, 30*time.Second)
 	code := pairingCode(got[0])
@@ -321,8 +324,7 @@ func TestMatrixDendrite(t *testing.T) {
 	}
 
 	// A group room: only a message that mentions the bot is answered.
-	group := openRoom(t, g, alice, false, bot, "@eve:localhost")
-	join(t, eve, group)
+	group := openRoom(t, g, alice, false, []id.UserID{bot, "@eve:localhost"}, eve)
 	say(t, alice, group, "just chatting, no bot here")
 	say(t, alice, group, "gw: are you there?")
 	if got := waitSaid(t, g, alice, group, bot, 1, 30*time.Second); got[0] != "gw: are you there?" {
@@ -382,7 +384,7 @@ func TestMatrixCrashExactlyOnce(t *testing.T) {
 	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
 	c := dialAll(t, g)
 	waitState(t, g, c, "mx", channels.StateConnected, 30*time.Second)
-	dm := openRoom(t, g, alice, true, bot)
+	dm := openRoom(t, g, alice, true, []id.UserID{bot})
 
 	const n = 30
 	for i := range n {
