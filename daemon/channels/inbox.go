@@ -266,6 +266,10 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 			rec.Reply = splitText(answer, link.MaxText())
 		}
 		rec.State = inboxReply
+		// Answered by this process: no earlier one can have sent it.
+		for i := range rec.Reply {
+			s.triedHere(fmt.Sprintf("reply/%s/%d", key, i))
+		}
 		if err := s.store.Put(BucketInbox, key, rec); err != nil {
 			s.log.Warn("saving an answer before sending it", "err", err)
 		}
@@ -274,8 +278,25 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 		if ok, _ := link.Linked(); !ok {
 			return time.Second, false
 		}
+		pieceKey := fmt.Sprintf("reply/%s/%d", key, rec.Sent)
+		if sc, ok := link.(sentChecker); ok && !s.triedHere(pieceKey) {
+			// An answer stored before this process started may have gone
+			// out just before a crash: look before sending it again.
+			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+			sent, err := sc.WasSent(ctx, rec.ChatID, pieceKey)
+			cancel()
+			if err != nil {
+				s.log.Info("cannot tell whether an answer went out before a restart; retrying", "channel", rec.Channel, "chat", rec.ChatID, "err", err)
+				return 2 * time.Second, false
+			}
+			if sent {
+				s.log.Info("an answer had gone out before the restart; not sending it again", "channel", rec.Channel, "chat", rec.ChatID)
+				rec.Sent++
+				continue
+			}
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-		err := link.SendText(ctx, rec.ChatID, rec.Reply[rec.Sent], fmt.Sprintf("reply/%s/%d", key, rec.Sent))
+		err := link.SendText(ctx, rec.ChatID, rec.Reply[rec.Sent], pieceKey)
 		cancel()
 		if err != nil {
 			if de, ok := err.(*DeliveryError); ok && !de.Retryable {
@@ -297,11 +318,34 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 		}
 	}
 	s.dropInbox(key)
+	s.mu.Lock()
+	for i := range rec.Reply {
+		delete(s.tried, fmt.Sprintf("reply/%s/%d", key, i))
+	}
+	s.mu.Unlock()
 	now := time.Now().UnixMilli()
 	s.record(rec.Channel, func(st *channelState) {
 		st.LastInbound = &LastInbound{TS: now, Chat: rec.ChatID, Sender: rec.SenderID, LatencyMs: now - rec.ReceivedAt}
 	})
 	return 0, true
+}
+
+// sentChecker is a link that can tell whether a message it sent with key
+// reached the chat (Matrix); others are at-least-once across a crash.
+type sentChecker interface {
+	WasSent(ctx context.Context, chat, key string) (bool, error)
+}
+
+// triedHere records that this process sends the piece key, and reports
+// whether it did before.
+func (s *Service) triedHere(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tried[key] {
+		return true
+	}
+	s.tried[key] = true
+	return false
 }
 
 func (s *Service) dropInbox(key string) {

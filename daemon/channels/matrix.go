@@ -33,6 +33,15 @@ const MatrixMaxText = 16000
 // matrixSyncTimeout is /sync's long-poll timeout.
 const matrixSyncTimeout = 30 * time.Second
 
+// matrixSyncFilter raises the per-room timeline of a sync (servers default
+// to 10 or 20 events); a room with more since the last sync comes back
+// "limited" and the gap is fetched with /messages.
+const matrixSyncFilter = `{"room":{"timeline":{"limit":100}},"presence":{"not_types":["*"]}}`
+
+// matrixMaxBackfillPages bounds the /messages pages fetched to fill a
+// limited timeline.
+const matrixMaxBackfillPages = 20
+
 // Matrix is a Matrix account: a /sync loop in (invites joined per
 // autoJoin), m.room.message out, with maunium.net/go/mautrix.
 type Matrix struct {
@@ -203,14 +212,14 @@ func (m *Matrix) run(ctx context.Context, r Receiver) {
 		if since == "" {
 			timeout = 0
 		}
-		resp, err := cli.SyncRequest(ctx, timeout, since, "", false, event.PresenceOffline)
+		resp, err := cli.SyncRequest(ctx, timeout, since, matrixSyncFilter, false, event.PresenceOffline)
 		if err != nil {
 			if !fail(fmt.Errorf("sync: %s", matrixErr(err))) {
 				return
 			}
 			continue
 		}
-		msgs := m.handleSync(ctx, cli, resp, since == "")
+		msgs := m.handleSync(ctx, cli, resp, since)
 		if err := r.Accept(m.name, key, msgs, resp.NextBatch); err != nil {
 			m.log.Error("matrix: storing received messages failed; they are synced again", "err", err)
 			if sleepCtx(ctx, time.Second) != nil {
@@ -223,7 +232,8 @@ func (m *Matrix) run(ctx context.Context, r Receiver) {
 // handleSync joins invited rooms (per autoJoin) and collects the text
 // messages of others. The first sync of an account (no stored token) only
 // takes the token: history from before the gateway is not answered.
-func (m *Matrix) handleSync(ctx context.Context, cli *mautrix.Client, resp *mautrix.RespSync, initial bool) []Inbound {
+func (m *Matrix) handleSync(ctx context.Context, cli *mautrix.Client, resp *mautrix.RespSync, since string) []Inbound {
+	initial := since == ""
 	for roomID, inv := range resp.Rooms.Invite {
 		inviter := ""
 		for _, ev := range inv.State.Events {
@@ -260,7 +270,11 @@ func (m *Matrix) handleSync(ctx context.Context, cli *mautrix.Client, resp *maut
 				m.cmu.Unlock()
 			}
 		}
-		for _, ev := range room.Timeline.Events {
+		timeline := room.Timeline.Events
+		if room.Timeline.Limited && room.Timeline.PrevBatch != "" {
+			timeline = append(m.backfill(ctx, cli, roomID, room.Timeline.PrevBatch, since), timeline...)
+		}
+		for _, ev := range timeline {
 			if ev.Type != event.EventMessage || string(ev.Sender) == m.cfg.UserID {
 				continue
 			}
@@ -281,6 +295,27 @@ func (m *Matrix) handleSync(ctx context.Context, cli *mautrix.Client, resp *maut
 		}
 	}
 	return out
+}
+
+// backfill fetches the events of a limited timeline between the last
+// sync (since) and the timeline's start (from), oldest first.
+func (m *Matrix) backfill(ctx context.Context, cli *mautrix.Client, roomID id.RoomID, from, since string) []*event.Event {
+	var older []*event.Event
+	for page := 0; page < matrixMaxBackfillPages && from != ""; page++ {
+		resp, err := cli.Messages(ctx, roomID, from, since, mautrix.DirectionBackward, nil, 100)
+		if err != nil {
+			m.log.Warn("matrix: fetching the messages a limited sync left out failed; some may go unanswered", "room", roomID, "err", matrixErr(err))
+			break
+		}
+		older = append(older, resp.Chunk...)
+		if len(resp.Chunk) == 0 || resp.End == "" || resp.End == from {
+			break
+		}
+		from = resp.End
+	}
+	slices.Reverse(older)
+	m.log.Info("matrix: filled a limited sync's gap", "room", roomID, "events", len(older))
+	return older
 }
 
 func (m *Matrix) joinAllowed(roomID id.RoomID, inviter string) bool {
@@ -345,10 +380,9 @@ func (m *Matrix) SendText(ctx context.Context, chat, text, key string) error {
 		return &DeliveryError{Channel: m.name, Retryable: true, Msg: fmt.Sprintf("channel %s cannot deliver: %s", m.name, why)}
 	}
 	cli := m.currentClient()
-	sum := sha256.Sum256([]byte(key))
-	txn := "gw" + hex.EncodeToString(sum[:12])
-	_, err := cli.SendMessageEvent(ctx, id.RoomID(chat), event.EventMessage,
-		&event.MessageEventContent{MsgType: event.MsgText, Body: text}, mautrix.ReqSendEvent{TransactionID: txn})
+	txn := matrixTxnID(key)
+	content := map[string]any{"msgtype": event.MsgText, "body": text, matrixKeyField: txn}
+	_, err := cli.SendMessageEvent(ctx, id.RoomID(chat), event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txn})
 	if err == nil {
 		return nil
 	}
@@ -362,6 +396,39 @@ func (m *Matrix) SendText(ctx context.Context, chat, text, key string) error {
 		m.state.setFailed(fmt.Errorf("send: %s", matrixErr(err)), time.Now())
 	}
 	return &DeliveryError{Channel: m.name, Status: status, Retryable: retry, Msg: fmt.Sprintf("channel %s: sending to %s: %s", m.name, chat, matrixErr(err)), Err: err}
+}
+
+// matrixKeyField marks the gateway's messages with their transaction id,
+// so WasSent can find one that went out just before a crash.
+const matrixKeyField = "org.gatewayd.txn"
+
+func matrixTxnID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "gw" + hex.EncodeToString(sum[:12])
+}
+
+// WasSent implements sentChecker: whether a message with key's transaction
+// id is among the account's recent messages in chat. The homeserver's own
+// transaction-id deduplication does not cover a request cut off by a
+// crash, nor a restart of the homeserver.
+func (m *Matrix) WasSent(ctx context.Context, chat, key string) (bool, error) {
+	cli := m.currentClient()
+	if cli == nil {
+		return false, errors.New("not connected")
+	}
+	txn := matrixTxnID(key)
+	resp, err := cli.Messages(ctx, id.RoomID(chat), "", "", mautrix.DirectionBackward, nil, 200)
+	if err != nil {
+		return false, errors.New(matrixErr(err))
+	}
+	for _, ev := range resp.Chunk {
+		if string(ev.Sender) == m.cfg.UserID && ev.Type == event.EventMessage {
+			if v, _ := ev.Content.Raw[matrixKeyField].(string); v == txn {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // Send implements Channel: m.To is a room id (!room:server).

@@ -157,6 +157,7 @@ type Service struct {
 	seq      int64           // last inbox sequence number
 	busy     map[string]bool // chats being answered
 	retryAt  map[string]time.Time
+	tried    map[string]bool // answer pieces this process has sent (or tried to)
 
 	agents   func() AgentRunner
 	stateDir string
@@ -186,7 +187,7 @@ func New(o Options) (*Service, error) {
 		o.Agents = func() AgentRunner { return nil }
 	}
 	s := &Service{log: o.Log.With("feature", "channels"), store: o.Store, getenv: o.Getenv, version: o.Version,
-		inflight: map[string]*flight{}, busy: map[string]bool{}, retryAt: map[string]time.Time{}, agents: o.Agents,
+		inflight: map[string]*flight{}, busy: map[string]bool{}, retryAt: map[string]time.Time{}, tried: map[string]bool{}, agents: o.Agents,
 		stateDir: o.StateDir, wake: make(chan struct{}, 1), links: map[string]Link{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.Apply(o.Config)
