@@ -167,3 +167,25 @@ func pairingCode(text string) string {
 	}
 	return text[i+len(marker) : i+len(marker)+8]
 }
+
+// waitInboxEmpty waits until the channel answered (or dropped) every
+// message it took.
+func waitInboxEmpty(t *testing.T, g *gatewaytest.Gateway, c *client.Conn, name string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for channelStatus(t, c, name).Inbox > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("channel %s still has unanswered messages after %s\n%s", name, within, g.Output())
+		}
+		time.Sleep(50 * time.Millisecond) // polling channels.status; bounded by deadline
+	}
+}
+
+func pairingList(t *testing.T, c *client.Conn) (*channels.PairingList, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var l channels.PairingList
+	err := c.CallInto(ctx, channels.MethodPairingList, nil, &l)
+	return &l, err
+}
