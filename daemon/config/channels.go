@@ -306,6 +306,14 @@ func (x *ChannelsConfig) redact() {
 		w.URL = redactURL(w.URL)
 		x.Webhooks[name] = w
 	}
+	for name, t := range x.Telegram {
+		t.APIBaseURL = redactURL(t.APIBaseURL)
+		x.Telegram[name] = t
+	}
+	for name, m := range x.Matrix {
+		m.Homeserver = redactURL(m.Homeserver)
+		x.Matrix[name] = m
+	}
 }
 
 func (x ChannelsConfig) clone() ChannelsConfig {

@@ -168,6 +168,13 @@ func TestChatChannelDefaultsClone(t *testing.T) {
 	if c.Channels.Telegram["tg"].AllowFrom[0] != "1" {
 		t.Error("the copy shares allowFrom with the original")
 	}
+	c2, err := Parse("c.json", []byte(`{"channels": {"telegram": {"tg": {"tokenEnv": "T", "apiBaseUrl": "https://u:hidden@bot.example/?k=hidden"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := json.Marshal(c2.Redacted()); strings.Contains(string(raw), "hidden") {
+		t.Errorf("redacted config still holds the apiBaseUrl's credentials: %s", raw)
+	}
 	if names := full.Channels.ChannelNames(); strings.Join(names, ",") != "mx,tg" {
 		t.Errorf("ChannelNames: %q", names)
 	}
