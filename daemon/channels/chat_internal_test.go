@@ -8,6 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/store"
 )
@@ -98,5 +101,49 @@ func TestDecide(t *testing.T) {
 		if got, why := s.decide(cfg, &c.in); got != c.want {
 			t.Errorf("%s: verdict %d (%s), want %d", c.name, got, why, c.want)
 		}
+	}
+}
+
+func TestMatrixJoinAllowed(t *testing.T) {
+	cfg := config.MatrixChannelConfig{ChatConfig: config.ChatConfig{AllowFrom: []string{"@alice:x"},
+		Rooms: map[string]config.ChatRoomConfig{"!team:x": {}, "!off:x": {Disabled: true}}}}
+	cases := []struct {
+		mode, room, inviter string
+		want                bool
+	}{
+		{config.MatrixAutoJoinAlways, "!any:x", "@mallory:x", true},
+		{config.MatrixAutoJoinOff, "!team:x", "@alice:x", false},
+		{config.MatrixAutoJoinAllowlist, "!any:x", "@alice:x", true},
+		{config.MatrixAutoJoinAllowlist, "!team:x", "@mallory:x", true},
+		{config.MatrixAutoJoinAllowlist, "!off:x", "@mallory:x", false},
+		{config.MatrixAutoJoinAllowlist, "!any:x", "@mallory:x", false},
+	}
+	for _, c := range cases {
+		cfg.AutoJoin = c.mode
+		m := &Matrix{cfg: cfg}
+		if got := m.joinAllowed(id.RoomID(c.room), c.inviter); got != c.want {
+			t.Errorf("autoJoin %s, room %s, inviter %s: %v, want %v", c.mode, c.room, c.inviter, got, c.want)
+		}
+	}
+}
+
+func TestMatrixMentioned(t *testing.T) {
+	m := &Matrix{cfg: config.MatrixChannelConfig{UserID: "@gw:example.org"}}
+	for body, want := range map[string]bool{
+		"gw: deploy":                true,
+		"GW, status?":               true,
+		"hey @gw:example.org":       true,
+		"@gw what's up":             true,
+		"the gateway is down":       false,
+		"gwen: lunch?":              false,
+		"@gwen see this":            false,
+		"ask gw later, not now ...": false,
+	} {
+		if got := m.mentioned(&event.MessageEventContent{Body: body}); got != want {
+			t.Errorf("mentioned(%q) = %v, want %v", body, got, want)
+		}
+	}
+	if !m.mentioned(&event.MessageEventContent{Body: "hi", Mentions: &event.Mentions{UserIDs: []id.UserID{"@gw:example.org"}}}) {
+		t.Error("m.mentions with the account is a mention")
 	}
 }

@@ -363,7 +363,15 @@ func (m *Matrix) mentioned(msg *event.MessageEventContent) bool {
 	}
 	local := strings.ToLower(strings.TrimPrefix(strings.SplitN(m.cfg.UserID, ":", 2)[0], "@"))
 	body := strings.ToLower(strings.TrimSpace(msg.Body))
-	return strings.HasPrefix(body, local+":") || strings.HasPrefix(body, local+",") || strings.HasPrefix(body, "@"+local)
+	if strings.HasPrefix(body, local+":") || strings.HasPrefix(body, local+",") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(body, "@"+local)
+	return ok && (rest == "" || !isWordByte(rest[0]))
+}
+
+func isWordByte(b byte) bool {
+	return b == '_' || b == '-' || b == '.' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }
 
 func (m *Matrix) currentClient() *mautrix.Client {

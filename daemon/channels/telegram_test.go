@@ -265,6 +265,15 @@ func TestTelegramEmulator(t *testing.T) {
 	if out, err := gatewayctl(t, g, "pairing", "approve", code); err == nil {
 		t.Errorf("approving a resolved code again succeeded:\n%s", out)
 	}
+	// Another unknown user is rejected: the request is gone, no answers.
+	emu.userSays(t, token, 2003, 0, "me too")
+	rejected := pairingCode(emu.waitBot(t, g, token, 2003, 1, 20*time.Second)[0])
+	if out, err := gatewayctl(t, g, "pairing", "reject", rejected); err != nil || !strings.Contains(out, "rejected") || !strings.Contains(out, "2003") {
+		t.Errorf("gatewayctl pairing reject: %v\n%s", err, out)
+	}
+	if l, err := pairingList(t, c); err != nil || len(l.Requests) != 0 {
+		t.Errorf("pending requests after reject: %+v %v", l, err)
+	}
 
 	// Group chats: only messages that mention the bot.
 	emu.userSays(t, token, 1001, -500, "nobody asked you")
