@@ -105,7 +105,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestMatrixJoinAllowed(t *testing.T) {
-	cfg := config.MatrixChannelConfig{ChatConfig: config.ChatConfig{AllowFrom: []string{"@alice:x"},
+	cfg := config.MatrixChannelConfig{AccessTokenEnv: "T", ChatConfig: config.ChatConfig{AllowFrom: []string{"@alice:x"},
 		Rooms: map[string]config.ChatRoomConfig{"!team:x": {}, "!off:x": {Disabled: true}}}}
 	cases := []struct {
 		mode, room, inviter string
@@ -120,7 +120,7 @@ func TestMatrixJoinAllowed(t *testing.T) {
 	}
 	for _, c := range cases {
 		cfg.AutoJoin = c.mode
-		m := &Matrix{cfg: cfg}
+		m := NewMatrix("mx", cfg, func(string) string { return "token" }, "", slog.New(slog.DiscardHandler))
 		if got := m.joinAllowed(id.RoomID(c.room), c.inviter); got != c.want {
 			t.Errorf("autoJoin %s, room %s, inviter %s: %v, want %v", c.mode, c.room, c.inviter, got, c.want)
 		}

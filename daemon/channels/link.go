@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -65,13 +66,17 @@ type Link interface {
 	Status() LinkStatus
 	// Chat is the channel's routing and access config.
 	Chat() config.ChatConfig
+	// SetChat takes a reloaded routing and access config; the connection
+	// stays (a change of it makes another Fingerprint).
+	SetChat(c config.ChatConfig)
 	// SendText posts text to chat. key identifies this message across
 	// retries (providers that dedupe by transaction id use it).
 	SendText(ctx context.Context, chat, text, key string) error
 	// MaxText is the provider's message length limit in characters.
 	MaxText() int
-	// Fingerprint changes when a reload changes what the link does (its
-	// config or its resolved secret), so Apply restarts only those links.
+	// Fingerprint changes when a reload changes how the link connects
+	// (server, account, secret, reconnect policy), so Apply reconnects only
+	// those links; other changes go through SetChat.
 	Fingerprint() string
 }
 
@@ -88,14 +93,13 @@ type LinkStatus struct {
 
 // linkState is the state shared by the chat links.
 type linkState struct {
-	mu        sync.Mutex
-	st        LinkStatus
-	connected chan struct{} // closed while connected
-	notify    func()
+	mu     sync.Mutex
+	st     LinkStatus
+	notify func()
 }
 
 func newLinkState(state string) *linkState {
-	return &linkState{st: LinkStatus{State: state, Since: time.Now().UnixMilli()}, connected: make(chan struct{})}
+	return &linkState{st: LinkStatus{State: state, Since: time.Now().UnixMilli()}}
 }
 
 func (l *linkState) get() LinkStatus {
@@ -117,11 +121,6 @@ func (l *linkState) set(fn func(st *LinkStatus)) {
 	changed := before.State != l.st.State || before.Error != l.st.Error || before.Account != l.st.Account
 	if before.State != l.st.State {
 		l.st.Since = time.Now().UnixMilli()
-		if l.st.State == StateConnected {
-			close(l.connected)
-		} else if before.State == StateConnected {
-			l.connected = make(chan struct{})
-		}
 	}
 	n := l.notify
 	l.mu.Unlock()
@@ -204,6 +203,7 @@ type linkBase struct {
 	fp         string
 	state      *linkState
 	log        *slog.Logger
+	chat       atomic.Pointer[config.ChatConfig]
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -211,14 +211,21 @@ type linkBase struct {
 }
 
 // newLinkBase starts a link's state: disabled, unlinked (secretErr) or
-// connecting. cfg and secret make the fingerprint.
-func newLinkBase(kind, name string, cfg any, secret string, disabled bool, secretErr error, log *slog.Logger) *linkBase {
-	b, _ := json.Marshal(cfg)
+// connecting. conn (the connection settings) and secret make the
+// fingerprint; chat is the routing and access config.
+func newLinkBase(kind, name string, conn any, chat config.ChatConfig, secret string, secretErr error, log *slog.Logger) *linkBase {
+	disabled := chat.Disabled
+	b, _ := json.Marshal(struct {
+		Conn      any
+		Reconnect config.ReconnectConfig
+		Disabled  bool
+	}{conn, chat.Reconnect, disabled})
 	h := sha256.New()
 	h.Write(b)
 	h.Write([]byte{0})
 	h.Write([]byte(secret))
 	l := &linkBase{name: name, kind: kind, fp: hex.EncodeToString(h.Sum(nil)), log: log.With("channel", name, "kind", kind)}
+	l.chat.Store(&chat)
 	switch {
 	case disabled:
 		l.state = newLinkState(StateDisabled)
@@ -242,6 +249,12 @@ func (l *linkBase) Status() LinkStatus { return l.state.get() }
 
 // Fingerprint implements Link.
 func (l *linkBase) Fingerprint() string { return l.fp }
+
+// Chat implements Link.
+func (l *linkBase) Chat() config.ChatConfig { return *l.chat.Load() }
+
+// SetChat implements Link.
+func (l *linkBase) SetChat(c config.ChatConfig) { l.chat.Store(&c) }
 
 // Linked implements Channel: only a connected link delivers.
 func (l *linkBase) Linked() (bool, string) {

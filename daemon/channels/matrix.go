@@ -80,7 +80,9 @@ func NewMatrix(name string, cfg config.MatrixChannelConfig, getenv func(string) 
 	} else {
 		m.secret, err = config.ResolveSecret(key+".accessToken", "", cfg.AccessTokenEnv, cfg.AccessTokenFile, getenv)
 	}
-	m.linkBase = newLinkBase(KindMatrix, name, cfg, m.secret, cfg.Disabled, err, log)
+	conn := cfg
+	conn.ChatConfig = config.ChatConfig{}
+	m.linkBase = newLinkBase(KindMatrix, name, conn, cfg.ChatConfig, m.secret, err, log)
 	return m
 }
 
@@ -89,9 +91,6 @@ func (m *Matrix) Name() string { return m.name }
 
 // Kind implements Channel.
 func (m *Matrix) Kind() string { return KindMatrix }
-
-// Chat implements Link.
-func (m *Matrix) Chat() config.ChatConfig { return m.cfg.ChatConfig }
 
 // MaxText implements Link.
 func (m *Matrix) MaxText() int { return MatrixMaxText }
@@ -323,10 +322,11 @@ func (m *Matrix) joinAllowed(roomID id.RoomID, inviter string) bool {
 	case config.MatrixAutoJoinOff:
 		return false
 	case config.MatrixAutoJoinAllowlist:
-		if r, ok := m.cfg.Rooms[string(roomID)]; ok && !r.Disabled {
+		chat := m.Chat()
+		if r, ok := chat.Rooms[string(roomID)]; ok && !r.Disabled {
 			return true
 		}
-		return slices.Contains(m.cfg.AllowFrom, inviter)
+		return slices.Contains(chat.AllowFrom, inviter)
 	}
 	return true
 }

@@ -257,6 +257,7 @@ func (s *Service) Apply(cfg *config.Config) {
 	var start []Link
 	for _, l := range fresh {
 		if old, ok := s.links[l.Name()]; ok && old.Kind() == l.Kind() && old.Fingerprint() == l.Fingerprint() {
+			old.SetChat(l.Chat())
 			keep[l.Name()] = old
 			chs = append(chs, old)
 			continue

@@ -78,7 +78,9 @@ type telegramUpdate struct {
 // token is resolved now; without it the channel is unlinked and says why.
 func NewTelegram(name string, cfg config.TelegramChannelConfig, getenv func(string) string, log *slog.Logger) *Telegram {
 	tok, err := config.ResolveSecret("channels.telegram."+name+".token", "", cfg.TokenEnv, cfg.TokenFile, getenv)
-	return &Telegram{linkBase: newLinkBase(KindTelegram, name, cfg, tok, cfg.Disabled, err, log), cfg: cfg, token: tok,
+	conn := cfg
+	conn.ChatConfig = config.ChatConfig{}
+	return &Telegram{linkBase: newLinkBase(KindTelegram, name, conn, cfg.ChatConfig, tok, err, log), cfg: cfg, token: tok,
 		base: strings.TrimRight(cfg.APIBaseURL, "/"), client: &http.Client{Timeout: time.Duration(cfg.PollTimeoutS)*time.Second + 15*time.Second}}
 }
 
@@ -87,9 +89,6 @@ func (t *Telegram) Name() string { return t.name }
 
 // Kind implements Channel.
 func (t *Telegram) Kind() string { return KindTelegram }
-
-// Chat implements Link.
-func (t *Telegram) Chat() config.ChatConfig { return t.cfg.ChatConfig }
 
 // MaxText implements Link.
 func (t *Telegram) MaxText() int { return TelegramMaxText }

@@ -407,7 +407,9 @@ func TestTelegramHotReload(t *testing.T) {
 		t.Errorf("answer after adding: %q", got)
 	}
 
-	// Reconfigured: dmPolicy open lets an unknown user in without pairing.
+	// Reconfigured: dmPolicy open lets an unknown user in without pairing,
+	// and the connection stays.
+	since := channelStatus(t, c, "tg").Link.Since
 	writeConfig(t, dir, telegramConfig(emu.URL, tokFile, map[string]any{"dmPolicy": "open"}))
 	deadline := time.Now().Add(20 * time.Second)
 	for channelStatus(t, c, "tg").DMPolicy != "open" {
@@ -416,10 +418,27 @@ func TestTelegramHotReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // waiting for the file watcher; bounded by deadline
 	}
-	waitState(t, g, c, "tg", channels.StateConnected, 20*time.Second)
+	if st := waitState(t, g, c, "tg", channels.StateConnected, 20*time.Second); st.Link.Since != since {
+		t.Errorf("a dmPolicy change reconnected the bot (connected since %d, was %d)", st.Link.Since, since)
+	}
 	emu.userSays(t, token, 7007, 0, "open now")
 	if got := emu.waitBot(t, g, token, 7007, 1, 20*time.Second); got[0] != "open now" {
 		t.Errorf("answer to an unknown user under dmPolicy open: %q", got)
+	}
+
+	// A new token file path (same token) is a connection change: reconnect.
+	tok2 := writeSecret(t, dir, "telegram2.token", token)
+	writeConfig(t, dir, telegramConfig(emu.URL, tok2, map[string]any{"dmPolicy": "open"}))
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		st, _ := findChannel(t, c, "tg")
+		if st.State == channels.StateConnected && st.Link.Since != since {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changing tokenFile did not reconnect: %+v\n%s", st.Link, g.Output())
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the file watcher; bounded by deadline
 	}
 
 	// Removed: channels.status no longer lists it and send is NOT_LINKED.
