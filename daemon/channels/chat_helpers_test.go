@@ -189,3 +189,22 @@ func pairingList(t *testing.T, c *client.Conn) (*channels.PairingList, error) {
 	err := c.CallInto(ctx, channels.MethodPairingList, nil, &l)
 	return &l, err
 }
+
+// waitPairingSeenAgain waits until the one pending pairing request was
+// refreshed by a later message of its sender and that message left the
+// inbox unanswered: then an approval cannot overtake it.
+func waitPairingSeenAgain(t *testing.T, g *gatewaytest.Gateway, c *client.Conn, channel string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := pairingList(t, c)
+		if err == nil && len(l.Requests) == 1 && l.Requests[0].LastSeenAt != l.Requests[0].CreatedAt {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not see the sender's second message: %+v %v\n%s", l, err, g.Output())
+		}
+		time.Sleep(50 * time.Millisecond) // polling channels.pairing.list; bounded by deadline
+	}
+	waitInboxEmpty(t, g, c, channel, 20*time.Second)
+}
