@@ -25,10 +25,13 @@ func (a *app) channelsCommand() *ffcli.Command {
 		ShortUsage: "gatewayctl channels status [--probe] [--json]",
 		ShortHelp:  "Show the delivery channels: linked or not, last delivery and error.",
 		LongHelp: `Calls channels.status and prints one line per configured channel: its
-kind, whether it is linked (able to deliver) and if not why, the targets
-routed to it, and its last delivery and last error. --probe also checks
-each channel's receiver live (a HEAD request for webhooks; any answer
-below 500 counts as reachable). --json prints the payload.
+kind, its state (webhooks: ready; Telegram and Matrix: connecting,
+connected as ACCOUNT, disconnected with the last error, disabled,
+unlinked), whether it is linked (able to deliver) and if not why, the
+targets routed to it, and its last delivery and last error. --probe also
+checks each channel live (a HEAD request for webhooks, any answer below 500
+counting as reachable; getMe for Telegram; whoami for Matrix). --json
+prints the payload.
 
 Exit status 0 when every channel is linked (and, with --probe, reachable),
 1 when one is not, 3 unreachable, 4 authentication failed.`,
@@ -93,11 +96,11 @@ func (a *app) channelsStatus(ctx context.Context, probe bool) error {
 
 func printChannels(a *app, st *channels.StatusPayload) {
 	if len(st.Channels) == 0 {
-		fmt.Fprintln(a.stdout, "no channels configured: send answers NOT_LINKED (add one under channels.webhooks in the config file)")
+		fmt.Fprintln(a.stdout, "no channels configured: send answers NOT_LINKED (add one under channels.webhooks, channels.telegram or channels.matrix in the config file)")
 		return
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANNEL\tKIND\tLINKED\tTARGETS\tLAST DELIVERY\tLAST ERROR")
+	fmt.Fprintln(tw, "CHANNEL\tKIND\tSTATE\tLINKED\tTARGETS\tLAST DELIVERY\tLAST ERROR")
 	for _, ch := range st.Channels {
 		linked := "yes"
 		if !ch.Linked {
@@ -117,7 +120,11 @@ func printChannels(a *app, st *channels.StatusPayload) {
 		if e := ch.LastError; e != nil {
 			lastErr = fmt.Sprintf("%s to %s", ago(e.TS), e.To)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ch.Name, ch.Kind, linked, targets, last, lastErr)
+		state := ch.State
+		if ch.Link != nil && ch.Link.Account != "" && ch.State == channels.StateConnected {
+			state += " as " + ch.Link.Account
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.Name, ch.Kind, state, linked, targets, last, lastErr)
 	}
 	tw.Flush()
 	for _, ch := range st.Channels {
@@ -127,10 +134,19 @@ func printChannels(a *app, st *channels.StatusPayload) {
 		if e := ch.LastError; e != nil && (ch.LastDelivery == nil || e.TS > ch.LastDelivery.TS) {
 			fmt.Fprintf(a.stdout, "%s: last error: %s\n", ch.Name, e.Message)
 		}
+		if ch.Link != nil && ch.Pending > 0 {
+			fmt.Fprintf(a.stdout, "%s: %d pending pairing request(s) (gatewayctl pairing list)\n", ch.Name, ch.Pending)
+		}
+		if ch.Link != nil && ch.Inbox > 0 {
+			fmt.Fprintf(a.stdout, "%s: %d received message(s) waiting for an answer\n", ch.Name, ch.Inbox)
+		}
 		if p := ch.Probe; p != nil {
-			if p.OK {
+			switch {
+			case p.OK && p.Account != "":
+				fmt.Fprintf(a.stdout, "%s: probe ok (%s, %d ms)\n", ch.Name, p.Account, p.LatencyMs)
+			case p.OK:
 				fmt.Fprintf(a.stdout, "%s: probe ok (HTTP %d, %d ms)\n", ch.Name, p.Status, p.LatencyMs)
-			} else {
+			default:
 				fmt.Fprintf(a.stdout, "%s: probe FAILED: %s\n", ch.Name, p.Error)
 			}
 		}

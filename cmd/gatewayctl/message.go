@@ -44,9 +44,12 @@ func (a *app) messageSendCommand() *ffcli.Command {
 		ShortHelp:  "Deliver one message through a channel (the send method).",
 		LongHelp: `Calls the gateway's send method. The gateway picks the channel: --channel
 if given, else the first channel whose targets match --target, else
-channels.default. The receiver gets signed JSON (webhook channels); failed
-attempts are retried by the gateway with backoff, and this command waits
-for the outcome (--wait).
+channels.default. A webhook channel's receiver gets signed JSON, failed
+attempts retried by the gateway with backoff; a Telegram channel's target
+is a chat id (or @channelname), a Matrix channel's a room id (!room:server),
+long text split at the provider's limit. This command waits for the
+outcome (--wait). A Telegram or Matrix channel that is not connected
+answers NOT_LINKED with the reason.
 
 Every send carries an idempotency key (a new UUID unless you pass one). A
 key that was delivered is not delivered again: repeating the command with
@@ -58,7 +61,8 @@ deliver to the target; or the receiver kept failing), 2 usage,
 
 Examples:
   gatewayctl message send --target ops --message "deploy done"
-  gatewayctl message send --target ops --message "deploy done" --channel pager --json`,
+  gatewayctl message send --target ops --message "deploy done" --channel pager --json
+  gatewayctl message send --channel matrix --target '!room:example.org' --message "deploy done"`,
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {

@@ -92,7 +92,7 @@ func TestMessageSendAndChannelsStatus(t *testing.T) {
 			stderr: `NOT_LINKED: channel "dead" is not linked: .*UNSET_SECRET_FOR_TEST is not set`, deliveries: 2},
 		{name: "usage", args: []string{"message", "send", "--message", "x"}, code: 2, stderr: `needs --target and --message`, deliveries: 2},
 		{name: "status", args: []string{"channels", "status"}, code: 1,
-			stdout: `(?s)CHANNEL +KIND +LINKED +TARGETS.*dead +webhook +no +- .*ops +webhook +yes +ops +[0-9]+s ago to ops.*dead: not linked: `,
+			stdout: `(?s)CHANNEL +KIND +STATE +LINKED +TARGETS.*dead +webhook +unlinked +no +- .*ops +webhook +ready +yes +ops +[0-9]+s ago to ops.*dead: not linked: `,
 			stderr: `1 of 2 channels cannot deliver`, deliveries: 2},
 		{name: "status probe json", args: []string{"channels", "status", "--probe", "--json"}, code: 1,
 			stdout: `(?s)"name": "ops".*"probe": \{\s*"ok": true`, deliveries: 2},

@@ -20,11 +20,17 @@ func (a *app) pairingCommand() *ffcli.Command {
 	return &ffcli.Command{
 		Name:       "pairing",
 		ShortUsage: "gatewayctl pairing list|approve|reject|remove [flags] [args]",
-		ShortHelp:  "Approve or reject nodes asking to pair; list or unpair paired nodes.",
+		ShortHelp:  "Approve or reject nodes and chat senders asking to pair; list or unpair paired nodes.",
 		LongHelp: `A node that connects without being paired is refused ("pairing required")
 and leaves a pending request, which expires after nodes.pendingTtlMs (5
 minutes by default) unless the node asks again. Approving it pairs the
 node: on its next connect it receives its own credential.
+
+A chat channel (Telegram, Matrix) with dmPolicy "pairing" answers an
+unknown sender with a pairing code and leaves a pending request (listed
+under CHANNEL REQUEST, expiring after an hour). approve CODE lets that
+sender's messages reach the agent; reject CODE dismisses the request.
+Channel requests are named by the code the sender got or the request id.
 
 REQUEST arguments take the request id, a unique prefix of it, or a unique
 prefix of the node id of a pending request. These commands ask for
@@ -54,10 +60,16 @@ func (a *app) pairingListCommand() *ffcli.Command {
 				return usageErr(fmt.Errorf("pairing list takes no arguments, got %q", strings.Join(args, " ")))
 			}
 			return a.withConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
-				return callPrint(a, cctx, c, nodes.MethodPairList, nil, func(l *nodes.PairList) error {
+				if a.g.json {
+					return callPrint(a, cctx, c, nodes.MethodPairList, nil, func(l *nodes.PairList) error { return nil })
+				}
+				if err := callPrint(a, cctx, c, nodes.MethodPairList, nil, func(l *nodes.PairList) error {
 					printPairList(a.stdout, l)
 					return nil
-				})
+				}); err != nil {
+					return err
+				}
+				return printChannelPairing(cctx, a.stdout, c)
 			})
 		},
 	}
@@ -82,6 +94,9 @@ func (a *app) pairingResolveCommand(approve bool) *ffcli.Command {
 				return err
 			}
 			return a.withConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
+				if done, err := a.resolveChannelPairing(cctx, c, pos[0], approve); done {
+					return err
+				}
 				req, err := resolveRequest(cctx, c, pos[0])
 				if err != nil {
 					return err

@@ -38,7 +38,8 @@ var featureConstructors = []func(d *featureDeps) (feature, error){
 		return f, nil
 	},
 	func(d *featureDeps) (feature, error) {
-		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv, Version: d.Version})
+		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv, Version: d.Version,
+			StateDir: d.Paths.StateDir, Agents: func() channels.AgentRunner { return d.Agents }})
 	},
 	func(d *featureDeps) (feature, error) {
 		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins()}), nil

@@ -46,7 +46,8 @@ type Delivery struct {
 type Probe struct {
 	OK        bool   `json:"ok"`
 	LatencyMs int64  `json:"latencyMs"`
-	Status    int    `json:"status,omitempty"` // HTTP status, for webhooks
+	Status    int    `json:"status,omitempty"`  // HTTP status, for webhooks
+	Account   string `json:"account,omitempty"` // who the channel is connected as, for chat channels
 	Error     string `json:"error,omitempty"`
 }
 
@@ -55,7 +56,7 @@ type Probe struct {
 type Channel interface {
 	// Name is the configured name, unique across kinds.
 	Name() string
-	// Kind is the provider kind: "webhook", and later messaging providers.
+	// Kind is the provider kind: "webhook", "telegram", "matrix".
 	Kind() string
 	// Linked reports whether the channel can deliver now (enabled, secret
 	// and credentials present) and, when not, why and what to do.

@@ -68,6 +68,26 @@ type ChannelStatus struct {
 	LastDelivery *LastDelivery `json:"lastDelivery,omitempty"`
 	LastError    *LastError    `json:"lastError,omitempty"`
 	Probe        *Probe        `json:"probe,omitempty"`
+	// State is the connection state: ready (webhooks), connecting,
+	// connected, disconnected, disabled, unlinked.
+	State string `json:"state"`
+	// Link is a chat channel's connection: account, since, last error and
+	// next retry.
+	Link *LinkStatus `json:"link,omitempty"`
+	// DMPolicy, Pending (pairing requests) and Inbox (received messages
+	// not answered yet) are for chat channels.
+	DMPolicy    string       `json:"dmPolicy,omitempty"`
+	Pending     int          `json:"pendingPairing,omitempty"`
+	Inbox       int          `json:"inbox,omitempty"`
+	LastInbound *LastInbound `json:"lastInbound,omitempty"`
+}
+
+// LastInbound is a chat channel's most recent answered message.
+type LastInbound struct {
+	TS        int64  `json:"ts"`
+	Chat      string `json:"chat"`
+	Sender    string `json:"sender"`
+	LatencyMs int64  `json:"latencyMs"` // from receipt to the answer's delivery
 }
 
 // LastDelivery is a channel's most recent successful delivery.
@@ -90,6 +110,7 @@ type LastError struct {
 type channelState struct {
 	LastDelivery *LastDelivery `json:"lastDelivery,omitempty"`
 	LastError    *LastError    `json:"lastError,omitempty"`
+	LastInbound  *LastInbound  `json:"lastInbound,omitempty"`
 }
 
 // dedupeRecord remembers one idempotency key.
@@ -109,7 +130,14 @@ type Options struct {
 	Log     *slog.Logger
 	Getenv  func(string) string // secretEnv lookups; nil: os.Getenv is not used, nothing resolves
 	Version string
+	// StateDir keeps a Matrix password login's access token.
+	StateDir string
+	// Agents answers the chat channels' messages (nil: they wait).
+	Agents func() AgentRunner
 }
+
+// statusRefresher is the Host's RefreshStatus (a *gateway.Server).
+type statusRefresher interface{ RefreshStatus() }
 
 // Service is the channels feature: the send and channels.status methods.
 type Service struct {
@@ -126,6 +154,17 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*flight
+	seq      int64           // last inbox sequence number
+	busy     map[string]bool // chats being answered
+	retryAt  map[string]time.Time
+	tried    map[string]bool // answer pieces this process has sent (or tried to)
+
+	agents   func() AgentRunner
+	stateDir string
+	host     atomic.Pointer[statusRefresher]
+	wake     chan struct{}
+	applyMu  sync.Mutex
+	links    map[string]Link // running chat links by name
 }
 
 // flight is a send in progress for one idempotency key.
@@ -144,8 +183,12 @@ func New(o Options) (*Service, error) {
 	if o.Getenv == nil {
 		o.Getenv = func(string) string { return "" }
 	}
+	if o.Agents == nil {
+		o.Agents = func() AgentRunner { return nil }
+	}
 	s := &Service{log: o.Log.With("feature", "channels"), store: o.Store, getenv: o.Getenv, version: o.Version,
-		inflight: map[string]*flight{}}
+		inflight: map[string]*flight{}, busy: map[string]bool{}, retryAt: map[string]time.Time{}, tried: map[string]bool{}, agents: o.Agents,
+		stateDir: o.StateDir, wake: make(chan struct{}, 1), links: map[string]Link{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.Apply(o.Config)
 	if n, err := s.sweep(time.Now()); err != nil {
@@ -153,8 +196,9 @@ func New(o Options) (*Service, error) {
 	} else if n > 0 {
 		s.log.Debug("removed expired idempotency records", "count", n)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.sweeper()
+	go s.dispatcher()
 	return s, nil
 }
 
@@ -164,20 +208,32 @@ func (s *Service) Name() string { return "channels" }
 // Events implements gateway.Extension.
 func (s *Service) Events() []string { return nil }
 
-// Bind implements gateway.Extension; channels need nothing from the Host.
-func (s *Service) Bind(gateway.Host) {}
+// Bind implements gateway.Extension: the Host refreshes STATUS= when a
+// channel's state changes.
+func (s *Service) Bind(h gateway.Host) {
+	if r, ok := h.(statusRefresher); ok {
+		s.host.Store(&r)
+	}
+}
 
 // Methods implements gateway.Extension.
 func (s *Service) Methods() []gateway.Method {
 	return []gateway.Method{
 		{Name: "send", Scope: protocol.ScopeWrite, Async: true, Handler: s.mSend},
 		{Name: "channels.status", Scope: protocol.ScopeRead, Async: true, Handler: s.mStatus},
+		{Name: MethodPairingList, Scope: protocol.ScopePairing, Handler: s.mPairingList},
+		{Name: MethodPairingApprove, Scope: protocol.ScopePairing, Async: true, Handler: s.mPairingResolve(true)},
+		{Name: MethodPairingDismiss, Scope: protocol.ScopePairing, Handler: s.mPairingResolve(false)},
 	}
 }
 
 // Apply takes a reloaded config: the channel set is rebuilt; sends in
-// progress finish on the channels they started with.
+// progress finish on the channels they started with. Chat links whose
+// config and secret are unchanged keep their connection; changed ones are
+// reconnected, removed ones stopped, new ones started.
 func (s *Service) Apply(cfg *config.Config) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	c := cfg.Channels
 	var chs []Channel
 	targets := map[string][]string{}
@@ -186,8 +242,50 @@ func (s *Service) Apply(cfg *config.Config) {
 		chs = append(chs, NewWebhook(name, w, s.getenv, s.version, s.log))
 		targets[name] = slices.Clone(w.Targets)
 	}
+	var fresh []Link
+	for _, name := range slices.Sorted(maps.Keys(c.Telegram)) {
+		t := c.Telegram[name]
+		fresh = append(fresh, NewTelegram(name, t, s.getenv, s.log))
+		targets[name] = slices.Clone(t.Targets)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Matrix)) {
+		m := c.Matrix[name]
+		fresh = append(fresh, NewMatrix(name, m, s.getenv, s.stateDir, s.log))
+		targets[name] = slices.Clone(m.Targets)
+	}
+	keep := map[string]Link{}
+	var start []Link
+	for _, l := range fresh {
+		if old, ok := s.links[l.Name()]; ok && old.Kind() == l.Kind() && old.Fingerprint() == l.Fingerprint() {
+			old.SetChat(l.Chat())
+			keep[l.Name()] = old
+			chs = append(chs, old)
+			continue
+		}
+		keep[l.Name()] = l
+		chs = append(chs, l)
+		start = append(start, l)
+	}
+	var stop []Link
+	for name, old := range s.links {
+		if k, ok := keep[name]; !ok || k != old {
+			stop = append(stop, old)
+		}
+	}
+	for _, l := range stop {
+		s.log.Info("channel stopped (removed or reconfigured)", "channel", l.Name(), "kind", l.Kind())
+		l.Stop()
+	}
+	s.links = keep
 	set := NewSet(chs, targets, c.Default)
 	s.set.Store(set)
+	for _, l := range start {
+		s.log.Info("channel starting", "channel", l.Name(), "kind", l.Kind())
+		l.Start(s)
+	}
+	if len(start) > 0 || len(stop) > 0 {
+		s.StateChanged("")
+	}
 	ttl := c.DedupeTTLMs
 	if ttl <= 0 {
 		ttl = config.DefaultDedupeTTLMs
@@ -200,12 +298,29 @@ func (s *Service) Apply(cfg *config.Config) {
 	}
 }
 
-// Close stops deliveries in progress (they end with an error) and waits for
-// them.
+// Close stops the chat links and deliveries in progress (they end with an
+// error) and waits for them. Unanswered messages stay in the inbox for the
+// next start.
 func (s *Service) Close() error {
+	s.applyMu.Lock()
+	for _, l := range s.links {
+		l.Stop()
+	}
+	s.links = map[string]Link{}
+	s.applyMu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	return nil
+}
+
+// link returns the running chat link called name.
+func (s *Service) link(name string) (Link, bool) {
+	ch, ok := s.set.Load().Get(name)
+	if !ok {
+		return nil, false
+	}
+	l, ok := ch.(Link)
+	return l, ok
 }
 
 func (s *Service) mSend(ctx context.Context, call *gateway.Call) (any, *protocol.Error) {
@@ -331,13 +446,13 @@ func (s *Service) pick(p SendParams) (Channel, *protocol.Error) {
 	if p.Channel != "" {
 		c, ok := set.Get(p.Channel)
 		if !ok {
-			return nil, notLinked(fmt.Sprintf("channel %q is not configured (configured: %s; add it under channels.webhooks)", p.Channel, names(set)), p)
+			return nil, notLinked(fmt.Sprintf("channel %q is not configured (configured: %s; add it under channels.webhooks, channels.telegram or channels.matrix)", p.Channel, names(set)), p)
 		}
 		ch = c
 	} else {
 		c, ok := set.Route(p.To)
 		if !ok {
-			return nil, notLinked(fmt.Sprintf("no channel delivers to target %q (add it to a channel's targets in channels.webhooks.NAME.targets, set channels.default, or pass a channel; configured: %s)", p.To, names(set)), p)
+			return nil, notLinked(fmt.Sprintf("no channel delivers to target %q (add it to a channel's targets, like channels.webhooks.NAME.targets, set channels.default, or pass a channel; configured: %s)", p.To, names(set)), p)
 		}
 		ch = c
 	}
@@ -436,7 +551,19 @@ func (s *Service) Status(ctx context.Context, probe bool) *StatusPayload {
 		ch, _ := set.Get(name)
 		linked, why := ch.Linked()
 		cs := ChannelStatus{Name: name, Kind: ch.Kind(), Configured: true, Linked: linked, Reason: why,
-			Targets: set.Targets(name), Default: name == set.def}
+			Targets: set.Targets(name), Default: name == set.def, State: StateReady}
+		switch l := ch.(type) {
+		case Link:
+			st := l.Status()
+			cs.State, cs.Link, cs.DMPolicy, cs.Inbox = st.State, &st, l.Chat().DMPolicy, s.inboxCount(name)
+		case *Webhook:
+			if !linked {
+				cs.State = StateUnlinked
+				if l.cfg.Disabled {
+					cs.State = StateDisabled
+				}
+			}
+		}
 		if cs.Targets == nil {
 			cs.Targets = []string{}
 		}
@@ -444,8 +571,17 @@ func (s *Service) Status(ctx context.Context, probe bool) *StatusPayload {
 		if _, err := s.store.Get(BucketState, name, &st); err != nil {
 			s.log.Warn("reading channel state", "channel", name, "err", err)
 		}
-		cs.LastDelivery, cs.LastError = st.LastDelivery, st.LastError
+		cs.LastDelivery, cs.LastError, cs.LastInbound = st.LastDelivery, st.LastError, st.LastInbound
 		out.Channels = append(out.Channels, cs)
+	}
+	if reqs, err := s.pendingRequests(); err == nil {
+		for i := range out.Channels {
+			for _, r := range reqs {
+				if r.Channel == out.Channels[i].Name {
+					out.Channels[i].Pending++
+				}
+			}
+		}
 	}
 	if probe {
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)

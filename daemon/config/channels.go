@@ -62,6 +62,101 @@ type ChannelsConfig struct {
 	DedupeTTLMs int `json:"dedupeTtlMs,omitempty"`
 	// Webhooks are webhook channels by name.
 	Webhooks map[string]WebhookChannelConfig `json:"webhooks,omitempty"`
+	// Telegram are Telegram bots (Bot API long polling) by name.
+	Telegram map[string]TelegramChannelConfig `json:"telegram,omitempty"`
+	// Matrix are Matrix accounts (client-server API /sync) by name.
+	Matrix map[string]MatrixChannelConfig `json:"matrix,omitempty"`
+}
+
+// Chat channel policies.
+const (
+	DMPolicyPairing   = "pairing"   // unknown senders get a code; an operator approves them
+	DMPolicyAllowlist = "allowlist" // only senders in allowFrom (and approved ones)
+	DMPolicyOpen      = "open"      // anyone
+	DMPolicyDisabled  = "disabled"  // direct messages are ignored
+
+	GroupPolicyAllowlist = "allowlist" // only rooms listed under rooms
+	GroupPolicyOpen      = "open"      // every room the account is in
+	GroupPolicyDisabled  = "disabled"  // group rooms are ignored
+
+	MatrixAutoJoinAlways    = "always"    // accept every invite
+	MatrixAutoJoinAllowlist = "allowlist" // invites from allowed senders, or to rooms listed under rooms
+	MatrixAutoJoinOff       = "off"       // never join by invite
+
+	DefaultTelegramAPIBaseURL   = "https://api.telegram.org"
+	DefaultTelegramPollTimeoutS = 25
+	DefaultReconnectInitialMs   = 1000
+	DefaultReconnectMaxMs       = 30000
+)
+
+// ChatConfig is what every chat-network channel (Telegram, Matrix) has:
+// which agent answers, who may talk to it, where replies of `send` go, and
+// how it reconnects.
+type ChatConfig struct {
+	// AgentID answers the channel's messages (default: agents.default).
+	AgentID string `json:"agentId,omitempty"`
+	// DMPolicy says who may talk to the agent in a direct chat: pairing
+	// (default), allowlist, open or disabled.
+	DMPolicy string `json:"dmPolicy,omitempty"`
+	// AllowFrom are sender ids always allowed (Telegram user ids, Matrix
+	// user ids like @alice:example.org).
+	AllowFrom []string `json:"allowFrom,omitempty"`
+	// GroupPolicy says which group rooms are answered: allowlist (default:
+	// the rooms listed under rooms), open or disabled.
+	GroupPolicy string `json:"groupPolicy,omitempty"`
+	// RequireMention: in group rooms only messages that mention the
+	// account are answered (default true).
+	RequireMention *bool `json:"requireMention,omitempty"`
+	// Rooms are per-room (per-chat) settings by room or chat id.
+	Rooms    map[string]ChatRoomConfig `json:"rooms,omitempty"`
+	Targets  []string                  `json:"targets,omitempty"`  // target patterns routed here by send
+	Disabled bool                      `json:"disabled,omitempty"` // configured but not connecting
+	// Reconnect is the backoff between connection attempts.
+	Reconnect ReconnectConfig `json:"reconnect"`
+}
+
+// ChatRoomConfig is "channels.KIND.NAME.rooms.ID".
+type ChatRoomConfig struct {
+	AgentID        string `json:"agentId,omitempty"`        // the agent for this room (default: the channel's)
+	RequireMention *bool  `json:"requireMention,omitempty"` // default: the channel's
+	Disabled       bool   `json:"disabled,omitempty"`       // ignore this room
+}
+
+// ReconnectConfig is a chat channel's reconnect backoff: exponential with
+// jitter from InitialMs up to MaxMs, for as long as it takes.
+type ReconnectConfig struct {
+	InitialMs int `json:"initialMs,omitempty"` // default 1000
+	MaxMs     int `json:"maxMs,omitempty"`     // default 30000: the bound on the wait between attempts
+}
+
+// TelegramChannelConfig is "channels.telegram.NAME": a Telegram bot.
+type TelegramChannelConfig struct {
+	ChatConfig
+	// The bot token from @BotFather, from the environment or a file only.
+	TokenEnv  string `json:"tokenEnv,omitempty" redact:"ref"`
+	TokenFile string `json:"tokenFile,omitempty" redact:"ref"`
+	// APIBaseURL is the Bot API server (default https://api.telegram.org;
+	// a self-hosted Bot API server or an emulator).
+	APIBaseURL string `json:"apiBaseUrl,omitempty" redact:"url"`
+	// PollTimeoutS is getUpdates' long-polling timeout (default 25 s).
+	PollTimeoutS int `json:"pollTimeoutS,omitempty"`
+}
+
+// MatrixChannelConfig is "channels.matrix.NAME": a Matrix account.
+type MatrixChannelConfig struct {
+	ChatConfig
+	Homeserver string `json:"homeserver" redact:"url"` // client-server API base URL, like https://matrix.example.org
+	UserID     string `json:"userId"`                  // the account, like @gw:example.org
+	// The access token, from the environment or a file; or a password
+	// (environment or file) used once to log in, after which the token is
+	// kept in the state directory (mode 0600).
+	AccessTokenEnv  string `json:"accessTokenEnv,omitempty" redact:"ref"`
+	AccessTokenFile string `json:"accessTokenFile,omitempty" redact:"ref"`
+	PasswordEnv     string `json:"passwordEnv,omitempty" redact:"ref"`
+	PasswordFile    string `json:"passwordFile,omitempty" redact:"ref"`
+	// AutoJoin is what happens to invites: always (default), allowlist or
+	// off.
+	AutoJoin string `json:"autoJoin,omitempty"`
 }
 
 // WebhookChannelConfig is "channels.webhooks.NAME": POST signed JSON to a
@@ -99,6 +194,105 @@ func (x *ChannelsConfig) withDefaults() {
 		setDefault(&w.Retry.MaxElapsedMs, DefaultRetryMaxElapsedMs)
 		x.Webhooks[name] = w
 	}
+	for name, t := range x.Telegram {
+		t.ChatConfig.withDefaults()
+		setDefault(&t.APIBaseURL, DefaultTelegramAPIBaseURL)
+		setDefault(&t.PollTimeoutS, DefaultTelegramPollTimeoutS)
+		x.Telegram[name] = t
+	}
+	for name, m := range x.Matrix {
+		m.ChatConfig.withDefaults()
+		setDefault(&m.AutoJoin, MatrixAutoJoinAlways)
+		x.Matrix[name] = m
+	}
+}
+
+func (c *ChatConfig) withDefaults() {
+	setDefault(&c.DMPolicy, DMPolicyPairing)
+	setDefault(&c.GroupPolicy, GroupPolicyAllowlist)
+	setDefault(&c.Reconnect.InitialMs, DefaultReconnectInitialMs)
+	setDefault(&c.Reconnect.MaxMs, DefaultReconnectMaxMs)
+}
+
+// MentionRequired reports whether a group message in room must mention the
+// account.
+func (c *ChatConfig) MentionRequired(room string) bool {
+	if r, ok := c.Rooms[room]; ok && r.RequireMention != nil {
+		return *r.RequireMention
+	}
+	return c.RequireMention == nil || *c.RequireMention
+}
+
+func (c ChatConfig) clone() ChatConfig {
+	c.AllowFrom = slices.Clone(c.AllowFrom)
+	c.Targets = slices.Clone(c.Targets)
+	if c.RequireMention != nil {
+		v := *c.RequireMention
+		c.RequireMention = &v
+	}
+	if c.Rooms != nil {
+		rooms := make(map[string]ChatRoomConfig, len(c.Rooms))
+		for id, r := range c.Rooms {
+			if r.RequireMention != nil {
+				v := *r.RequireMention
+				r.RequireMention = &v
+			}
+			rooms[id] = r
+		}
+		c.Rooms = rooms
+	}
+	return c
+}
+
+func (c *ChatConfig) validate(key string) *Error {
+	if err := oneOf(key+".dmPolicy", c.DMPolicy, []string{DMPolicyPairing, DMPolicyAllowlist, DMPolicyOpen, DMPolicyDisabled}); err != nil {
+		return err
+	}
+	if err := oneOf(key+".groupPolicy", c.GroupPolicy, []string{GroupPolicyAllowlist, GroupPolicyOpen, GroupPolicyDisabled}); err != nil {
+		return err
+	}
+	for i, a := range c.AllowFrom {
+		if strings.TrimSpace(a) == "" {
+			return &Error{Key: fmt.Sprintf("%s.allowFrom[%d]", key, i), Msg: "is empty (a sender id, like 123456789 or @alice:example.org)"}
+		}
+	}
+	for id := range c.Rooms {
+		if strings.TrimSpace(id) == "" {
+			return &Error{Key: key + ".rooms", Msg: "has an empty room id"}
+		}
+	}
+	if err := checkTargets(key, c.Targets); err != nil {
+		return err
+	}
+	if err := intRange(key+".reconnect.initialMs", c.Reconnect.InitialMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	if err := intRange(key+".reconnect.maxMs", c.Reconnect.MaxMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	if c.Reconnect.InitialMs > 0 && c.Reconnect.MaxMs > 0 && c.Reconnect.InitialMs > c.Reconnect.MaxMs {
+		return &Error{Key: key + ".reconnect.initialMs", Msg: fmt.Sprintf("%d is larger than reconnect.maxMs %d (lower it or raise maxMs)", c.Reconnect.InitialMs, c.Reconnect.MaxMs)}
+	}
+	return nil
+}
+
+func checkTargets(key string, targets []string) *Error {
+	for i, t := range targets {
+		if _, err := path.Match(t, ""); err != nil || strings.TrimSpace(t) == "" {
+			return &Error{Key: fmt.Sprintf("%s.targets[%d]", key, i), Msg: fmt.Sprintf("%q is not a target pattern (a name like \"ops\" or a glob like \"team-*\")", t)}
+		}
+	}
+	return nil
+}
+
+// ChannelNames lists every configured channel name (all kinds), sorted.
+func (x *ChannelsConfig) ChannelNames() []string {
+	var names []string
+	names = append(names, slices.Collect(maps.Keys(x.Webhooks))...)
+	names = append(names, slices.Collect(maps.Keys(x.Telegram))...)
+	names = append(names, slices.Collect(maps.Keys(x.Matrix))...)
+	slices.Sort(names)
+	return names
 }
 
 func (x *ChannelsConfig) redact() {
@@ -112,9 +306,18 @@ func (x *ChannelsConfig) redact() {
 		w.URL = redactURL(w.URL)
 		x.Webhooks[name] = w
 	}
+	for name, t := range x.Telegram {
+		t.APIBaseURL = redactURL(t.APIBaseURL)
+		x.Telegram[name] = t
+	}
+	for name, m := range x.Matrix {
+		m.Homeserver = redactURL(m.Homeserver)
+		x.Matrix[name] = m
+	}
 }
 
 func (x ChannelsConfig) clone() ChannelsConfig {
+	x = cloneChatChannels(x)
 	if x.Webhooks == nil {
 		return x
 	}
@@ -126,6 +329,26 @@ func (x ChannelsConfig) clone() ChannelsConfig {
 		out.Webhooks[name] = w
 	}
 	return out
+}
+
+func cloneChatChannels(x ChannelsConfig) ChannelsConfig {
+	if x.Telegram != nil {
+		t := make(map[string]TelegramChannelConfig, len(x.Telegram))
+		for name, c := range x.Telegram {
+			c.ChatConfig = c.ChatConfig.clone()
+			t[name] = c
+		}
+		x.Telegram = t
+	}
+	if x.Matrix != nil {
+		m := make(map[string]MatrixChannelConfig, len(x.Matrix))
+		for name, c := range x.Matrix {
+			c.ChatConfig = c.ChatConfig.clone()
+			m[name] = c
+		}
+		x.Matrix = m
+	}
+	return x
 }
 
 func (x *ChannelsConfig) validate() *Error {
@@ -145,10 +368,8 @@ func (x *ChannelsConfig) validate() *Error {
 		if err := checkSecretSource(key, "secret", w.Secret, w.SecretEnv, w.SecretFile, true); err != nil {
 			return err
 		}
-		for i, t := range w.Targets {
-			if _, err := path.Match(t, ""); err != nil || strings.TrimSpace(t) == "" {
-				return &Error{Key: fmt.Sprintf("%s.targets[%d]", key, i), Msg: fmt.Sprintf("%q is not a target pattern (a name like \"ops\" or a glob like \"team-*\")", t)}
-			}
+		if err := checkTargets(key, w.Targets); err != nil {
+			return err
 		}
 		for h := range w.Headers {
 			if !validHeaderName(h) {
@@ -179,9 +400,80 @@ func (x *ChannelsConfig) validate() *Error {
 			return &Error{Key: key + ".retry.initialBackoffMs", Msg: fmt.Sprintf("%d is larger than retry.maxBackoffMs %d (lower it or raise maxBackoffMs)", r.InitialBackoffMs, r.MaxBackoffMs)}
 		}
 	}
-	if x.Default != "" {
-		if _, ok := x.Webhooks[x.Default]; !ok {
-			return &Error{Key: "channels.default", Msg: fmt.Sprintf("%q is not a configured channel (configured: %s)", x.Default, listOrNone(slices.Sorted(maps.Keys(x.Webhooks))))}
+	if err := x.validateChat(); err != nil {
+		return err
+	}
+	if x.Default != "" && !slices.Contains(x.ChannelNames(), x.Default) {
+		return &Error{Key: "channels.default", Msg: fmt.Sprintf("%q is not a configured channel (configured: %s)", x.Default, listOrNone(x.ChannelNames()))}
+	}
+	return nil
+}
+
+func (x *ChannelsConfig) validateChat() *Error {
+	seen := map[string]string{}
+	for name := range x.Webhooks {
+		seen[name] = "webhooks"
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.Telegram)) {
+		t := x.Telegram[name]
+		key := "channels.telegram." + name
+		if err := checkName(key, name, "channel"); err != nil {
+			return err
+		}
+		if k, dup := seen[name]; dup {
+			return &Error{Key: key, Msg: fmt.Sprintf("the name is also used under channels.%s (channel names are unique across kinds)", k)}
+		}
+		seen[name] = "telegram"
+		if err := checkSecretSource(key, "token", "", t.TokenEnv, t.TokenFile, true); err != nil {
+			err.Msg += " (the bot token from @BotFather; it is read from the environment or a file, never the config file)"
+			return err
+		}
+		u, err := url.Parse(t.APIBaseURL)
+		if t.APIBaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			return &Error{Key: key + ".apiBaseUrl", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (leave it out for %s)", RedactURL(t.APIBaseURL), DefaultTelegramAPIBaseURL)}
+		}
+		if err := intRange(key+".pollTimeoutS", t.PollTimeoutS, 0, 50); err != nil {
+			return err
+		}
+		if err := t.ChatConfig.validate(key); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.Matrix)) {
+		m := x.Matrix[name]
+		key := "channels.matrix." + name
+		if err := checkName(key, name, "channel"); err != nil {
+			return err
+		}
+		if k, dup := seen[name]; dup {
+			return &Error{Key: key, Msg: fmt.Sprintf("the name is also used under channels.%s (channel names are unique across kinds)", k)}
+		}
+		seen[name] = "matrix"
+		u, err := url.Parse(m.Homeserver)
+		if m.Homeserver == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{Key: key + ".homeserver", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (the homeserver's client API, like https://matrix.example.org)", RedactURL(m.Homeserver))}
+		}
+		if !strings.HasPrefix(m.UserID, "@") || !strings.Contains(m.UserID, ":") {
+			return &Error{Key: key + ".userId", Msg: fmt.Sprintf("%q is not a Matrix user id (like @gw:example.org)", m.UserID)}
+		}
+		hasToken := m.AccessTokenEnv != "" || m.AccessTokenFile != ""
+		hasPassword := m.PasswordEnv != "" || m.PasswordFile != ""
+		if hasToken && hasPassword {
+			return &Error{Key: key + ".accessTokenFile", Msg: "set an access token or a password, not both"}
+		}
+		if hasPassword {
+			if err := checkSecretSource(key, "password", "", m.PasswordEnv, m.PasswordFile, true); err != nil {
+				return err
+			}
+		} else if err := checkSecretSource(key, "accessToken", "", m.AccessTokenEnv, m.AccessTokenFile, true); err != nil {
+			err.Msg += " (or passwordEnv/passwordFile to log in once; secrets are read from the environment or a file, never the config file)"
+			return err
+		}
+		if err := oneOf(key+".autoJoin", m.AutoJoin, []string{MatrixAutoJoinAlways, MatrixAutoJoinAllowlist, MatrixAutoJoinOff}); err != nil {
+			return err
+		}
+		if err := m.ChatConfig.validate(key); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -34,6 +34,18 @@ func TestChannelsToolsHooksValidate(t *testing.T) {
 			`is set by the gateway itself`},
 		{"bad channel name", `{"channels": {"webhooks": {"o ps": {"url": "http://h/", "secret": "s"}}}}`, `"o ps" is not a channel name`},
 		{"default unknown", `{"channels": {"default": "nope"}}`, `channels.default: "nope" is not a configured channel (configured: none)`},
+		{"chat channels", `{"channels": {"default": "tg", "telegram": {"tg": {"tokenFile": "/etc/t", "apiBaseUrl": "http://127.0.0.1:9/", "dmPolicy": "allowlist",
+			"allowFrom": ["1"], "groupPolicy": "open", "requireMention": false, "rooms": {"-5": {"agentId": "ops"}}, "reconnect": {"initialMs": 10, "maxMs": 20}}},
+			"matrix": {"mx": {"homeserver": "https://m.example", "userId": "@gw:m.example", "passwordEnv": "PW", "autoJoin": "off"}}}}`, ""},
+		{"telegram inline token", `{"channels": {"telegram": {"tg": {"token": "123:abc"}}}}`, `channels.telegram.tg.token: unknown key`},
+		{"telegram token missing", `{"channels": {"telegram": {"tg": {}}}}`, `channels.telegram.tg.token: is required (set token, tokenEnv or tokenFile) (the bot token`},
+		{"telegram base url", `{"channels": {"telegram": {"tg": {"tokenEnv": "T", "apiBaseUrl": "api.telegram.org"}}}}`, `channels.telegram.tg.apiBaseUrl: "api.telegram.org" is not an http:// or https:// URL`},
+		{"dm policy", `{"channels": {"telegram": {"tg": {"tokenEnv": "T", "dmPolicy": "friends"}}}}`, `channels.telegram.tg.dmPolicy: "friends" is not one of pairing, allowlist, open, disabled`},
+		{"matrix user id", `{"channels": {"matrix": {"mx": {"homeserver": "https://m/", "userId": "gw", "accessTokenEnv": "T"}}}}`, `channels.matrix.mx.userId: "gw" is not a Matrix user id`},
+		{"matrix token and password", `{"channels": {"matrix": {"mx": {"homeserver": "https://m/", "userId": "@gw:m", "accessTokenEnv": "T", "passwordFile": "/p"}}}}`, `set an access token or a password, not both`},
+		{"matrix no secret", `{"channels": {"matrix": {"mx": {"homeserver": "https://m/", "userId": "@gw:m"}}}}`, `channels.matrix.mx.accessToken: is required`},
+		{"name across kinds", `{"channels": {"webhooks": {"x": {"url": "http://h/", "secret": "s"}}, "telegram": {"x": {"tokenEnv": "T"}}}}`, `channels.telegram.x: the name is also used under channels.webhooks`},
+		{"reconnect order", `{"channels": {"telegram": {"tg": {"tokenEnv": "T", "reconnect": {"initialMs": 500, "maxMs": 100}}}}}`, `reconnect.initialMs: 500 is larger than reconnect.maxMs 100`},
 		{"backoff order", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "retry": {"initialBackoffMs": 500, "maxBackoffMs": 100}}}}}`,
 			`retry.initialBackoffMs: 500 is larger than retry.maxBackoffMs 100`},
 		{"negative attempts", `{"channels": {"webhooks": {"ops": {"url": "http://h/", "secret": "s", "retry": {"maxAttempts": -1}}}}}`,
@@ -131,5 +143,39 @@ func TestResolveSecret(t *testing.T) {
 		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) {
 			t.Errorf("ResolveSecret(%q, %q, %q) = %q, %v; want %q, %q", tt.value, tt.env, tt.file, got, err, tt.want, tt.err)
 		}
+	}
+}
+
+func TestChatChannelDefaultsClone(t *testing.T) {
+	c, err := Parse("c.json", []byte(`{"channels": {"telegram": {"tg": {"tokenEnv": "T", "allowFrom": ["1"]}},
+	  "matrix": {"mx": {"homeserver": "https://m/", "userId": "@gw:m", "accessTokenFile": "/t", "rooms": {"!r:m": {"requireMention": false}}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := c.WithDefaults()
+	tg, mx := full.Channels.Telegram["tg"], full.Channels.Matrix["mx"]
+	if tg.DMPolicy != DMPolicyPairing || tg.GroupPolicy != GroupPolicyAllowlist || tg.APIBaseURL != DefaultTelegramAPIBaseURL ||
+		tg.PollTimeoutS != DefaultTelegramPollTimeoutS || tg.Reconnect.MaxMs != DefaultReconnectMaxMs || mx.AutoJoin != MatrixAutoJoinAlways {
+		t.Errorf("defaults not filled in: %+v %+v", tg, mx)
+	}
+	if c.Channels.Telegram["tg"].DMPolicy != "" {
+		t.Error("WithDefaults changed the original's map entry")
+	}
+	if !tg.MentionRequired("-1") || mx.MentionRequired("!r:m") {
+		t.Error("MentionRequired: default true, per room false")
+	}
+	full.Channels.Telegram["tg"].AllowFrom[0] = "changed"
+	if c.Channels.Telegram["tg"].AllowFrom[0] != "1" {
+		t.Error("the copy shares allowFrom with the original")
+	}
+	c2, err := Parse("c.json", []byte(`{"channels": {"telegram": {"tg": {"tokenEnv": "T", "apiBaseUrl": "https://u:hidden@bot.example/?k=hidden"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := json.Marshal(c2.Redacted()); strings.Contains(string(raw), "hidden") {
+		t.Errorf("redacted config still holds the apiBaseUrl's credentials: %s", raw)
+	}
+	if names := full.Channels.ChannelNames(); strings.Join(names, ",") != "mx,tg" {
+		t.Errorf("ChannelNames: %q", names)
 	}
 }

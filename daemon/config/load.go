@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -262,6 +263,13 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	}
 	m := map[string]reflect.Type{}
 	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+			// An embedded struct's fields are promoted, as encoding/json
+			// does (channels' ChatConfig).
+			maps.Copy(m, jsonFields(f.Type))
+			continue
+		}
 		if name, ok := jsonName(t.Field(i)); ok {
 			m[name] = t.Field(i).Type
 		}

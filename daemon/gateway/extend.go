@@ -50,6 +50,20 @@ type Route struct {
 	Handler http.Handler
 }
 
+// StatusReporter is implemented by extensions with a state of their own
+// worth a clause in the one-line status (sd_notify STATUS=, the status
+// method's statusText) and a part in health's components (the messaging
+// channels' connections). An extension that changes state calls
+// RefreshStatus on its Host (a *Server) to have STATUS= resent.
+type StatusReporter interface {
+	// StatusClause is a short clause like "telegram connected" ("" for
+	// none). It must not block and must not carry secrets.
+	StatusClause() string
+	// HealthComponent is the extension's part of health's components,
+	// under the extension's Name(). It must not block.
+	HealthComponent() any
+}
+
 // ConnObserver is told when a connection completes its handshake (after
 // hello-ok is queued) and when it ends.
 type ConnObserver interface {

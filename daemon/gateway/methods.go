@@ -70,6 +70,34 @@ type HealthComponents struct {
 	Hub    HubHealth    `json:"hub"`
 	Config ConfigStatus `json:"config"`
 	Server ServerHealth `json:"server"`
+	// Extensions are the StatusReporter extensions' components by name
+	// (like "channels"), encoded beside hub, config and server.
+	Extensions map[string]any `json:"-"`
+}
+
+// MarshalJSON encodes the core components and the extensions' side by
+// side.
+func (c HealthComponents) MarshalJSON() ([]byte, error) {
+	type plain HealthComponents
+	b, err := json.Marshal(plain(c))
+	if err != nil || len(c.Extensions) == 0 {
+		return b, err
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for name, v := range c.Extensions {
+		if _, core := m[name]; core {
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		m[name] = raw
+	}
+	return json.Marshal(m)
 }
 
 // HubHealth: the event hub's heartbeat is recent.
@@ -100,6 +128,14 @@ func (s *Server) health() *Health {
 			Config: s.o.ConfigStatus(),
 			Server: ServerHealth{OK: !stopping, Stopping: stopping, Restarts: s.o.RestartCount},
 		},
+	}
+	for _, e := range s.ext.list {
+		if r, ok := e.(StatusReporter); ok {
+			if h.Components.Extensions == nil {
+				h.Components.Extensions = map[string]any{}
+			}
+			h.Components.Extensions[e.Name()] = r.HealthComponent()
+		}
 	}
 	h.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	return h

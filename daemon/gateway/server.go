@@ -231,6 +231,10 @@ func (s *Server) SetStatusNote(note string) {
 	s.updateStatus()
 }
 
+// RefreshStatus recomputes the status line and resends STATUS= when it
+// changed: for extensions whose StatusClause changed.
+func (s *Server) RefreshStatus() { s.updateStatus() }
+
 // StatusText is the operator-facing one-line status.
 func (s *Server) StatusText() string {
 	addrs := make([]string, 0, len(s.o.Listeners))
@@ -251,6 +255,13 @@ func (s *Server) StatusText() string {
 	line := fmt.Sprintf("Serving on %s (%s); %d client%s", strings.Join(addrs, ", "), how, n, plural)
 	if s.stopping.Load() {
 		line = "Stopping; " + line
+	}
+	for _, e := range s.ext.list {
+		if r, ok := e.(StatusReporter); ok {
+			if c := r.StatusClause(); c != "" {
+				line += "; " + c
+			}
+		}
 	}
 	s.statusMu.Lock()
 	note := s.statusNote
