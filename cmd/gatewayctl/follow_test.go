@@ -78,7 +78,7 @@ func TestLogsFollow(t *testing.T) {
 	waitFor(t, "stdout", &stdout, "gateway ready")
 
 	post := func(text string) {
-		c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeWrite}})
+		c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeAdmin}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -203,6 +203,7 @@ func (r *Run) Tool(data map[string]any) {
 // launch starts the run's goroutine (once).
 func (r *Run) launch() {
 	r.launchOnce.Do(func() {
+		r.relayChat()
 		r.m.wg.Add(1)
 		go r.execute()
 	})

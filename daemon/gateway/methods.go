@@ -22,14 +22,20 @@ type method struct {
 	ext func(ctx context.Context, c *wsConn, id string, params json.RawMessage) (any, *protocol.Error)
 }
 
+// registerMethods builds the method table. Every scope is the one
+// OpenClaw's gateway requires for the same method (its method-scopes
+// table; TestOpenClawMethodScopes in the OpenClaw e2e tests compares them),
+// so a client written for OpenClaw asks for, and gets, the same grants.
 func (s *Server) registerMethods() {
 	s.methods = map[string]method{
 		"health":          {scope: protocol.ScopeRead, fn: s.mHealth},
 		"status":          {scope: protocol.ScopeRead, fn: s.mStatus},
 		"system-presence": {scope: protocol.ScopeRead, fn: s.mPresence},
-		"system-event":    {scope: protocol.ScopeWrite, fn: s.mSystemEvent},
+		"system-event":    {scope: protocol.ScopeAdmin, fn: s.mSystemEvent},
 		"logs.tail":       {scope: protocol.ScopeRead, fn: s.mLogsTail},
-		"config.get":      {scope: protocol.ScopeAdmin, fn: s.mConfigGet},
+		// config.get answers the config with every secret redacted
+		// (Config.Redacted), so read is enough, as in OpenClaw.
+		"config.get": {scope: protocol.ScopeRead, fn: s.mConfigGet},
 	}
 	s.installExtensions(s.o.Extensions)
 	s.names = make([]string, 0, len(s.methods))
@@ -209,9 +215,9 @@ func (s *Server) mLogsTail(_ context.Context, _ *wsConn, raw json.RawMessage) (a
 }
 
 func (s *Server) mConfigGet(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
-	var p protocol.EmptyParams
-	if err := protocol.DecodeParams(raw, &p); err != nil {
-		return nil, paramsError("config.get", err)
+	var p protocol.ConfigGetParams
+	if perr := decode("config.get", "ConfigGetParams", raw, &p); perr != nil {
+		return nil, perr
 	}
 	return s.o.Config(), nil
 }
