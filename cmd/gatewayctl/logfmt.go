@@ -136,6 +136,10 @@ func renderLogLine(line string) string {
 			level = f.val
 		case "msg":
 			msg = f.val
+		case "message": // OpenClaw's name of msg; gatewayd's logs.tail adds it
+			if msg == "" {
+				msg = f.val
+			}
 		default:
 			rest = append(rest, f)
 		}

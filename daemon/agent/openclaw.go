@@ -444,3 +444,42 @@ func (m *Manager) hostNow() gateway.Host {
 // abort cancels the run as chat.abort does (reported whether it was still
 // in progress).
 func (r *Run) abort() bool { return r.Cancel() }
+
+// healthRecent is how many recent sessions health lists.
+const healthRecent = 5
+
+// ContributeHealth implements gateway.HealthContributor: the agents (with
+// their sessions) and the default agent, in OpenClaw's health fields.
+// gatewayd's agents have no heartbeat runs: heartbeatSeconds is 0 and each
+// agent's heartbeat is disabled.
+func (m *Manager) ContributeHealth(h *gateway.Health) {
+	cfg := m.cfg.Load()
+	rows, err := m.Sessions()
+	if err != nil {
+		m.log.Warn("health: cannot list sessions", "err", err)
+	}
+	now := time.Now().UnixMilli()
+	summary := func(rows []SessionRow) map[string]any {
+		recent := []map[string]any{}
+		for _, r := range rows[:min(len(rows), healthRecent)] {
+			var age any
+			if r.UpdatedAt != nil {
+				age = now - *r.UpdatedAt
+			}
+			recent = append(recent, map[string]any{"key": r.Key, "updatedAt": r.UpdatedAt, "age": age})
+		}
+		return map[string]any{"path": "gatewayd state store (" + bucketMeta + ")", "count": len(rows), "recent": recent}
+	}
+	h.DefaultAgentID = cfg.Default
+	h.HeartbeatSeconds = 0
+	h.Sessions = summary(rows)
+	h.Agents = h.Agents[:0]
+	for _, id := range cfg.AgentIDs() {
+		mine := slices.DeleteFunc(slices.Clone(rows), func(r SessionRow) bool { return r.AgentID != id })
+		h.Agents = append(h.Agents, map[string]any{
+			"agentId": id, "name": id, "isDefault": id == cfg.Default,
+			"heartbeat": map[string]any{"enabled": false, "every": "disabled", "everyMs": nil},
+			"sessions":  summary(mine),
+		})
+	}
+}
