@@ -44,7 +44,14 @@ type HistoryPayload struct {
 	TotalMessages int              `json:"totalMessages"`
 	HasMore       bool             `json:"hasMore"`
 	SessionInfo   SessionRow       `json:"sessionInfo"`
-	PendingInputs []any            `json:"pendingInputs"`
+	PendingInputs PendingInputs    `json:"pendingInputs"`
+}
+
+// PendingInputs are OpenClaw's queued inputs of a session; gatewayd runs
+// every message at once, so there are none.
+type PendingInputs struct {
+	Items []any `json:"items"`
+	Total int   `json:"total"`
 }
 
 // HistoryMessage is a transcript message as chat.history answers it.
@@ -53,6 +60,29 @@ type HistoryMessage struct {
 	Content   []ContentPart `json:"content"`   // OpenClaw's form of Text
 	Timestamp int64         `json:"timestamp"` // OpenClaw's name of TS
 	ID        string        `json:"id"`
+	// OpenClaw's clients match a message to the send that made it by
+	// idempotencyKey (the run id; the user's message is "<runId>:user")
+	// and order and deduplicate by __openclaw.seq.
+	IdempotencyKey string       `json:"idempotencyKey"`
+	Meta           OpenClawMeta `json:"__openclaw"`
+}
+
+// OpenClawMeta is the __openclaw part of a message.
+type OpenClawMeta struct {
+	ID    string `json:"id"`
+	Seq   int    `json:"seq"` // 1-based position in the transcript
+	RunID string `json:"runId"`
+}
+
+// messageIdentity is a transcript message's id, position and
+// idempotency key, as OpenClaw's clients read them.
+func messageIdentity(session string, index int, m Message) (id string, meta OpenClawMeta, key string) {
+	id = fmt.Sprintf("%s#%d", session, index)
+	key = m.RunID
+	if m.Role == "user" {
+		key += ":user"
+	}
+	return id, OpenClawMeta{ID: id, Seq: index + 1, RunID: m.RunID}, key
 }
 
 // ContentPart is one part of an OpenClaw message's content.
@@ -64,8 +94,9 @@ type ContentPart struct {
 func historyMessages(session string, first int, msgs []Message) []HistoryMessage {
 	out := make([]HistoryMessage, len(msgs))
 	for i, m := range msgs {
+		id, meta, key := messageIdentity(session, first+i, m)
 		out[i] = HistoryMessage{Message: m, Content: []ContentPart{{Type: "text", Text: m.Text}}, Timestamp: m.TS,
-			ID: fmt.Sprintf("%s#%d", session, first+i)}
+			ID: id, IdempotencyKey: key, Meta: meta}
 	}
 	return out
 }
@@ -251,5 +282,5 @@ func (m *Manager) history(method string, p protocol.ChatHistoryParams) (*History
 	}
 	row := m.sessionRow(p.SessionKey, total, msgs)
 	return &HistoryPayload{SessionKey: p.SessionKey, SessionID: p.SessionKey, Messages: historyMessages(p.SessionKey, total-len(msgs), msgs),
-		Total: total, TotalMessages: total, HasMore: total > len(msgs), SessionInfo: row, PendingInputs: []any{}}, nil
+		Total: total, TotalMessages: total, HasMore: total > len(msgs), SessionInfo: row, PendingInputs: PendingInputs{Items: []any{}}}, nil
 }

@@ -46,6 +46,26 @@ type AgentSummary struct {
 	Backend string `json:"backend"`
 	// Description is the agent's description from the config, if any.
 	Description string `json:"description,omitempty"`
+	// Model names what answers: "<backend>/<model>" (openai: the
+	// upstream's model; echo and exec: the backend). OpenClaw's Control UI
+	// lets you chat only with an agent that has one.
+	Model AgentModel `json:"model"`
+}
+
+// AgentModel is an agent's model in agents.list.
+type AgentModel struct {
+	Primary string `json:"primary"`
+}
+
+// agentModel is what agents.list reports as an agent's model.
+func agentModel(ac config.AgentConfig) string {
+	switch {
+	case ac.Backend == config.BackendOpenAI && ac.OpenAI != nil:
+		return "openai/" + ac.OpenAI.Model
+	case ac.Backend == "":
+		return "gatewayd/" + config.BackendEcho
+	}
+	return "gatewayd/" + ac.Backend
 }
 
 func (m *Manager) agentsList() AgentsListPayload {
@@ -61,7 +81,8 @@ func (m *Manager) agentsList() AgentsListPayload {
 		if backend == "" {
 			backend = config.BackendEcho
 		}
-		out.Agents = append(out.Agents, AgentSummary{ID: id, Name: id, Kind: "agent", Backend: backend, Description: ac.Description})
+		out.Agents = append(out.Agents, AgentSummary{ID: id, Name: id, Kind: "agent", Backend: backend, Description: ac.Description,
+			Model: AgentModel{Primary: agentModel(ac)}})
 	}
 	return out
 }
@@ -211,6 +232,9 @@ func (m *Manager) mChatStartup(_ context.Context, call *gateway.Call) (any, *pro
 type ChatSendAck struct {
 	RunID  string `json:"runId"`
 	Status string `json:"status"` // "started", or "in_flight" for a repeated idempotency key
+	// MessageSeq is the user message's position in the transcript
+	// (__openclaw.seq in chat.history), so the client can match it.
+	MessageSeq int `json:"messageSeq,omitempty"`
 }
 
 func (m *Manager) mChatSend(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
@@ -233,8 +257,11 @@ func (m *Manager) mChatSend(_ context.Context, call *gateway.Call) (any, *protoc
 	if joined {
 		return ChatSendAck{RunID: run.ID(), Status: "in_flight"}, nil
 	}
+	// The answer is written only after Launch: the transcript's last
+	// message is this run's user message.
+	_, total, _ := m.History(p.SessionKey, 1)
 	run.Launch()
-	return ChatSendAck{RunID: run.ID(), Status: "started"}, nil
+	return ChatSendAck{RunID: run.ID(), Status: "started", MessageSeq: total}, nil
 }
 
 // ChatAbortPayload is chat.abort's answer.
@@ -366,15 +393,19 @@ type ChatEvent struct {
 // DisplayMessage is a message in OpenClaw's form, in chat and session.message
 // events.
 type DisplayMessage struct {
-	Role      string        `json:"role"`
-	Content   []ContentPart `json:"content"`
-	Timestamp int64         `json:"timestamp"`
-	RunID     string        `json:"runId,omitempty"`
+	Role           string        `json:"role"`
+	Content        []ContentPart `json:"content"`
+	Timestamp      int64         `json:"timestamp"`
+	RunID          string        `json:"runId,omitempty"`
+	IdempotencyKey string        `json:"idempotencyKey,omitempty"`
 }
 
 // relayChat turns a session run's agent events into chat events for every
-// operator (scope read), and its user message and final answer into
-// session.message events for the connections subscribed to the session.
+// operator (scope read), and its final answer into a session.message event
+// for the connections subscribed to the session. (The user's message is
+// not sent: the client that sent it shows it already, and every client
+// reads it with the answer when it reloads the history after the final
+// chat event.)
 // It is subscribed before the run launches.
 func (r *Run) relayChat() {
 	h := r.m.hostNow()
@@ -385,7 +416,6 @@ func (r *Run) relayChat() {
 		seq  int64
 		text strings.Builder
 	)
-	r.m.sessionMessage(h, r.session, DisplayMessage{Role: "user", Content: []ContentPart{{Type: "text", Text: r.in.Message}}, Timestamp: r.acceptedAt.UnixMilli(), RunID: r.id})
 	r.Subscribe(func(ev Event) {
 		ce := ChatEvent{RunID: r.id, SessionKey: r.session}
 		switch d := ev.Data.(type) {
@@ -398,7 +428,7 @@ func (r *Run) relayChat() {
 			if d.Phase != "end" {
 				return
 			}
-			msg := &DisplayMessage{Role: "assistant", Content: []ContentPart{{Type: "text", Text: text.String()}}, Timestamp: ev.TS, RunID: r.id}
+			msg := &DisplayMessage{Role: "assistant", Content: []ContentPart{{Type: "text", Text: text.String()}}, Timestamp: ev.TS, RunID: r.id, IdempotencyKey: r.id}
 			switch {
 			case d.Status == StatusOK:
 				ce.State, ce.Message, ce.StopReason = "final", msg, "stop"

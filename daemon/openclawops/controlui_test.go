@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/debugger"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -98,14 +99,29 @@ func evalIn[T any](p *tab, expr string) T {
 	return v
 }
 
-// wait polls a JavaScript condition until it is truthy (bounded).
+// wait polls a JavaScript condition until it is truthy, for at most d
+// (evaluation errors while the page navigates count as not yet).
 func (p *tab) wait(what, expr string, d time.Duration) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, d)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!("+expr+")", chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
-		p.t.Fatalf("waiting for %s (%s): %v\n%s", what, expr, err, p.state())
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!(" + expr + ")"))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		lastErr = err
+		select {
+		case <-tick.C:
+		case <-p.ctx.Done():
+			p.t.Fatalf("waiting for %s: %v", what, p.ctx.Err())
+		}
 	}
+	p.t.Fatalf("waiting for %s (%s): not within %s (last error %v)\n%s", what, expr, d, lastErr, p.state())
 }
 
 // state describes what the UI did: the methods it called and the errors
@@ -145,9 +161,28 @@ func (p *tab) screenshot(dir, name string) string {
 type pageLog struct {
 	mu         sync.Mutex
 	exceptions []string
+	console    []string
 }
 
 func (l *pageLog) watch(ctx context.Context) {
+	go func() {
+		for ev, err := range chromedp.Events(ctx, runtime.ConsoleAPICalled) {
+			if err != nil {
+				return
+			}
+			var parts []string
+			for _, a := range ev.Args {
+				if a.Description != "" {
+					parts = append(parts, a.Description)
+				} else {
+					parts = append(parts, string(a.Value))
+				}
+			}
+			l.mu.Lock()
+			l.console = append(l.console, string(ev.Type)+": "+strings.Join(parts, " "))
+			l.mu.Unlock()
+		}
+	}()
 	go func() {
 		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
 			if err != nil {
@@ -215,29 +250,83 @@ func TestControlUIChat(t *testing.T) {
 	var plog pageLog
 	plog.watch(p.ctx)
 	artifacts := t.TempDir()
+	if d := os.Getenv("OPENCLAW_E2E_ARTIFACTS"); d != "" {
+		artifacts = d // kept after the test, to look at
+	}
 	defer func() {
 		if t.Failed() {
 			p.screenshot(artifacts, "openclaw-control-ui-failure.png")
 		}
 	}()
 
+	if os.Getenv("OCOPS_DEBUG") != "" {
+		debugExceptions(t, p)
+	}
 	u := uiURL + "/chat?gatewayUrl=" + g.URL + "#token=" + g.Token
 	if _, err := chromedp.Run(p.ctx, chromedp.Navigate(u)); err != nil {
 		t.Fatal(err)
 	}
 	// The UI asks before it switches to a gateway a link names.
-	p.wait("the switch-gateway prompt", `[...document.querySelectorAll("button")].some(b => b.textContent.trim().startsWith("Switch to"))`, 60*time.Second)
+	p.wait("the switch-gateway prompt", `[...document.querySelectorAll("button")].some(b => b.textContent.trim().startsWith("Switch to"))`, 90*time.Second)
 	evalIn[bool](p, `(() => { [...document.querySelectorAll("button")].find(b => b.textContent.trim().startsWith("Switch to")).click(); return true })()`)
-	time.Sleep(15 * time.Second)
-	t.Logf("%s", p.state())
-	raw := evalIn[string](p, `JSON.stringify(window.__sent.map(f => ({m: f.method, p: f.params})))`)
-	var sent []map[string]any
-	_ = json.Unmarshal([]byte(raw), &sent)
-	for _, f := range sent {
-		b, _ := json.Marshal(f)
-		t.Logf("sent %s", strings.TrimSpace(string(b))[:min(len(b), 600)])
+
+	composer := `textarea[aria-label="Chat composer"]`
+	p.wait("the chat composer", `document.querySelector('`+composer+`') && !document.querySelector('`+composer+`').disabled`, 90*time.Second)
+	msg := fmt.Sprintf("ping from the control ui %d", time.Now().UnixNano())
+	if _, err := chromedp.Run(p.ctx, chromedp.SendKeys(composer, msg)); err != nil {
+		t.Fatal(err)
 	}
-	p.screenshot(artifacts, "explore.png")
-	_ = g
-	t.Fail()
+	evalIn[bool](p, `(() => { document.querySelector(".chat-send-btn--send").click(); return true })()`)
+	js, _ := json.Marshal(msg)
+	rendered := `[...document.querySelectorAll(".chat-group.user")].some(e => e.textContent.includes(` + string(js) + `)) &&
+	  [...document.querySelectorAll(".chat-group.assistant")].some(e => e.textContent.includes(` + string(js) + `))`
+	p.wait("the echo agent's reply rendered", rendered, 60*time.Second)
+	if n := evalIn[int](p, `window.__sent.filter(f => f.method === "chat.send").length`); n != 1 {
+		t.Errorf("the UI sent chat.send %d times, want once", n)
+	}
+	// The reply streamed as chat events to the end (final).
+	final := evalIn[bool](p, `window.__recv.some(f => f.type === "event" && f.event === "chat" && f.payload.state === "final" &&
+	  f.payload.message.content[0].text === `+string(js)+`)`)
+	if !final {
+		t.Errorf("no final chat event with the reply\n%s", p.state())
+	}
+	p.screenshot(artifacts, "openclaw-control-ui-chat.png")
+
+	// After a new page load the conversation comes back from gatewayd's
+	// transcript (chat.startup / chat.history).
+	if _, err := chromedp.Run(p.ctx, chromedp.Navigate(uiURL+"/chat")); err != nil {
+		t.Fatal(err)
+	}
+	p.wait("the history after a reload", rendered, 90*time.Second)
+	if n := evalIn[int](p, `window.__sent.filter(f => f.method === "chat.send").length`); n != 0 {
+		t.Errorf("after the reload the UI sent chat.send %d times, want none (the history is gatewayd's)", n)
+	}
+	p.screenshot(artifacts, "openclaw-control-ui-history.png")
+	plog.mu.Lock()
+	defer plog.mu.Unlock()
+	for _, e := range plog.exceptions {
+		t.Logf("page exception: %s", e)
+	}
+}
+
+func debugExceptions(t *testing.T, p *tab) {
+	go func() {
+		for ev, err := range chromedp.Events(p.ctx, debugger.Paused) {
+			if err != nil {
+				return
+			}
+			var fr []string
+			for _, f := range ev.CallFrames[:min(4, len(ev.CallFrames))] {
+				fr = append(fr, fmt.Sprintf("%s@%s:%d:%d", f.FunctionName, f.Location.ScriptID, f.Location.LineNumber+1, *f.Location.ColumnNumber+1))
+			}
+			t.Logf("paused %s %s: %s", ev.Reason, string(ev.Data), strings.Join(fr, " < "))
+			go func() { _, _ = chromedp.Call(p.ctx, debugger.Resume, debugger.ResumeParams{}) }()
+		}
+	}()
+	if _, err := chromedp.Call(p.ctx, debugger.Enable, debugger.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(p.ctx, debugger.SetPauseOnExceptions, debugger.SetPauseOnExceptionsParams{State: "caught"}); err != nil {
+		t.Fatal(err)
+	}
 }
