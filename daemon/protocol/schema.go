@@ -86,6 +86,24 @@ func GenerateSchema() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ReflectParams returns the JSON Schema of one params type, reflected as
+// GenerateSchema reflects the protocol's own (for params types that live in
+// feature packages, such as channels.status's).
+func ReflectParams(v any) ([]byte, error) {
+	r := &invschema.Reflector{
+		Anonymous:      true,
+		ExpandedStruct: true,
+		DoNotReference: true,
+		Mapper: func(t reflect.Type) *invschema.Schema {
+			if t == reflect.TypeOf(json.RawMessage{}) {
+				return &invschema.Schema{}
+			}
+			return nil
+		},
+	}
+	return json.Marshal(r.Reflect(v))
+}
+
 var enPrinter = message.NewPrinter(language.English)
 
 var (
