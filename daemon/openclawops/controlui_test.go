@@ -302,6 +302,24 @@ func TestControlUIChat(t *testing.T) {
 		t.Errorf("after the reload the UI sent chat.send %d times, want none (the history is gatewayd's)", n)
 	}
 	p.screenshot(artifacts, "openclaw-control-ui-history.png")
+
+	// Every method the UI called that gatewayd implements succeeded (the
+	// others answer unknown method, which the UI tolerates).
+	failed := evalIn[string](p, `(() => {
+	  const byId = new Map(window.__sent.map(f => [f.id, f.method]));
+	  const hello = window.__recv.find(f => f.type === "res" && f.ok && f.payload && f.payload.type === "hello-ok");
+	  const ours = new Set(hello ? hello.payload.features.methods : []);
+	  return JSON.stringify(window.__recv.filter(f => f.type === "res" && !f.ok && ours.has(byId.get(f.id)))
+	    .map(f => byId.get(f.id) + ": " + f.error.message));
+	})()`)
+	if failed != "[]" {
+		t.Errorf("calls the UI made to methods gatewayd implements failed: %s", failed)
+	}
+	for _, m := range []string{"agents.list", "sessions.list", "chat.startup", "sessions.messages.subscribe"} {
+		if n := evalIn[int](p, `window.__sent.filter(f => f.method === "`+m+`").length`); n == 0 {
+			t.Errorf("the UI did not call %s after the page load", m)
+		}
+	}
 	plog.mu.Lock()
 	defer plog.mu.Unlock()
 	for _, e := range plog.exceptions {
