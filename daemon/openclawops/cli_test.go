@@ -219,3 +219,100 @@ func offers(t *testing.T, g *gatewaytest.Gateway, method string) bool {
 	defer conn.Close()
 	return slices.Contains(conn.Hello().Features.Methods, method)
 }
+
+// TestOpenClawNodeClient: openclaw-node, a client library written for
+// OpenClaw's gateway, with its default operator scopes (read and write),
+// against the real gatewayd: health, agents.list, config.get (read scope,
+// secrets redacted), a chat with the echo agent, sessions, history,
+// channels and agent.wait on an unknown run.
+func TestOpenClawNodeClient(t *testing.T) {
+	tl := openclaw(t)
+	pkg := filepath.Join(filepath.Dir(filepath.Dir(tl.NodeBin)), "openclaw-node", "node_modules", "openclaw-node")
+	if _, err := os.Stat(filepath.Join(pkg, "dist", "index.mjs")); err != nil {
+		t.Skipf("SKIPPING the openclaw-node test: %s is missing; run .ci/setup-openclaw-node (it installs openclaw-node@0.14.0 into $GATEWAYD_TOOLS)", pkg)
+	}
+	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{"channels":{"webhooks":{"ops":{"url":"http://127.0.0.1:9/hook","secret":"do-not-leak-this-secret","targets":["ops"]}}}}`})
+	msg := fmt.Sprintf("hello from openclaw-node %d", time.Now().UnixNano())
+	cmd := tl.nodeCmd(filepath.Join("testdata", "openclaw-node.mjs"), pkg, g.URL, g.Token)
+	cmd.Env = append(cmd.Env, "OCN_MESSAGE="+msg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openclaw-node script: %v\n%s", err, stderr.String())
+	}
+	raw := string(b)
+	var out struct {
+		Connect struct {
+			Type   string   `json:"type"`
+			Scopes []string `json:"scopes"`
+		} `json:"connect"`
+		Health struct {
+			OK             bool   `json:"ok"`
+			DefaultAgentID string `json:"defaultAgentId"`
+		} `json:"health"`
+		Agents struct {
+			DefaultID string `json:"defaultId"`
+			Agents    []struct {
+				ID string `json:"id"`
+			} `json:"agents"`
+		} `json:"agents"`
+		Config struct {
+			Valid  bool           `json:"valid"`
+			Config map[string]any `json:"config"`
+			Error  string         `json:"error"`
+		} `json:"config"`
+		ChatSync any `json:"chatSync"`
+		Sessions struct {
+			Sessions []struct {
+				Key string `json:"key"`
+			} `json:"sessions"`
+		} `json:"sessions"`
+		History struct {
+			Messages []struct {
+				Role string `json:"role"`
+				Text string `json:"text"`
+			} `json:"messages"`
+		} `json:"history"`
+		Channels struct {
+			ChannelOrder []string `json:"channelOrder"`
+		} `json:"channels"`
+		Wait struct {
+			Status string `json:"status"`
+		} `json:"wait"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	t.Logf("openclaw-node: %s", raw)
+	if out.Connect.Type != "hello-ok" || slices.Contains(out.Connect.Scopes, "operator.admin") {
+		t.Errorf("connect %+v: want hello-ok with openclaw-node's default scopes (no admin)", out.Connect)
+	}
+	if !out.Health.OK || out.Health.DefaultAgentID != "main" {
+		t.Errorf("health %+v", out.Health)
+	}
+	if out.Agents.DefaultID != "main" || len(out.Agents.Agents) != 1 || out.Agents.Agents[0].ID != "main" {
+		t.Errorf("agents.list %+v", out.Agents)
+	}
+	if !out.Config.Valid || out.Config.Config == nil || out.Config.Error != "" {
+		t.Errorf("config.get at read scope: %+v", out.Config)
+	}
+	if strings.Contains(raw, "do-not-leak-this-secret") {
+		t.Errorf("config.get (or another answer) shows the webhook secret")
+	}
+	if out.ChatSync != msg {
+		t.Errorf("chatSync = %v, want the echo agent's reply %q", out.ChatSync, msg)
+	}
+	if len(out.Sessions.Sessions) != 1 || out.Sessions.Sessions[0].Key != "agent:main:main" {
+		t.Errorf("sessions.list %+v", out.Sessions)
+	}
+	if n := len(out.History.Messages); n != 2 || out.History.Messages[n-1].Role != "assistant" || out.History.Messages[n-1].Text != msg {
+		t.Errorf("history %+v", out.History)
+	}
+	if len(out.Channels.ChannelOrder) != 1 || out.Channels.ChannelOrder[0] != "ops" {
+		t.Errorf("channels.status %+v", out.Channels)
+	}
+	if out.Wait.Status != "timeout" {
+		t.Errorf("agent.wait on an unknown run: %+v, want status timeout", out.Wait)
+	}
+}
