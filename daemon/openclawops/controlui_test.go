@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
 )
 
 // spy runs in the page before OpenClaw's Control UI: it records every
@@ -41,25 +41,6 @@ const spy = `(() => {
     }
   };
 })();`
-
-// chromium finds Debian's chromium (or $CHROMIUM), or skips t loudly.
-func chromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("SKIPPING the OpenClaw Control UI browser test: no chromium (/usr/bin/chromium or $CHROMIUM); " +
-		"install Debian's chromium package (.ci/setup installs it)")
-	return ""
-}
 
 // serveControlUI serves OpenClaw's built Control UI (its dist/control-ui)
 // on a loopback port, as a single-page app: unknown paths get index.html.
@@ -201,30 +182,7 @@ func (l *pageLog) watch(ctx context.Context) {
 }
 
 func startBrowser(t *testing.T, bg context.Context) *tab {
-	chrome := chromium(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(bg, opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelTab := chromedp.NewContext(alloc)
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium %s: %v", chrome, err)
-	}
+	ctx := browsertest.Start(t, bg, 1280, 900)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
 		t.Fatalf("inject the WebSocket spy: %v", err)
 	}
@@ -259,7 +217,7 @@ func TestControlUIChat(t *testing.T) {
 		}
 	}()
 
-	if os.Getenv("OCOPS_DEBUG") != "" {
+	if os.Getenv("OPENCLAW_E2E_DEBUG") != "" {
 		debugExceptions(t, p)
 	}
 	u := uiURL + "/chat?gatewayUrl=" + g.URL + "#token=" + g.Token
@@ -327,6 +285,9 @@ func TestControlUIChat(t *testing.T) {
 	}
 }
 
+// debugExceptions (OPENCLAW_E2E_DEBUG=1) logs every exception the page
+// throws, caught or not, with where: OpenClaw's UI shows some caught ones
+// only as a short message.
 func debugExceptions(t *testing.T, p *tab) {
 	go func() {
 		for ev, err := range chromedp.Events(p.ctx, debugger.Paused) {
