@@ -257,6 +257,7 @@ func (m *Manager) mChatSend(_ context.Context, call *gateway.Call) (any, *protoc
 	if joined {
 		return ChatSendAck{RunID: run.ID(), Status: "in_flight"}, nil
 	}
+	run.chatConn = call.Peer.ConnID()
 	// The answer is written only after Launch: the transcript's last
 	// message is this run's user message.
 	_, total, _ := m.History(p.SessionKey, 1)
@@ -400,13 +401,14 @@ type DisplayMessage struct {
 	IdempotencyKey string        `json:"idempotencyKey,omitempty"`
 }
 
-// relayChat turns a session run's agent events into chat events for every
-// operator (scope read), and its final answer into a session.message event
-// for the connections subscribed to the session. (The user's message is
-// not sent: the client that sent it shows it already, and every client
-// reads it with the answer when it reloads the history after the final
-// chat event.)
-// It is subscribed before the run launches.
+// relayChat turns a session run's agent events into chat events, and its
+// final answer into a session.message event, for the connections
+// subscribed to the session (sessions.messages.subscribe, as OpenClaw's
+// Control UI does for the session it shows) and the connection that sent
+// the message with chat.send. Runs nobody watches cost nothing more. (The
+// user's message is not sent: the client that sent it shows it already,
+// and every client reads it with the answer when it reloads the history
+// after the final chat event.)
 func (r *Run) relayChat() {
 	h := r.m.hostNow()
 	if h == nil || r.session == "" {
@@ -446,7 +448,7 @@ func (r *Run) relayChat() {
 		}
 		seq++
 		ce.Seq = seq
-		h.Broadcast("chat", ce, protocol.ScopeRead)
+		r.m.toWatchers(h, r.session, r.chatConn, "chat", ce)
 	})
 }
 
@@ -456,9 +458,19 @@ func isAbort(e *protocol.Error) bool { return e != nil && e.DetailCode() == "RUN
 // sessionMessage sends a session.message event to the connections
 // subscribed to session.
 func (m *Manager) sessionMessage(h gateway.Host, session string, msg DisplayMessage) {
-	for _, conn := range m.subs.subscribers(session) {
-		if p, ok := h.Peer(conn); ok {
-			p.SendEvent("session.message", map[string]any{"sessionKey": session, "key": session, "message": msg})
+	m.toWatchers(h, session, "", "session.message", map[string]any{"sessionKey": session, "key": session, "message": msg})
+}
+
+// toWatchers sends an event to the connections subscribed to session, and
+// to conn (the chat.send caller) when it is not "".
+func (m *Manager) toWatchers(h gateway.Host, session, conn, event string, payload any) {
+	conns := m.subs.subscribers(session)
+	if conn != "" && !slices.Contains(conns, conn) {
+		conns = append(conns, conn)
+	}
+	for _, id := range conns {
+		if p, ok := h.Peer(id); ok {
+			p.SendEvent(event, payload)
 		}
 	}
 }
