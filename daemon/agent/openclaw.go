@@ -38,14 +38,12 @@ type AgentsListPayload struct {
 	Agents            []AgentSummary `json:"agents"`
 }
 
-// AgentSummary is one agent in agents.list.
+// AgentSummary is one agent in agents.list (OpenClaw's fields only: its
+// result schema is closed).
 type AgentSummary struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Kind    string `json:"kind"` // "agent"
-	Backend string `json:"backend"`
-	// Description is the agent's description from the config, if any.
-	Description string `json:"description,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Kind string `json:"kind"` // "agent"
 	// Model names what answers: "<backend>/<model>" (openai: the
 	// upstream's model; echo and exec: the backend). OpenClaw's Control UI
 	// lets you chat only with an agent that has one.
@@ -77,12 +75,7 @@ func (m *Manager) agentsList() AgentsListPayload {
 	}
 	for _, id := range ids {
 		ac, _ := cfg.Agent(id)
-		backend := ac.Backend
-		if backend == "" {
-			backend = config.BackendEcho
-		}
-		out.Agents = append(out.Agents, AgentSummary{ID: id, Name: id, Kind: "agent", Backend: backend, Description: ac.Description,
-			Model: AgentModel{Primary: agentModel(ac)}})
+		out.Agents = append(out.Agents, AgentSummary{ID: id, Name: id, Kind: "agent", Model: AgentModel{Primary: agentModel(ac)}})
 	}
 	return out
 }

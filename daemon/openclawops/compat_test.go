@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/daemon/logs"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
@@ -217,6 +219,81 @@ func TestOpenClawParamsSchemas(t *testing.T) {
 			}
 			if diffs := compareParams(th, ours); len(diffs) > 0 {
 				t.Errorf("%s params differ from OpenClaw's:\n  %s", m, strings.Join(diffs, "\n  "))
+			}
+		})
+	}
+}
+
+// ourResults are result types of shared methods whose OpenClaw result
+// schema the protocol package exports, by that schema's name.
+var ourResults = map[string]struct {
+	schema string
+	value  any
+}{
+	"agents.list": {"AgentsListResultSchema", agent.AgentsListPayload{}},
+	"logs.tail":   {"LogsTailResultSchema", logs.TailResult{}},
+}
+
+// compareResult lists how our result type differs from OpenClaw's result
+// schema: a field OpenClaw's closed schema does not have, a shared field
+// of another type, a field OpenClaw requires that ours may omit; arrays
+// of objects are compared item by item.
+func compareResult(path string, theirs, ours *jsonSchema) []string {
+	var diffs []string
+	for _, k := range sortedKeys(ours.Properties) {
+		tp, ok := theirs.Properties[k]
+		if !ok {
+			if theirs.closed() {
+				diffs = append(diffs, fmt.Sprintf("%s%s: gatewayd's own field, OpenClaw's result has none", path, k))
+			}
+			continue
+		}
+		op := ours.Properties[k]
+		if tk, ok := tp.kind(), op.kind(); tk != "any" && ok != "any" && tk != ok {
+			diffs = append(diffs, fmt.Sprintf("%s%s: OpenClaw's type %s, gatewayd's %s", path, k, tk, ok))
+		}
+		if tp.Items != nil && op.Items != nil && len(tp.Items.Properties) > 0 {
+			diffs = append(diffs, compareResult(path+k+"[].", tp.Items, op.Items)...)
+		}
+		if len(tp.Properties) > 0 && len(op.Properties) > 0 {
+			diffs = append(diffs, compareResult(path+k+".", tp, op)...)
+		}
+	}
+	for _, r := range theirs.Required {
+		if !slices.Contains(ours.Required, r) {
+			diffs = append(diffs, fmt.Sprintf("%s%s: OpenClaw requires it, gatewayd may omit it", path, r))
+		}
+	}
+	return diffs
+}
+
+// TestOpenClawResultSchemas compares the results OpenClaw's clients read
+// (ourResults) with OpenClaw's result schemas.
+func TestOpenClawResultSchemas(t *testing.T) {
+	tl := openclaw(t)
+	var names []string
+	for _, r := range ourResults {
+		names = append(names, r.schema)
+	}
+	var theirs map[string]*jsonSchema
+	runScript(t, tl, "schemas.mjs", &theirs, append([]string{"--exports"}, names...)...)
+	for _, m := range sortedKeys(ourResults) {
+		t.Run(m, func(t *testing.T) {
+			r := ourResults[m]
+			th := theirs[r.schema]
+			if th == nil {
+				t.Fatalf("OpenClaw's protocol no longer exports %s", r.schema)
+			}
+			b, err := protocol.ReflectParams(r.value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours := new(jsonSchema)
+			if err := json.Unmarshal(b, ours); err != nil {
+				t.Fatal(err)
+			}
+			if diffs := compareResult("", th, ours); len(diffs) > 0 {
+				t.Errorf("%s result differs from OpenClaw's:\n  %s", m, strings.Join(diffs, "\n  "))
 			}
 		})
 	}
