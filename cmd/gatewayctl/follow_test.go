@@ -158,7 +158,7 @@ func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func
 // postEvent logs text in the gateway through the system-event method.
 func postEvent(t *testing.T, g *gatewaytest.Gateway, text string) {
 	t.Helper()
-	c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeWrite}})
+	c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeAdmin}})
 	if err != nil {
 		t.Fatal(err)
 	}

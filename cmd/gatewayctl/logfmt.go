@@ -141,12 +141,12 @@ func renderLogLine(line string) string {
 				ts = f.val
 			case "level":
 				level = f.val
-			case "msg", "message":
+			case "msg":
+				msg = f.val
+			case "message": // OpenClaw's name of msg; gatewayd's logs.tail adds it beside msg
 				if msg == "" {
 					msg = f.val
-					continue
 				}
-				rest = append(rest, f)
 			default:
 				rest = append(rest, f)
 			}

@@ -73,9 +73,10 @@ func TestRealClientsHandshake(t *testing.T) {
 		if code, d := errCode(res); code != "FORBIDDEN" || d != "MISSING_SCOPE" {
 			t.Fatalf("write with read scope: %v", res)
 		}
-		// Unknown method needs admin: FORBIDDEN for a read client.
+		// An unknown method is unknown for every client, whatever its
+		// scopes: OpenClaw's message, and details saying so.
 		res = c.call("1:u", "no.such.method", nil)
-		if code, _ := errCode(res); code != "FORBIDDEN" {
+		if code, d := errCode(res); code != "INVALID_REQUEST" || d != "UNKNOWN_METHOD" || res["error"].(map[string]any)["message"] != "unknown method: no.such.method" {
 			t.Fatalf("unknown method: %v", res)
 		}
 		// Invalid frame after hello: id "invalid".
@@ -104,8 +105,9 @@ func TestRealClientsHandshake(t *testing.T) {
 		if res["ok"] != true {
 			t.Fatalf("health: %v", res)
 		}
+		// system-event needs operator.admin, as in OpenClaw.
 		res = c.call("e1", "system-event", frame{"text": "deploy done"})
-		if res["ok"] != true {
+		if code, d := errCode(res); code != "FORBIDDEN" || d != "MISSING_SCOPE" {
 			t.Fatalf("system-event with write scope: %v", res)
 		}
 	})

@@ -75,6 +75,8 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
+	newRun chan struct{}   // closed (and replaced) when a keyed run is registered
+	subs   subscriptions   // sessions.messages.subscribe
 	runs   map[string]*Run // by id: in progress, and ended within the window
 	ended  []endedRun      // ended keyed runs, oldest first
 	active int
@@ -99,7 +101,7 @@ func New(o Options) (*Manager, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
-	m := &Manager{log: o.Log.With("feature", "agent"), sessions: newSessions(o.Store), getenv: o.Getenv, runs: map[string]*Run{}}
+	m := &Manager{log: o.Log.With("feature", "agent"), sessions: newSessions(o.Store), getenv: o.Getenv, runs: map[string]*Run{}, newRun: make(chan struct{})}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
 	m.Apply(o.Config)
 	n, err := m.sessions.recover()
@@ -243,6 +245,8 @@ func (m *Manager) Prepare(req Request) (run *Run, joined bool, perr *protocol.Er
 	}
 	if keyed {
 		m.runs[id] = r
+		close(m.newRun)
+		m.newRun = make(chan struct{})
 	}
 	m.mu.Unlock()
 
@@ -388,6 +392,24 @@ func (m *Manager) WaitAgent(ctx context.Context, runID string) (status, summary 
 	return res.Status, res.Summary, nil
 }
 
+// await returns the run with id, waiting for it to be started until ctx
+// ends.
+func (m *Manager) await(ctx context.Context, id string) (*Run, error) {
+	for {
+		m.mu.Lock()
+		next := m.newRun
+		m.mu.Unlock()
+		if r, ok := m.Lookup(id); ok {
+			return r, nil
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 func unknownRun(id string) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrInvalidRequest, Message: fmt.Sprintf("unknown run %q (runs are remembered for %s after they end, and not across gateway restarts)", id, IdempotencyWindow), Details: protocol.Details{"code": "UNKNOWN_RUN"}}
 }
@@ -405,7 +427,7 @@ func (m *Manager) Agents() config.AgentsConfig { return *m.cfg.Load() }
 func (m *Manager) Name() string { return "agent" }
 
 // Events implements gateway.Extension.
-func (m *Manager) Events() []string { return []string{"agent"} }
+func (m *Manager) Events() []string { return []string{"agent", "chat", "session.message"} }
 
 // Bind implements gateway.Extension.
 func (m *Manager) Bind(h gateway.Host) { m.host.Store(&h) }

@@ -136,8 +136,25 @@ func TestEchoRunAndHistory(t *testing.T) {
 	if err := call(t, c, "agent.wait", map[string]any{"runId": "k1"}, &w); err != nil || w.Status != "ok" || w.EndedAt == 0 {
 		t.Fatalf("agent.wait %+v %v", w, err)
 	}
-	if code, detail := errCode(call(t, c, "agent.wait", map[string]any{"runId": "nope"}, nil)); code != protocol.ErrInvalidRequest || detail != "UNKNOWN_RUN" {
-		t.Fatalf("unknown run: %s %s", code, detail)
+	// An unknown run is waited for, as in OpenClaw: no run by then is
+	// status timeout.
+	var unknown map[string]any
+	if err := call(t, c, "agent.wait", map[string]any{"runId": "nope", "timeoutMs": 50}, &unknown); err != nil || unknown["status"] != "timeout" || unknown["runId"] != "nope" {
+		t.Fatalf("agent.wait on an unknown run: %v %v", unknown, err)
+	}
+	// One started while agent.wait waits is waited for to its end.
+	waited := make(chan client.AgentResult, 1)
+	go func() {
+		var w client.AgentResult
+		_ = call(t, c, "agent.wait", map[string]any{"runId": "later", "timeoutMs": 10000}, &w)
+		waited <- w
+	}()
+	time.Sleep(100 * time.Millisecond) // let agent.wait start waiting (either order passes)
+	if r := runAgent(t, c, client.AgentParams{Message: "later on", IdempotencyKey: "later"}, 10*time.Second); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if w := <-waited; w.Status != "ok" || w.Summary != "later on" {
+		t.Fatalf("agent.wait on a run started later: %+v", w)
 	}
 	// Bad params: missing key, unknown agent, unknown field.
 	for _, p := range []map[string]any{

@@ -81,8 +81,11 @@ type Run struct {
 	be      backend
 	in      input
 	timeout time.Duration
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
+	// chatConn is the connection that sent the run's message with
+	// chat.send; it gets the run's chat events (set before Launch).
+	chatConn string
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
 
 	launchOnce sync.Once
 
@@ -203,6 +206,7 @@ func (r *Run) Tool(data map[string]any) {
 // launch starts the run's goroutine (once).
 func (r *Run) launch() {
 	r.launchOnce.Do(func() {
+		r.relayChat()
 		r.m.wg.Add(1)
 		go r.execute()
 	})

@@ -44,16 +44,22 @@ type SendParams struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 }
 
-// StatusParams are the params of channels.status.
+// StatusParams are the params of channels.status (OpenClaw's: its CLI
+// sends timeoutMs, and channel to ask about one).
 type StatusParams struct {
-	Probe bool `json:"probe,omitempty"`
+	Probe     bool   `json:"probe,omitempty"`
+	TimeoutMs *int64 `json:"timeoutMs,omitempty"`
+	Channel   string `json:"channel,omitempty"`
 }
 
-// StatusPayload is the channels.status payload.
+// StatusPayload is the channels.status payload. The fields after Channels
+// are OpenClaw's (openclaw.go), so its CLI and Control UI show the
+// channels too.
 type StatusPayload struct {
 	TS       int64           `json:"ts"`
 	Default  string          `json:"default,omitempty"`
 	Channels []ChannelStatus `json:"channels"`
+	OpenClawStatus
 }
 
 // ChannelStatus is one channel in channels.status.
@@ -224,6 +230,7 @@ func (s *Service) Methods() []gateway.Method {
 		{Name: MethodPairingList, Scope: protocol.ScopePairing, Handler: s.mPairingList},
 		{Name: MethodPairingApprove, Scope: protocol.ScopePairing, Async: true, Handler: s.mPairingResolve(true)},
 		{Name: MethodPairingDismiss, Scope: protocol.ScopePairing, Handler: s.mPairingResolve(false)},
+		{Name: "message.action", Scope: protocol.ScopeWrite, Async: true, Handler: s.mMessageAction},
 	}
 }
 
@@ -539,7 +546,7 @@ func (s *Service) mStatus(ctx context.Context, call *gateway.Call) (any, *protoc
 	if perr := call.Decode("", &p); perr != nil {
 		return nil, perr
 	}
-	return s.Status(ctx, p.Probe), nil
+	return s.Status(ctx, p.Probe).only(p.Channel), nil
 }
 
 // Status reports every configured channel; with probe, each linked channel
@@ -596,6 +603,7 @@ func (s *Service) Status(ctx context.Context, probe bool) *StatusPayload {
 		}
 		wg.Wait()
 	}
+	out.fillOpenClaw()
 	return out
 }
 

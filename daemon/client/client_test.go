@@ -346,7 +346,7 @@ func TestPresenceEvents(t *testing.T) {
 	attached(t, a)
 	// A backend client: one-off cli connections are not presence entries.
 	b := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster", ClientID: "gateway-client", Mode: "backend",
-		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
+		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopeAdmin}}) // system-event is admin, as in OpenClaw
 
 	ev := nextEvent(t, a, "presence")
 	if ev.Seq < 1 || ev.StateVersion == nil || ev.StateVersion.Presence < 1 {
@@ -379,7 +379,7 @@ func TestEventOverflowReportsGap(t *testing.T) {
 	// the last slot is the gap marker's.
 	a := dial(t, client.Options{URL: g.URL, Token: g.Token, EventBuffer: 2})
 	attached(t, a)
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeWrite}})
+	b := dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeAdmin}})
 	for i := range 4 {
 		// Past the gateway's 50 ms presence coalescing window, so each
 		// note is an event of its own.

@@ -253,11 +253,7 @@ func (s *Server) dispatch(ctx context.Context, c *wsConn, f *protocol.RequestFra
 	}
 	m, ok := s.methods[f.Method]
 	if !ok {
-		if !hasScope(c.scopes, protocol.ScopeAdmin) {
-			c.respond(f.ID, nil, protocol.MissingScope(protocol.ScopeAdmin, []string{protocol.ScopeAdmin}))
-			return
-		}
-		c.respond(f.ID, nil, protocol.Errorf(protocol.ErrInvalidRequest, "unknown method: "+f.Method))
+		c.respond(f.ID, nil, protocol.UnknownMethod(f.Method))
 		return
 	}
 	if !hasScope(c.scopes, m.scope) {

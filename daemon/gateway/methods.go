@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/logs"
@@ -22,14 +23,20 @@ type method struct {
 	ext func(ctx context.Context, c *wsConn, id string, params json.RawMessage) (any, *protocol.Error)
 }
 
+// registerMethods builds the method table. Every scope is the one
+// OpenClaw's gateway requires for the same method (its method-scopes
+// table; TestOpenClawMethodScopes in the OpenClaw e2e tests compares them),
+// so a client written for OpenClaw asks for, and gets, the same grants.
 func (s *Server) registerMethods() {
 	s.methods = map[string]method{
 		"health":          {scope: protocol.ScopeRead, fn: s.mHealth},
 		"status":          {scope: protocol.ScopeRead, fn: s.mStatus},
 		"system-presence": {scope: protocol.ScopeRead, fn: s.mPresence},
-		"system-event":    {scope: protocol.ScopeWrite, fn: s.mSystemEvent},
+		"system-event":    {scope: protocol.ScopeAdmin, fn: s.mSystemEvent},
 		"logs.tail":       {scope: protocol.ScopeRead, fn: s.mLogsTail},
-		"config.get":      {scope: protocol.ScopeAdmin, fn: s.mConfigGet},
+		// config.get answers the config with every secret redacted
+		// (Config.Redacted), so read is enough, as in OpenClaw.
+		"config.get": {scope: protocol.ScopeRead, fn: s.mConfigGet},
 	}
 	s.installExtensions(s.o.Extensions)
 	s.names = make([]string, 0, len(s.methods))
@@ -63,6 +70,24 @@ type Health struct {
 	Connections int              `json:"connections"`
 	Listeners   []ListenerInfo   `json:"listeners"`
 	Components  HealthComponents `json:"components"`
+
+	// OpenClaw's health fields (its CLI's `openclaw health` and the
+	// Control UI read them), filled by the extensions that know them
+	// (HealthContributor): the agents, their sessions, the channels.
+	DefaultAgentID   string            `json:"defaultAgentId,omitempty"`
+	HeartbeatSeconds int               `json:"heartbeatSeconds"`
+	Agents           []any             `json:"agents"`
+	Sessions         any               `json:"sessions"`
+	Channels         map[string]any    `json:"channels"`
+	ChannelOrder     []string          `json:"channelOrder"`
+	ChannelLabels    map[string]string `json:"channelLabels"`
+}
+
+// HealthContributor is implemented by extensions that add to the health
+// payload (OpenClaw's fields: agents and sessions, channels). Contribute
+// must be quick and must not block: health is polled.
+type HealthContributor interface {
+	ContributeHealth(h *Health)
 }
 
 // HealthComponents is health's per-component part.
@@ -135,6 +160,13 @@ func (s *Server) health() *Health {
 				h.Components.Extensions = map[string]any{}
 			}
 			h.Components.Extensions[e.Name()] = r.HealthComponent()
+		}
+	}
+	h.Agents, h.Sessions = []any{}, map[string]any{"path": "", "count": 0, "recent": []any{}}
+	h.Channels, h.ChannelOrder, h.ChannelLabels = map[string]any{}, []string{}, map[string]string{}
+	for _, e := range s.ext.list {
+		if hc, ok := e.(HealthContributor); ok {
+			hc.ContributeHealth(h)
 		}
 	}
 	h.DurationMs = float64(time.Since(start).Microseconds()) / 1000
@@ -241,13 +273,35 @@ func (s *Server) mLogsTail(_ context.Context, _ *wsConn, raw json.RawMessage) (a
 	if err != nil {
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Message: "read log: " + err.Error(), Retryable: true}
 	}
+	for i, l := range res.Lines {
+		res.Lines[i] = withMessage(l)
+	}
 	return res, nil
 }
 
+// withMessage adds OpenClaw's "message" key to a JSON log record that has
+// only slog's "msg" (OpenClaw's CLI and Control UI read "message"; the
+// file keeps slog's format). The key is appended last, with msg's value,
+// so the order of the other keys stays. Other lines are returned as they
+// are.
+func withMessage(line string) string {
+	if !strings.HasPrefix(line, "{") || !strings.HasSuffix(line, "}") || !strings.Contains(line, `"msg"`) {
+		return line
+	}
+	var rec struct {
+		Msg     json.RawMessage `json:"msg"`
+		Message json.RawMessage `json:"message"`
+	}
+	if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg == nil || rec.Message != nil {
+		return line
+	}
+	return line[:len(line)-1] + `,"message":` + string(rec.Msg) + "}"
+}
+
 func (s *Server) mConfigGet(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {
-	var p protocol.EmptyParams
-	if err := protocol.DecodeParams(raw, &p); err != nil {
-		return nil, paramsError("config.get", err)
+	var p protocol.ConfigGetParams
+	if perr := decode("config.get", "ConfigGetParams", raw, &p); perr != nil {
+		return nil, perr
 	}
 	return s.o.Config(), nil
 }

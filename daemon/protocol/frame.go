@@ -186,3 +186,17 @@ func MissingScope(scope string, required []string) *Error {
 	return &Error{Code: ErrForbidden, Message: "missing scope: " + scope,
 		Details: Details{"code": DetailMissingScope, "missingScope": scope, "requiredScopes": required}}
 }
+
+// DetailUnknownMethod is details.code of a call to a method this gateway
+// does not implement.
+const DetailUnknownMethod = "UNKNOWN_METHOD"
+
+// UnknownMethod is the answer to a method this gateway does not implement,
+// whatever the caller's role and scopes. The message is OpenClaw's own
+// ("unknown method: X": its clients match it exactly to fall back to older
+// methods); details say that this gateway does not implement it.
+func UnknownMethod(method string) *Error {
+	return &Error{Code: ErrInvalidRequest, Message: "unknown method: " + method,
+		Details: Details{"code": DetailUnknownMethod, "method": method,
+			"reason": method + " is not implemented by this gateway (gatewayd); hello-ok features.methods lists the methods it implements"}}
+}

@@ -42,6 +42,19 @@ type document struct {
 	SystemEvent SystemEventParams `json:"systemEvent"`
 	LogsTail    LogsTailParams    `json:"logsTail"`
 	Empty       EmptyParams       `json:"empty"`
+
+	Agent                       AgentParams                       `json:"agent"`
+	AgentWait                   AgentWaitParams                   `json:"agentWait"`
+	ChatHistory                 ChatHistoryParams                 `json:"chatHistory"`
+	ChatSend                    ChatSendParams                    `json:"chatSend"`
+	ChatAbort                   ChatAbortParams                   `json:"chatAbort"`
+	ChatStartup                 ChatStartupParams                 `json:"chatStartup"`
+	SessionsList                SessionsListParams                `json:"sessionsList"`
+	SessionsMessagesSubscribe   SessionsMessagesSubscribeParams   `json:"sessionsMessagesSubscribe"`
+	SessionsMessagesUnsubscribe SessionsMessagesUnsubscribeParams `json:"sessionsMessagesUnsubscribe"`
+	AgentsList                  AgentsListParams                  `json:"agentsList"`
+	MessageAction               MessageActionParams               `json:"messageAction"`
+	ConfigGet                   ConfigGetParams                   `json:"configGet"`
 }
 
 // GenerateSchema reflects the Go protocol types into a JSON Schema
@@ -73,16 +86,36 @@ func GenerateSchema() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ReflectParams returns the JSON Schema of one params type, reflected as
+// GenerateSchema reflects the protocol's own (for params types that live in
+// feature packages, such as channels.status's).
+func ReflectParams(v any) ([]byte, error) {
+	r := &invschema.Reflector{
+		Anonymous:      true,
+		ExpandedStruct: true,
+		DoNotReference: true,
+		Mapper: func(t reflect.Type) *invschema.Schema {
+			if t == reflect.TypeOf(json.RawMessage{}) {
+				return &invschema.Schema{}
+			}
+			return nil
+		},
+	}
+	return json.Marshal(r.Reflect(v))
+}
+
 var enPrinter = message.NewPrinter(language.English)
 
 var (
 	compileOnce sync.Once
-	compiled    map[string]*jsonschema.Schema
+	compiler    *jsonschema.Compiler
 	compileErr  error
+	compiledMu  sync.Mutex
+	compiled    = map[string]*jsonschema.Schema{}
 )
 
 // schemaFor returns the compiled schema of one $defs entry of the committed
-// schema.
+// schema (compiled on first use).
 func schemaFor(def string) (*jsonschema.Schema, error) {
 	compileOnce.Do(func() {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(committedSchema))
@@ -90,28 +123,30 @@ func schemaFor(def string) (*jsonschema.Schema, error) {
 			compileErr = fmt.Errorf("committed protocol schema is not JSON (run `make protocol`): %w", err)
 			return
 		}
-		c := jsonschema.NewCompiler()
-		if err := c.AddResource(schemaID, doc); err != nil {
+		compiler = jsonschema.NewCompiler()
+		if err := compiler.AddResource(schemaID, doc); err != nil {
 			compileErr = fmt.Errorf("load protocol schema: %w", err)
-			return
-		}
-		compiled = map[string]*jsonschema.Schema{}
-		for _, name := range []string{"ConnectParams", "SystemEventParams", "LogsTailParams", "EmptyParams"} {
-			sch, err := c.Compile(schemaID + "#/$defs/" + name)
-			if err != nil {
-				compileErr = fmt.Errorf("compile protocol schema %s: %w", name, err)
-				return
-			}
-			compiled[name] = sch
 		}
 	})
 	if compileErr != nil {
 		return nil, compileErr
 	}
-	s, ok := compiled[def]
-	if !ok {
+	compiledMu.Lock()
+	defer compiledMu.Unlock()
+	if s, ok := compiled[def]; ok {
+		return s, nil
+	}
+	var defs struct {
+		Defs map[string]json.RawMessage `json:"$defs"`
+	}
+	if err := json.Unmarshal(committedSchema, &defs); err != nil || defs.Defs[def] == nil {
 		return nil, fmt.Errorf("protocol schema has no definition %q", def)
 	}
+	s, err := compiler.Compile(schemaID + "#/$defs/" + def)
+	if err != nil {
+		return nil, fmt.Errorf("compile protocol schema %s: %w", def, err)
+	}
+	compiled[def] = s
 	return s, nil
 }
 
