@@ -259,6 +259,10 @@ func readRequest(w http.ResponseWriter, r *http.Request, limit int64) (*Request,
 	if dec.More() {
 		return nil, fail(http.StatusBadRequest, TypeInvalidRequest, "the body has data after the JSON object (send one object)")
 	}
+	if ptr, key, dup := duplicateKey(body); dup {
+		return nil, fail(http.StatusBadRequest, TypeInvalidRequest,
+			"the body has the key %q twice in the object at %q (readers disagree on which one counts; send each key once)", key, "/"+strings.TrimPrefix(ptr, "/"))
+	}
 	switch {
 	case req.Tool == "" && req.Name == "":
 		return nil, fail(http.StatusBadRequest, TypeInvalidRequest, "tool is required (send {\"tool\": NAME, \"args\": {...}})")

@@ -137,6 +137,10 @@ func TestInvoke(t *testing.T) {
 		{name: "non-zero exit", body: `{"tool":"fails"}`, code: 500, typ: TypeToolError, msg: "exit status 3"},
 		{name: "output limit", body: `{"tool":"chatty"}`, code: 500, typ: TypeToolError, msg: "more than 1000 bytes"},
 		{name: "command missing", body: `{"tool":"missing"}`, code: 500, typ: TypeToolError, msg: "check tools.exec.missing.command"},
+		// A duplicate key would let the schema see one value and the tool the other.
+		{name: "duplicate key in args", body: `{"tool":"add","args":{"a":"$(reboot)","a":1,"b":2}}`, code: 400, typ: TypeInvalidRequest, msg: `the key "a" twice in the object at "/args"`},
+		{name: "duplicate key nested", body: `{"tool":"env","args":{"x":[{"k":1,"\u006b":2}]}}`, code: 400, typ: TypeInvalidRequest, msg: `the key "k" twice in the object at "/args/x/0"`},
+		{name: "duplicate top-level key", body: `{"tool":"secret-x","tool":"add","args":{"a":1,"b":2}}`, code: 400, typ: TypeInvalidRequest, msg: `the key "tool" twice in the object at "/"`},
 		{name: "builtin action refused", body: `{"tool":"gateway.status","action":"x"}`, code: 400, typ: TypeInvalidRequest, msg: "takes no action"},
 	}
 	for _, tt := range tests {
@@ -176,6 +180,12 @@ func TestInvoke(t *testing.T) {
 
 	// dryRun validates without running.
 	os.Remove(marker)
+	if a := invoke(t, ctx, base, testToken, `{"tool":"add","args":{"a":"smuggled","a":1,"b":2}}`); a.code != 400 {
+		t.Errorf("duplicate-key smuggle: %d %s, want 400", a.code, a.Result)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a request with a duplicate key ran the tool")
+	}
 	a := invoke(t, ctx, base, testToken, `{"tool":"add","args":{"a":1,"b":2},"dryRun":true}`)
 	if a.code != 200 || !strings.Contains(string(a.Result), `"dryRun":true`) {
 		t.Errorf("dry run: %d %s", a.code, a.Result)
@@ -316,5 +326,22 @@ func TestApplyAddsTool(t *testing.T) {
 	s.Apply(toolsConfig(t, config.ToolsConfig{Exec: map[string]config.ExecToolConfig{"late": {Command: []string{"/bin/echo", "hi"}}}}))
 	if a := invoke(t, context.Background(), base, testToken, `{"tool":"late"}`); a.code != 200 || string(a.Result) != `"hi"` {
 		t.Errorf("after reload: %d %s %+v", a.code, a.Result, a.Error)
+	}
+}
+
+func TestDuplicateKey(t *testing.T) {
+	for _, tt := range []struct{ doc, ptr, key string }{
+		{`{"a":1,"b":{"a":2}}`, "", ""},
+		{`{"a":1,"a":2}`, "", "a"},
+		{`{"a":{"b":[1,{"c":1,"d":{"e":1,"e":2}}]}}`, "/a/b/1/d", "e"},
+		{`[{"x":1},{"x":1,"y":{},"x":3}]`, "/1", "x"},
+		{`{"a/b":{"~":1,"~":2}}`, "/a~1b", "~"},
+		{`{"s":"a","t":"a"}`, "", ""}, // equal values are not keys
+		{`{"a":`, "", ""},            // malformed: the decoder reports it
+	} {
+		ptr, key, ok := duplicateKey([]byte(tt.doc))
+		if ok != (tt.key != "") || ptr != tt.ptr || key != tt.key {
+			t.Errorf("duplicateKey(%s) = %q %q %v, want %q %q", tt.doc, ptr, key, ok, tt.ptr, tt.key)
+		}
 	}
 }
