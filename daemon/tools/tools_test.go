@@ -337,7 +337,7 @@ func TestDuplicateKey(t *testing.T) {
 		{`[{"x":1},{"x":1,"y":{},"x":3}]`, "/1", "x"},
 		{`{"a/b":{"~":1,"~":2}}`, "/a~1b", "~"},
 		{`{"s":"a","t":"a"}`, "", ""}, // equal values are not keys
-		{`{"a":`, "", ""},            // malformed: the decoder reports it
+		{`{"a":`, "", ""},             // malformed: the decoder reports it
 	} {
 		ptr, key, ok := duplicateKey([]byte(tt.doc))
 		if ok != (tt.key != "") || ptr != tt.ptr || key != tt.key {
