@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -337,6 +338,11 @@ type HooksConfig struct {
 	DefaultAgentID      string `json:"defaultAgentId,omitempty"`      // agent for /hooks/agent without agentId
 	WaitTimeoutMs       int    `json:"waitTimeoutMs,omitempty"`       // bound of waitForCompletion, default 120000
 	HeartbeatIntervalMs int    `json:"heartbeatIntervalMs,omitempty"` // when queued next-heartbeat wakes go out, default 30000
+
+	// AllowedAgentIDs are the agents /hooks/agent may run (403 for others).
+	// Unset or empty: only the hooks' default agent (defaultAgentId, else
+	// agents.default); "*" allows every agent.
+	AllowedAgentIDs []string `json:"allowedAgentIds,omitempty"`
 }
 
 func (x *HooksConfig) withDefaults() {
@@ -352,7 +358,10 @@ func (x *HooksConfig) redact() {
 	}
 }
 
-func (x HooksConfig) clone() HooksConfig { return x }
+func (x HooksConfig) clone() HooksConfig {
+	x.AllowedAgentIDs = slices.Clone(x.AllowedAgentIDs)
+	return x
+}
 
 func (x *HooksConfig) validate() *Error {
 	if err := checkSecretSource("hooks", "token", x.Token, x.TokenEnv, x.TokenFile, x.Enabled); err != nil {
@@ -372,6 +381,11 @@ func (x *HooksConfig) validate() *Error {
 	}
 	if err := intRange("hooks.waitTimeoutMs", x.WaitTimeoutMs, 0, maxIntervalMs); err != nil {
 		return err
+	}
+	for i, id := range x.AllowedAgentIDs {
+		if id != "*" && (strings.TrimSpace(id) == "" || strings.ContainsFunc(id, unicode.IsControl)) {
+			return &Error{Key: fmt.Sprintf("hooks.allowedAgentIds[%d]", i), Msg: fmt.Sprintf("%q is not an agent id (list agent ids from agents.list, or \"*\" for every agent)", id)}
+		}
 	}
 	return interval("hooks.heartbeatIntervalMs", x.HeartbeatIntervalMs)
 }
