@@ -109,5 +109,8 @@ func run(args []string, stderr io.Writer) int {
 	if d == nil {
 		return code
 	}
+	if w := secretFlagWarning(args); w != "" {
+		d.log.Warn(w)
+	}
 	return d.run(context.Background())
 }
