@@ -211,6 +211,8 @@ type ExecToolConfig struct {
 	MaxOutputBytes int               `json:"maxOutputBytes,omitempty"` // stdout limit, default 1 MiB; over it the process group is killed (500)
 	Env            map[string]string `json:"env,omitempty"`            // extra environment (values redacted in config.get)
 	Dir            string            `json:"dir,omitempty"`            // working directory, absolute; default "/"
+
+	Limits *ProcessLimits `json:"limits,omitempty"` // resource limits of the command and its children
 }
 
 func (x *ToolsConfig) withDefaults() {
@@ -241,6 +243,7 @@ func (x ToolsConfig) clone() ToolsConfig {
 			t.Command = slices.Clone(t.Command)
 			t.ArgsSchema = slices.Clone(t.ArgsSchema)
 			t.Env = maps.Clone(t.Env)
+			t.Limits = t.Limits.clone()
 			out.Exec[name] = t
 		}
 	}
@@ -287,6 +290,9 @@ func (x *ToolsConfig) validate() *Error {
 		}
 		if t.Dir != "" && !strings.HasPrefix(t.Dir, "/") {
 			return &Error{Key: key + ".dir", Msg: fmt.Sprintf("%q is not an absolute path", t.Dir)}
+		}
+		if err := t.Limits.validate(key + ".limits"); err != nil {
+			return err
 		}
 		for k := range t.Env {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
