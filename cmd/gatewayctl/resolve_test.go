@@ -17,6 +17,23 @@ func testApp(env map[string]string, g globalFlags) *app {
 	return &app{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }, g: g}
 }
 
+// resolveOrUsageErr resolves with env and g; with wantErr it checks that
+// resolve fails with a usage error containing it and returns nil.
+func resolveOrUsageErr(t *testing.T, env map[string]string, g globalFlags, wantErr string) *target {
+	t.Helper()
+	tg, err := testApp(env, g).resolve()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || exitCode(err) != ExitUsage {
+			t.Fatalf("err = %v (exit %d), want a usage error containing %q", err, exitCode(err), wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
 func TestResolveTarget(t *testing.T) {
 	dir := t.TempDir()
 	cfgWithPort := filepath.Join(dir, "port.json")
@@ -61,15 +78,9 @@ func TestResolveTarget(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			tg, err := testApp(env, tt.g).resolve()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err) != ExitUsage {
-					t.Fatalf("err = %v (exit %d), want a usage error containing %q", err, exitCode(err), tt.wantErr)
-				}
+			tg := resolveOrUsageErr(t, env, tt.g, tt.wantErr)
+			if tg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if tg.URL != tt.url || tg.URLSource != tt.source {
 				t.Errorf("target %q from %q, want %q from %q", tg.URL, tg.URLSource, tt.url, tt.source)
@@ -229,15 +240,9 @@ func TestResolveSecretRemote(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			tg, err := testApp(env, tt.g).resolve()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err) != ExitUsage {
-					t.Fatalf("err = %v (exit %d), want a usage error containing %q", err, exitCode(err), tt.wantErr)
-				}
+			tg := resolveOrUsageErr(t, env, tt.g, tt.wantErr)
+			if tg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if tg.Token != tt.token || tg.SecretSource != tt.source {
 				t.Errorf("secret %q from %q, want %q from %q", tg.Token, tg.SecretSource, tt.token, tt.source)
