@@ -287,21 +287,6 @@ func TestExecBackend(t *testing.T) {
 	procstest.CheckGone(t, "the timed-out exec agent's run", procstest.PIDs(t, hangDir, time.Second), 5*time.Second)
 }
 
-// processGone reports whether pid no longer runs (absent, or a zombie
-// waiting for a reaper).
-func processGone(pid int) bool {
-	if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
-}
-
 // TestTranscriptSurvivesKill9 kills gatewayd with SIGKILL while a run
 // streams, restarts it on the same state directory and reads the
 // transcript: the user message and the text flushed before the kill are
