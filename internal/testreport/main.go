@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -251,6 +252,19 @@ func (r *report) closePackage(e event) {
 // finish prints the skips and the totals and returns the exit status.
 func (r *report) finish() int {
 	status := 0
+	// Packages whose end never came (go test was killed): what they
+	// printed, and a failure.
+	var open []string
+	for k := range r.output {
+		if !r.done[k.pkg] && !slices.Contains(open, k.pkg) {
+			open = append(open, k.pkg)
+		}
+	}
+	sort.Strings(open)
+	for _, pkg := range open {
+		r.closePackage(event{Action: "fail", Package: pkg})
+		fmt.Fprintf(r.out, "(go test ended before %s did)\n", pkg)
+	}
 	if r.failed > 0 || r.pkgFailed > 0 {
 		status = 1
 	}

@@ -113,3 +113,20 @@ func TestReportSkipAloneFailsUnderCI(t *testing.T) {
 		t.Errorf("an entry without a reason: %v, want an error naming the line", err)
 	}
 }
+
+// TestReportCutShort: a stream that ends inside a package (go test was
+// killed) fails and shows what the running test printed.
+func TestReportCutShort(t *testing.T) {
+	js := `{"Action":"run","Package":"p","Test":"TestHang"}
+{"Action":"output","Package":"p","Test":"TestHang","Output":"=== RUN   TestHang\n"}
+{"Action":"output","Package":"p","Test":"TestHang","Output":"    hang_test.go:9: still waiting for the server\n"}
+`
+	var out bytes.Buffer
+	r := newReport(&out, false, "m", nil)
+	if err := r.read(strings.NewReader(js)); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.finish(); code != 1 || !strings.Contains(out.String(), "still waiting for the server") || !strings.Contains(out.String(), "FAIL\tp\t") {
+		t.Errorf("exit %d:\n%s", code, out.String())
+	}
+}
