@@ -36,14 +36,14 @@ const (
 const cleanupBound = 10 * time.Second
 
 func init() {
-	if len(os.Args) < 3 {
-		return
-	}
-	switch os.Args[0] {
-	case supervisorArg0:
-		os.Exit(supervise(os.Args[1], os.Args[2:]))
-	case limitsArg0:
-		os.Exit(execWithLimits(os.Args[1], os.Args[2:]))
+	switch a := os.Args; {
+	case a[0] == supervisorArg0 && len(a) >= 4:
+		os.Exit(supervise(a[1], a[2], a[3:]))
+	case a[0] == limitsArg0 && len(a) >= 3:
+		os.Exit(execWithLimits(a[1], a[2:]))
+	case a[0] == supervisorArg0 || a[0] == limitsArg0:
+		fmt.Fprintf(os.Stderr, "%s: too few arguments (it is started by gatewayd for exec runs)\n", a[0])
+		os.Exit(126)
 	}
 }
 
@@ -59,7 +59,7 @@ func CommandContext(ctx context.Context, lim Limits, name string, arg ...string)
 		return groupCommand(ctx, name, arg...) // its Start reports the lookup error
 	}
 	cmd := exec.CommandContext(ctx, selfExe)
-	cmd.Args = append([]string{supervisorArg0, lim.encode(), path}, arg...)
+	cmd.Args = append([]string{supervisorArg0, strconv.Itoa(os.Getpid()), lim.encode(), path}, arg...)
 	// Its own process group, so a terminal's signals do not reach it, and
 	// SIGTERM when gatewayd dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -77,8 +77,8 @@ func stop(cmd *exec.Cmd) error {
 const prSetChildSubreaper = 36
 
 // supervise runs argv (argv[0] a path) below a subreaper and returns the
-// exit status to end with.
-func supervise(limSpec string, argv []string) int {
+// exit status to end with; parent is gatewayd's pid.
+func supervise(parent, limSpec string, argv []string) int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "gatewayd run supervisor: "+format+"\n", a...)
 		return 126
@@ -86,7 +86,7 @@ func supervise(limSpec string, argv []string) int {
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
 		return fail("cannot become a child subreaper: %v", e)
 	}
-	if os.Getppid() == 1 {
+	if strconv.Itoa(os.Getppid()) != parent {
 		return fail("gatewayd ended before the run started")
 	}
 	lim, err := decodeLimits(limSpec)
