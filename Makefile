@@ -21,9 +21,10 @@ run: build ## run gatewayd on 127.0.0.1:18789 with the default profile (token ge
 test-setup: ## install what the tests need (Debian packages as root, nothing else)
 	@.ci/setup
 
-test: test-setup lint ## the whole suite: gofmt, vet, staticcheck, unit + integration tests with -race, fuzz seed corpora, darwin cross-builds
+test: test-setup lint ## the whole suite: gofmt, vet, staticcheck, unit + integration tests with -race, fuzz seed corpora, darwin cross-builds (CI=true: a skip not on .ci/skip-allowlist fails)
 	$(GO) vet -tags faultinject ./daemon/gateway/
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) build -o $(BIN)/testreport ./internal/testreport
+	set -o pipefail; $(GO) test -json -race -count=1 -timeout 30m ./... | $(BIN)/testreport -allowlist .ci/skip-allowlist
 	$(MAKE) cross
 
 lint: ## gofmt, go vet, staticcheck

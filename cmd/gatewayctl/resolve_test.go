@@ -17,6 +17,23 @@ func testApp(env map[string]string, g globalFlags) *app {
 	return &app{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }, g: g}
 }
 
+// resolveOrUsageErr resolves with env and g; with wantErr it checks that
+// resolve fails with a usage error containing it and returns nil.
+func resolveOrUsageErr(t *testing.T, env map[string]string, g globalFlags, wantErr string) *target {
+	t.Helper()
+	tg, err := testApp(env, g).resolve()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || exitCode(err) != ExitUsage {
+			t.Fatalf("err = %v (exit %d), want a usage error containing %q", err, exitCode(err), wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
 func TestResolveTarget(t *testing.T) {
 	dir := t.TempDir()
 	cfgWithPort := filepath.Join(dir, "port.json")
@@ -36,8 +53,13 @@ func TestResolveTarget(t *testing.T) {
 		source  string
 		wantErr string
 	}{
-		{"flag wins", map[string]string{"GATEWAY_URL": "ws://env:1", "GATEWAY_PORT": "2"}, globalFlags{url: "http://flag:9"}, "ws://flag:9", "--url", ""},
-		{"env url", map[string]string{"GATEWAY_URL": "env:1", "GATEWAY_PORT": "2"}, globalFlags{}, "ws://env:1", "GATEWAY_URL", ""},
+		{"flag wins", map[string]string{"GATEWAY_URL": "ws://env:1", "GATEWAY_PORT": "2"}, globalFlags{url: "http://flag:9", insecureWS: true}, "ws://flag:9", "--url", ""},
+		{"env url", map[string]string{"GATEWAY_URL": "https://env:1", "GATEWAY_PORT": "2"}, globalFlags{}, "wss://env:1", "GATEWAY_URL", ""},
+		{"plain ws off loopback", nil, globalFlags{url: "ws://10.0.0.5:18789"}, "", "", "refusing plain ws:// to 10.0.0.5:18789 (from --url), which is not loopback"},
+		{"plain ws off loopback from env", map[string]string{"GATEWAY_URL": "gw.example:1"}, globalFlags{}, "", "", "(from GATEWAY_URL)"},
+		{"plain ws to localhost", nil, globalFlags{url: "ws://localhost:7"}, "ws://localhost:7", "--url", ""},
+		{"plain ws to ::1", nil, globalFlags{url: "ws://[::1]:7"}, "ws://[::1]:7", "--url", ""},
+		{"plain ws to 127.0.0.2", nil, globalFlags{url: "127.0.0.2:7"}, "ws://127.0.0.2:7", "--url", ""},
 		{"env port beats config", map[string]string{"GATEWAY_PORT": "2345", "GATEWAY_CONFIG_PATH": cfgWithPort}, globalFlags{}, "ws://127.0.0.1:2345", "GATEWAY_PORT", ""},
 		{"config port", map[string]string{"GATEWAY_CONFIG_PATH": cfgWithPort}, globalFlags{}, "ws://127.0.0.1:23456", "gateway.port in " + cfgWithPort, ""},
 		{"config bind address", map[string]string{"GATEWAY_CONFIG_PATH": cfgWithBind}, globalFlags{}, "ws://10.1.2.3:23457", "gateway.port in " + cfgWithBind, ""},
@@ -56,15 +78,9 @@ func TestResolveTarget(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			tg, err := testApp(env, tt.g).resolve()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err) != ExitUsage {
-					t.Fatalf("err = %v (exit %d), want a usage error containing %q", err, exitCode(err), tt.wantErr)
-				}
+			tg := resolveOrUsageErr(t, env, tt.g, tt.wantErr)
+			if tg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if tg.URL != tt.url || tg.URLSource != tt.source {
 				t.Errorf("target %q from %q, want %q from %q", tg.URL, tg.URLSource, tt.url, tt.source)
@@ -181,5 +197,56 @@ func TestExitCodeOfPlainErrors(t *testing.T) {
 	}
 	if exitCode(silent(withCode(ExitAuth, errors.New("x")))) != ExitAuth {
 		t.Error("silent errors keep their code")
+	}
+}
+
+// TestResolveSecretRemote: a URL that is not loopback gets only a secret
+// given for it, never this host's config or token file (issue 12 item 12).
+func TestResolveSecretRemote(t *testing.T) {
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	os.MkdirAll(stateDir, 0o700)
+	os.WriteFile(filepath.Join(stateDir, "gateway.token"), []byte("local-file-token\n"), 0o600)
+	cfg := filepath.Join(dir, "auth.json")
+	os.WriteFile(cfg, []byte(`{"gateway":{"auth":{"token":"local-config-token"}}}`), 0o600)
+	given := filepath.Join(dir, "remote.token")
+	os.WriteFile(given, []byte(" remote-file-token\n"), 0o600)
+	empty := filepath.Join(dir, "empty.token")
+	os.WriteFile(empty, nil, 0o600)
+	remote := globalFlags{url: "wss://gw.example:443"}
+	with := func(f func(*globalFlags)) globalFlags { g := remote; f(&g); return g }
+	tests := []struct {
+		name          string
+		env           map[string]string
+		g             globalFlags
+		token, source string
+		wantErr       string
+	}{
+		{"remote: no local token file", map[string]string{"GATEWAY_CONFIG_PATH": filepath.Join(dir, "missing.json")}, remote, "", "none (this host's token is not sent off loopback)", ""},
+		{"remote: no local config token", map[string]string{"GATEWAY_CONFIG_PATH": cfg}, remote, "", "none (this host's token is not sent off loopback)", ""},
+		{"remote --url: no GATEWAY_TOKEN", map[string]string{"GATEWAY_TOKEN": "env-token"}, remote, "", "none (this host's token is not sent off loopback)", ""},
+		{"remote GATEWAY_URL with GATEWAY_TOKEN", map[string]string{"GATEWAY_URL": "wss://gw.example", "GATEWAY_TOKEN": "env-token"}, globalFlags{}, "env-token", "GATEWAY_TOKEN", ""},
+		{"remote with --token", nil, with(func(g *globalFlags) { g.token = "flag-token" }), "flag-token", "--token", ""},
+		{"remote with --token-file", nil, with(func(g *globalFlags) { g.tokenFile = given }), "remote-file-token", "--token-file " + given, ""},
+		{"insecure ws remote", map[string]string{"GATEWAY_CONFIG_PATH": cfg}, globalFlags{url: "ws://10.0.0.5:1", insecureWS: true}, "", "none (this host's token is not sent off loopback)", ""},
+		{"loopback --url keeps the local token", map[string]string{"GATEWAY_CONFIG_PATH": cfg}, globalFlags{url: "ws://127.0.0.1:1"}, "local-config-token", "gateway.auth.token in " + cfg, ""},
+		{"--token-file missing", nil, with(func(g *globalFlags) { g.tokenFile = filepath.Join(dir, "nope") }), "", "", "--token-file " + filepath.Join(dir, "nope")},
+		{"--token-file empty", nil, with(func(g *globalFlags) { g.tokenFile = empty }), "", "", "the file is empty"},
+		{"--token and --token-file", nil, with(func(g *globalFlags) { g.tokenFile, g.token = given, "x" }), "", "", "both given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"HOME": dir, "GATEWAY_STATE_DIR": stateDir, "GATEWAY_CONFIG_PATH": filepath.Join(dir, "missing.json")}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			tg := resolveOrUsageErr(t, env, tt.g, tt.wantErr)
+			if tg == nil {
+				return
+			}
+			if tg.Token != tt.token || tg.SecretSource != tt.source {
+				t.Errorf("secret %q from %q, want %q from %q", tg.Token, tg.SecretSource, tt.token, tt.source)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -23,14 +24,16 @@ import (
 
 // globalFlags are accepted by every command, before or after its name.
 type globalFlags struct {
-	url      string
-	token    string
-	password string
-	profile  string
-	dev      bool
-	json     bool
-	timeout  time.Duration
-	verbose  bool
+	url        string
+	token      string
+	tokenFile  string
+	password   string
+	insecureWS bool
+	profile    string
+	dev        bool
+	json       bool
+	timeout    time.Duration
+	verbose    bool
 }
 
 // app is the state shared by the commands of one gatewayctl run.
@@ -60,11 +63,21 @@ TARGET
   derived from its name).
 
 SECRET
-  --token / --password, else $GATEWAY_TOKEN / $GATEWAY_PASSWORD, else
-  gateway.auth.token|password in the config file, else the token file the
-  gateway wrote in its state directory (this user's scope first, then the
-  other scope's if readable). Global flags work before or after the command
-  name; $GATEWAY_PROFILE selects a profile like --profile.
+  --token / --password / --token-file, else $GATEWAY_TOKEN /
+  $GATEWAY_PASSWORD, else gateway.auth.token|password in the config file,
+  else the token file the gateway wrote in its state directory (this user's
+  scope first, then the other scope's if readable). Global flags work before
+  or after the command name; $GATEWAY_PROFILE selects a profile like
+  --profile.
+
+REMOTE GATEWAYS
+  A --url (or $GATEWAY_URL) whose host is not loopback (127.0.0.0/8, ::1,
+  localhost) gets only a secret given for it: --token, --password or
+  --token-file ($GATEWAY_TOKEN / $GATEWAY_PASSWORD too when the URL came
+  from $GATEWAY_URL); this host's config and token file are never sent
+  there. Plain ws:// off loopback is refused (the secret and all traffic
+  would be unencrypted): use wss://, or pass --insecure-ws on a network you
+  trust.
 
 ` + exitCodesHelp
 
@@ -121,6 +134,8 @@ func (a *app) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&a.g.url, "url", "", "gateway `URL` (ws://HOST:PORT; env GATEWAY_URL)")
 	fs.StringVar(&a.g.token, "token", "", "gateway auth `token` (env GATEWAY_TOKEN)")
 	fs.StringVar(&a.g.password, "password", "", "gateway auth `password` (env GATEWAY_PASSWORD)")
+	fs.StringVar(&a.g.tokenFile, "token-file", "", "read the gateway auth token from `file` (keeps it out of ps and shell history)")
+	fs.BoolVar(&a.g.insecureWS, "insecure-ws", false, "allow plain ws:// to a non-loopback --url (the secret and traffic are unencrypted)")
 	fs.StringVar(&a.g.profile, "profile", "", "profile `name` (env GATEWAY_PROFILE)")
 	fs.BoolVar(&a.g.dev, "dev", false, "use the dev profile (port 19001)")
 	fs.BoolVar(&a.g.json, "json", false, "print JSON for scripts")
@@ -151,6 +166,10 @@ type target struct {
 	SecretSource string
 	SecretNote   string // why no secret was found, when none was
 	TokenFile    string // the token file to point operators at
+	// Remote: the URL was given (--url, GATEWAY_URL) and its host is not
+	// loopback, so only a secret given for it is sent.
+	Remote    bool
+	secretErr error // --token-file could not be used
 }
 
 // resolve works out the target and secret from flags, environment, the
@@ -173,7 +192,20 @@ func (a *app) resolve() (*target, error) {
 		return nil, err
 	}
 	a.resolveSecret(t)
+	if t.secretErr != nil {
+		return nil, t.secretErr
+	}
 	return t, nil
+}
+
+// isLoopbackHost reports whether host (a URL's host, without port) names
+// this machine's loopback interface.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func (a *app) resolveURL(t *target) error {
@@ -189,6 +221,17 @@ func (a *app) resolveURL(t *target) error {
 			return usageErr(err)
 		}
 		t.URL = strings.TrimSuffix(u, "/")
+		pu, err := url.Parse(u)
+		if err != nil {
+			return usageErr(fmt.Errorf("gateway URL %q: %w", t.URL, err))
+		}
+		if !isLoopbackHost(pu.Hostname()) {
+			t.Remote = true
+			if pu.Scheme == "ws" && !a.g.insecureWS {
+				return usageErr(fmt.Errorf("refusing plain ws:// to %s (from %s), which is not loopback: the secret and all traffic would cross the network unencrypted; use wss:// (TLS in front of the gateway, or an SSH tunnel to its loopback port), or pass --insecure-ws on a network you trust",
+					pu.Host, t.URLSource))
+			}
+		}
 		return nil
 	}
 	host := "127.0.0.1"
@@ -217,13 +260,38 @@ func (a *app) resolveURL(t *target) error {
 func (a *app) resolveSecret(t *target) {
 	t.TokenFile = t.Paths.TokenFile
 	switch {
+	case a.g.tokenFile != "":
+		if a.g.token != "" {
+			t.secretErr = usageErr(errors.New("--token and --token-file both given (pass one)"))
+			return
+		}
+		b, err := os.ReadFile(a.g.tokenFile)
+		tok := strings.TrimSpace(string(b))
+		if err == nil && tok == "" {
+			err = errors.New("the file is empty (write the gateway's token into it)")
+		}
+		if err != nil {
+			t.secretErr = usageErr(fmt.Errorf("--token-file %s: %w", a.g.tokenFile, err))
+			return
+		}
+		t.Token, t.Password = tok, a.g.password
+		t.SecretSource = "--token-file " + a.g.tokenFile
+		if t.Password != "" {
+			t.SecretSource += " and --password"
+		}
+		return
 	case a.g.token != "" || a.g.password != "":
 		t.Token, t.Password = a.g.token, a.g.password
 		t.SecretSource = secretSource("--token", "--password", t)
 		return
-	case a.getenv("GATEWAY_TOKEN") != "" || a.getenv("GATEWAY_PASSWORD") != "":
+	case (!t.Remote || t.URLSource == "GATEWAY_URL") && (a.getenv("GATEWAY_TOKEN") != "" || a.getenv("GATEWAY_PASSWORD") != ""):
 		t.Token, t.Password = a.getenv("GATEWAY_TOKEN"), a.getenv("GATEWAY_PASSWORD")
 		t.SecretSource = secretSource("GATEWAY_TOKEN", "GATEWAY_PASSWORD", t)
+		return
+	case t.Remote:
+		// This host's secrets are for this host's gateway.
+		t.SecretSource = "none (this host's token is not sent off loopback)"
+		t.SecretNote = "the URL " + t.URL + " is not loopback, so this host's token is not sent there"
 		return
 	}
 	if t.Config != nil {
@@ -311,6 +379,10 @@ func (a *app) dial(ctx context.Context, t *target, scopes []string) (*client.Con
 }
 
 func (a *app) authFix(t *target, de *client.DialError) string {
+	if t.Remote {
+		return "pass --token, --token-file or --password with the secret of the gateway at " + t.URL +
+			" (this host's token is never sent to a URL that is not loopback)"
+	}
 	fix := "pass --token or set GATEWAY_TOKEN"
 	if de.DetailCode() == protocol.DetailAuthPasswordMismatch {
 		fix = "pass --password or set GATEWAY_PASSWORD"

@@ -135,6 +135,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if d == nil {
 		return code
 	}
+	if w := secretFlagWarning(args); w != "" {
+		d.Logger().Warn(w)
+	}
 	return d.Run(context.Background())
 }
 

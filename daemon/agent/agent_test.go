@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/platform/procs/procstest"
 )
 
 // TestEchoTwoStageWire reads the raw frames of an echo run: the accepted
@@ -257,12 +258,23 @@ func errorsAs(err error, ce **client.CallError) bool { return errors.As(err, ce)
 // command is killed with its whole process group at the timeout.
 func TestExecBackend(t *testing.T) {
 	dir := t.TempDir()
-	pidFile := filepath.Join(dir, "sleeper.pid")
-	cfg := fmt.Sprintf(`{"agents":{"list":{
+	spawnDir, hangDir := filepath.Join(dir, "spawn"), filepath.Join(dir, "hang")
+	for _, d := range []string{spawnDir, hangDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := func(mode, dir string) string {
+		b, _ := json.Marshal(map[string]any{"command": "/bin/sh", "args": []string{"-c", procstest.Script, "sh", mode}, "env": []string{"DIR=" + dir},
+			"limits": map[string]any{"openFiles": 64, "cpuSeconds": 60}})
+		return string(b)
+	}
+	cfg := `{"agents":{"list":{
 		"upper":{"backend":"exec","exec":{"command":"tr","args":["a-z","A-Z"]}},
 		"fail":{"backend":"exec","exec":{"command":"/bin/sh","args":["-c","echo partial; echo something broke >&2; exit 3"]}},
-		"hang":{"backend":"exec","timeoutMs":1000,"exec":{"command":"/bin/sh","args":["-c","sleep 300 & echo $! > \"$PIDFILE\"; echo started; wait"],"env":["PIDFILE=%s"]}}
-	}}}`, pidFile)
+		"spawner":{"backend":"exec","exec":` + script("exit", spawnDir) + `},
+		"hang":{"backend":"exec","timeoutMs":3000,"exec":` + script("wait", hangDir) + `}
+	}}}`
 	g := startGateway(t, dir, cfg)
 	c := dial(t, g)
 
@@ -274,38 +286,22 @@ func TestExecBackend(t *testing.T) {
 	if r.err != nil || r.result.Status != "error" || r.result.Summary != "partial\n" || !strings.Contains(r.result.Error.Message, "exit status 3") || !strings.Contains(r.result.Error.Message, "something broke") {
 		t.Fatalf("fail: %+v %v", r.result, r.err)
 	}
+	// A run that ends leaves nothing running: background, setsid and
+	// orphaned children end with it (issue 12 item 10).
+	r = runAgent(t, c, client.AgentParams{Message: "x", IdempotencyKey: "x4", AgentID: "spawner"}, 30*time.Second)
+	if r.err != nil || r.result.Status != "ok" || r.result.Summary != "started\n" {
+		t.Fatalf("spawner: %+v %v", r.result, r.err)
+	}
+	procstest.CheckGone(t, "the exec agent's run", procstest.PIDs(t, spawnDir, time.Second), 0)
 	start := time.Now()
-	r = runAgent(t, c, client.AgentParams{Message: "x", IdempotencyKey: "x3", AgentID: "hang"}, 15*time.Second)
+	r = runAgent(t, c, client.AgentParams{Message: "x", IdempotencyKey: "x3", AgentID: "hang"}, 30*time.Second)
 	if r.err != nil || r.result.Status != "timeout" || r.result.Error == nil || r.result.Error.Code != protocol.ErrAgentTimeout || r.result.Summary != "started\n" {
 		t.Fatalf("hang: %+v %v", r.result, r.err)
 	}
-	if el := time.Since(start); el > 8*time.Second {
+	if el := time.Since(start); el > 20*time.Second {
 		t.Fatalf("the timed-out run took %s to end", el)
 	}
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, fmt.Sprintf("the grandchild sleep (pid %d) to be gone", pid), func() bool { return processGone(pid) })
-}
-
-// processGone reports whether pid no longer runs (absent, or a zombie
-// waiting for a reaper).
-func processGone(pid int) bool {
-	if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+	procstest.CheckGone(t, "the timed-out exec agent's run", procstest.PIDs(t, hangDir, time.Second), 5*time.Second)
 }
 
 // TestTranscriptSurvivesKill9 kills gatewayd with SIGKILL while a run
@@ -331,11 +327,11 @@ func TestTranscriptSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-g.Exited()
-	// The killed gateway's exec child has its own process group and
-	// outlives it: end that group (the test started it, through gatewayd).
+	// The killed gateway's exec child ends with it (its run supervisor
+	// gets SIGTERM when gatewayd dies).
 	if raw, err := os.ReadFile(pidFile); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && pid > 1 {
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			procstest.WaitGone(t, fmt.Sprintf("the exec agent's command (pid %d) outlived gatewayd killed with SIGKILL", pid), pid, 10*time.Second)
 		}
 	}
 	g2 := startGateway(t, dir, "")

@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/platform/procs"
 )
 
 // execWaitDelay bounds how long output pipes may stay open after the
@@ -24,21 +24,22 @@ const execWaitDelay = 2 * time.Second
 const stderrTail = 2048
 
 // execBackend runs a configured command per message: the message on its
-// standard input, standard output streamed as deltas. The command gets its
-// own process group, killed as a whole when the run times out or is
-// canceled.
+// standard input, standard output streamed as deltas. Every process the
+// command starts ends with the run (procs.CommandContext), when it exits,
+// times out or is canceled.
 type execBackend struct {
 	id  string
 	cfg config.ExecBackendConfig
 }
 
 func (e *execBackend) run(ctx context.Context, in input, out sink) (Usage, error) {
-	cmd := exec.Command(e.cfg.Command, e.cfg.Args...)
+	// Every process the command starts ends with the run (setsid and
+	// background children too), within its configured limits.
+	cmd := procs.CommandContext(context.Background(), e.cfg.Limits.Procs(), e.cfg.Command, e.cfg.Args...)
 	cmd.Dir = e.cfg.Dir
 	cmd.Env = append(baseEnv(), e.cfg.Env...)
 	cmd.Env = append(cmd.Env, "GATEWAY_AGENT_ID="+in.AgentID, "GATEWAY_RUN_ID="+in.RunID, "GATEWAY_SESSION_KEY="+in.SessionKey)
 	cmd.Stdin = strings.NewReader(in.Message)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w := &deltaWriter{out: out}
 	tail := &tailBuffer{max: stderrTail}
 	cmd.Stdout, cmd.Stderr = w, tail
@@ -46,17 +47,16 @@ func (e *execBackend) run(ctx context.Context, in input, out sink) (Usage, error
 	if err := cmd.Start(); err != nil {
 		return Usage{}, fmt.Errorf("exec agent %s: start %s: %w (check agents.list.%s.exec.command)", e.id, e.cfg.Command, err, e.id)
 	}
-	pgid := cmd.Process.Pid
-	stop := context.AfterFunc(ctx, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	stop := context.AfterFunc(ctx, func() { _ = procs.Stop(cmd) })
 	err := cmd.Wait()
 	stopped := !stop()
+	// Nothing of the run outlives it (a no-op where the supervisor has
+	// ended it already).
+	_ = procs.Stop(cmd)
 	if stopped || ctx.Err() != nil {
-		// Make sure nothing of the group outlives the run.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		return Usage{}, context.Cause(ctx)
 	}
 	if w.err != nil {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		return Usage{}, w.err
 	}
 	w.flush()

@@ -65,6 +65,8 @@ type ExecBackendConfig struct {
 	Args    []string `json:"args,omitempty"`                // arguments
 	Dir     string   `json:"dir,omitempty"`                 // working directory; default the gateway's own
 	Env     []string `json:"env,omitempty" redact:"secret"` // extra KEY=VALUE environment (values are redacted in config.get)
+
+	Limits *ProcessLimits `json:"limits,omitempty"` // resource limits of the command and its children
 }
 
 // HTTPConfig is the "http" section: the OpenAI-compatible HTTP endpoints on
@@ -190,6 +192,7 @@ func (x AgentsConfig) clone() AgentsConfig {
 			e := *a.Exec
 			e.Args = slices.Clone(e.Args)
 			e.Env = slices.Clone(e.Env)
+			e.Limits = e.Limits.clone()
 			a.Exec = &e
 		}
 		list[id] = a
@@ -304,7 +307,7 @@ func validateExec(key string, e *ExecBackendConfig) *Error {
 			return &Error{Key: fmt.Sprintf("%s.env[%d]", key, i), Msg: "is not KEY=VALUE with KEY letters, digits and '_' (the value is not shown: it may be a secret)"}
 		}
 	}
-	return nil
+	return e.Limits.validate(key + ".limits")
 }
 
 func (x *HTTPConfig) withDefaults() {

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -502,6 +503,8 @@ type ExecToolConfig struct {
 	MaxOutputBytes int               `json:"maxOutputBytes,omitempty"`      // stdout limit, default 1 MiB; over it the process group is killed (500)
 	Env            map[string]string `json:"env,omitempty" redact:"secret"` // extra environment (values redacted in config.get)
 	Dir            string            `json:"dir,omitempty"`                 // working directory, absolute; default "/"
+
+	Limits *ProcessLimits `json:"limits,omitempty"` // resource limits of the command and its children
 }
 
 func (x *ToolsConfig) withDefaults() {
@@ -532,6 +535,7 @@ func (x ToolsConfig) clone() ToolsConfig {
 			t.Command = slices.Clone(t.Command)
 			t.ArgsSchema = slices.Clone(t.ArgsSchema)
 			t.Env = maps.Clone(t.Env)
+			t.Limits = t.Limits.clone()
 			out.Exec[name] = t
 		}
 	}
@@ -578,6 +582,9 @@ func (x *ToolsConfig) validate() *Error {
 		}
 		if t.Dir != "" && !strings.HasPrefix(t.Dir, "/") {
 			return &Error{Key: key + ".dir", Msg: fmt.Sprintf("%q is not an absolute path", t.Dir)}
+		}
+		if err := t.Limits.validate(key + ".limits"); err != nil {
+			return err
 		}
 		for k := range t.Env {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -629,6 +636,11 @@ type HooksConfig struct {
 	DefaultAgentID      string `json:"defaultAgentId,omitempty"`      // agent for /hooks/agent without agentId
 	WaitTimeoutMs       int    `json:"waitTimeoutMs,omitempty"`       // bound of waitForCompletion, default 120000
 	HeartbeatIntervalMs int    `json:"heartbeatIntervalMs,omitempty"` // when queued next-heartbeat wakes go out, default 30000
+
+	// AllowedAgentIDs are the agents /hooks/agent may run (403 for others).
+	// Unset or empty: only the hooks' default agent (defaultAgentId, else
+	// agents.default); "*" allows every agent.
+	AllowedAgentIDs []string `json:"allowedAgentIds,omitempty"`
 }
 
 func (x *HooksConfig) withDefaults() {
@@ -644,7 +656,10 @@ func (x *HooksConfig) redact() {
 	}
 }
 
-func (x HooksConfig) clone() HooksConfig { return x }
+func (x HooksConfig) clone() HooksConfig {
+	x.AllowedAgentIDs = slices.Clone(x.AllowedAgentIDs)
+	return x
+}
 
 func (x *HooksConfig) validate() *Error {
 	if err := checkSecretSource("hooks", "token", x.Token, x.TokenEnv, x.TokenFile, x.Enabled); err != nil {
@@ -664,6 +679,11 @@ func (x *HooksConfig) validate() *Error {
 	}
 	if err := intRange("hooks.waitTimeoutMs", x.WaitTimeoutMs, 0, maxIntervalMs); err != nil {
 		return err
+	}
+	for i, id := range x.AllowedAgentIDs {
+		if id != "*" && (strings.TrimSpace(id) == "" || strings.ContainsFunc(id, unicode.IsControl)) {
+			return &Error{Key: fmt.Sprintf("hooks.allowedAgentIds[%d]", i), Msg: fmt.Sprintf("%q is not an agent id (list agent ids from agents.list, or \"*\" for every agent)", id)}
+		}
 	}
 	return interval("hooks.heartbeatIntervalMs", x.HeartbeatIntervalMs)
 }

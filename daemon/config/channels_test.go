@@ -61,6 +61,12 @@ func TestChannelsToolsHooksValidate(t *testing.T) {
 		{"hooks enabled without token", `{"hooks": {"enabled": true}}`, `hooks.token: is required when hooks.enabled is true`},
 		{"hooks short token", `{"hooks": {"enabled": true, "token": "short"}}`, `hooks.token: is 5 characters; use at least 16`},
 		{"hooks token disabled is fine", `{"hooks": {"token": "0123456789abcdef"}}`, ""},
+		{"hooks allowed agents", `{"hooks": {"allowedAgentIds": ["main", "*"]}}`, ""},
+		{"hooks allowed agent empty", `{"hooks": {"allowedAgentIds": ["main", " "]}}`, `hooks.allowedAgentIds[1]: " " is not an agent id`},
+		{"tool limits", `{"tools": {"exec": {"t": {"command": ["/bin/true"], "limits": {"cpuSeconds": 5, "memoryBytes": 16777216, "openFiles": 3, "processes": 1}}}}}`, ""},
+		{"tool memory limit too low", `{"tools": {"exec": {"t": {"command": ["/bin/true"], "limits": {"memoryBytes": 1000}}}}}`, `tools.exec.t.limits.memoryBytes: 1000 is below`},
+		{"agent open files limit too low", `{"agents": {"list": {"x": {"backend": "exec", "exec": {"command": "/bin/true", "limits": {"openFiles": 2}}}}}}`, `agents.list.x.exec.limits.openFiles: 2 leaves no room`},
+		{"negative limit", `{"tools": {"exec": {"t": {"command": ["/bin/true"], "limits": {"cpuSeconds": -1}}}}}`, `cpuSeconds`},
 		{"hooks heartbeat", `{"hooks": {"heartbeatIntervalMs": 1}}`, `hooks.heartbeatIntervalMs: 1 is out of range`},
 	}
 	for _, tt := range tests {

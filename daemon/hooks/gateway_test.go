@@ -1,7 +1,9 @@
 package hooks_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -9,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
 
 const hookToken = "real-daemon-hook-token-0123456789"
@@ -91,14 +95,103 @@ func TestGatewayHooks(t *testing.T) {
 	}
 
 	code, body := post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"nightly report","waitForCompletion":true}`)
-	if code == 503 && strings.Contains(body["error"].(map[string]any)["message"].(string), "not available") {
-		t.Skip("SKIPPING the /hooks/agent part: this gatewayd has no agent feature yet (daemon/agent registers featureDeps.Agents); the rest passed")
-	}
 	if code != 200 || body["ok"] != true || body["runId"] == "" || body["status"] != "ok" {
 		t.Errorf("agent hook with the default (echo) agent: %d %v", code, body)
 	}
 	code, body = post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"fire and forget"}`)
 	if code != 200 || body["ok"] != true || body["runId"] == "" {
 		t.Errorf("agent hook without waiting: %d %v", code, body)
+	}
+}
+
+func errMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
+
+// TestGatewayHooksReach checks on the real gatewayd what the hooks token
+// can reach (issue 12 item 7): before, it ran any agent, wrote into any
+// session including agent:main:main, and by reusing an operator's run id
+// as Idempotency-Key it joined that run and got its answer.
+func TestGatewayHooksReach(t *testing.T) {
+	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{
+		"hooks": {"enabled": true, "token": "` + hookToken + `"},
+		"agents": {"list": {"main": {}, "ops": {"backend": "echo"}}}}`})
+	good := map[string]string{"Authorization": "Bearer " + hookToken}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// An operator's run in the main session.
+	_, ts, err := c.CallTwoStage(ctx, "agent", map[string]any{"message": "operator secret", "idempotencyKey": "op-run-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Final(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reusing its run id as Idempotency-Key starts a run of the hooks' own.
+	h := map[string]string{"Authorization": "Bearer " + hookToken, "Idempotency-Key": "op-run-1"}
+	code, body := post(t, g.HTTPURL+"/hooks/agent", h, `{"message":"hook message","waitForCompletion":true}`)
+	if code != 200 || body["runId"] != "hook:op-run-1" || body["summary"] != "hook message" {
+		t.Errorf("hooks reusing an operator's run id: %d %v, want a run hook:op-run-1 of its own", code, body)
+	}
+	if strings.Contains(fmt.Sprint(body), "operator secret") {
+		t.Errorf("the hooks caller read the operator's run: %v", body)
+	}
+
+	// Sessions: only hook:*; the default is the run's own.
+	for _, sk := range []string{"agent:main:main", "main", "hook:"} {
+		code, body = post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"hook wrote here","sessionKey":"`+sk+`"}`)
+		if code != 400 || !strings.Contains(errMessage(body), `does not start with "hook:"`) {
+			t.Errorf("sessionKey %q: %d %v, want 400", sk, code, body)
+		}
+	}
+	code, body = post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"threaded","sessionKey":"hook:pr-42","waitForCompletion":true}`)
+	if code != 200 || body["status"] != "ok" {
+		t.Errorf("sessionKey hook:pr-42: %d %v", code, body)
+	}
+	var hist struct {
+		Messages []struct{ Text string } `json:"messages"`
+	}
+	for sk, want := range map[string]string{"agent:main:main": "operator secret", "hook:pr-42": "threaded", "hook:op-run-1": "hook message"} {
+		if err := c.CallInto(ctx, "chat.history", map[string]any{"sessionKey": sk}, &hist); err != nil {
+			t.Fatal(err)
+		}
+		var texts []string
+		for _, m := range hist.Messages {
+			texts = append(texts, m.Text)
+		}
+		if len(texts) != 2 || texts[0] != want {
+			t.Errorf("session %s holds %q, want only the %q exchange", sk, texts, want)
+		}
+	}
+
+	// Agents: only the default one unless hooks.allowedAgentIds says more.
+	code, body = post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"x","agentId":"ops"}`)
+	if code != 403 || !strings.Contains(errMessage(body), "hooks.allowedAgentIds is unset") {
+		t.Errorf("agent ops with allowedAgentIds unset: %d %v, want 403", code, body)
+	}
+	writeConfig(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`", "allowedAgentIds": ["ops"]},
+		"agents": {"list": {"main": {}, "ops": {"backend": "echo"}}}}`)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body = post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"x","agentId":"ops"}`)
+		if code == 200 {
+			break
+		}
+		if code != 403 || time.Now().After(deadline) {
+			t.Fatalf("agent ops after allowing it: %d %v", code, body)
+		}
+		time.Sleep(50 * time.Millisecond) // the config watcher's debounce; bounded by deadline
+	}
+	if code, body = post(t, g.HTTPURL+"/hooks/agent", good, `{"message":"x"}`); code != 403 || !strings.Contains(errMessage(body), "hooks.allowedAgentIds is ops") {
+		t.Errorf("the default agent once allowedAgentIds lists only ops: %d %v, want 403", code, body)
 	}
 }

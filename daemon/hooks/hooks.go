@@ -12,6 +12,13 @@
 // over hooks.requestsPerMinute; bodies over hooks.maxBodyBytes get 413.
 // Config changes, including switching the hooks on or off, apply without a
 // restart. When the gateway has no agent runner, /hooks/agent answers 503.
+//
+// The hooks token reaches less than the gateway token: /hooks/agent runs
+// only the agents in hooks.allowedAgentIds (by default only the hooks'
+// default agent), only in sessions whose key starts with "hook:" (never
+// an operator's session such as agent:main:main), and its runs have ids
+// in the same namespace ("hook:" + the Idempotency-Key), so a hooks caller
+// can neither join nor read a run somebody else started.
 // Nothing here depends on the operating system.
 package hooks
 
@@ -25,11 +32,13 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -59,6 +68,12 @@ const EventHeartbeat = "heartbeat"
 
 // maxQueued bounds the next-heartbeat queue; older texts are dropped.
 const maxQueued = 100
+
+// Prefix starts the session keys and run ids of hook runs.
+const Prefix = "hook:"
+
+// maxKeyBytes bounds an Idempotency-Key (the run id adds Prefix to it).
+const maxKeyBytes = 200
 
 // AgentRunner starts and waits for agent runs (the agent feature's Go API;
 // cmd/gatewayd passes its featureDeps.Agents).
@@ -132,9 +147,26 @@ type hostRef struct{ h gateway.Host }
 
 // settings is the hot-reloadable config.
 type settings struct {
-	cfg      config.HooksConfig
-	token    string
-	tokenErr error
+	cfg          config.HooksConfig
+	defaultAgent string // hooks.defaultAgentId, else agents.default
+	token        string
+	tokenErr     error
+}
+
+// agentAllowed reports whether hooks may run agent id.
+func (st *settings) agentAllowed(id string) bool {
+	if len(st.cfg.AllowedAgentIDs) == 0 {
+		return id == st.defaultAgent
+	}
+	return slices.Contains(st.cfg.AllowedAgentIDs, id) || slices.Contains(st.cfg.AllowedAgentIDs, "*")
+}
+
+// allowedAgents describes the allowed agents for an error message.
+func (st *settings) allowedAgents() string {
+	if len(st.cfg.AllowedAgentIDs) == 0 {
+		return fmt.Sprintf("only the default agent %q, since hooks.allowedAgentIds is unset", st.defaultAgent)
+	}
+	return "hooks.allowedAgentIds is " + strings.Join(st.cfg.AllowedAgentIDs, ", ")
 }
 
 // New builds the hooks feature.
@@ -178,7 +210,13 @@ func (s *Service) Routes() []gateway.Route {
 // limits change, without a restart.
 func (s *Service) Apply(cfg *config.Config) {
 	c := cfg.Hooks
-	st := &settings{cfg: c}
+	st := &settings{cfg: c, defaultAgent: c.DefaultAgentID}
+	if st.defaultAgent == "" {
+		st.defaultAgent = cfg.Agents.Default
+	}
+	if st.defaultAgent == "" {
+		st.defaultAgent = config.DefaultAgentID
+	}
 	if c.Enabled {
 		st.token, st.tokenErr = config.ResolveSecret("hooks.token", c.Token, c.TokenEnv, c.TokenFile, s.getenv)
 		if st.tokenErr != nil {
@@ -407,15 +445,36 @@ func (s *Service) serveAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.AgentID == "" {
-		p.AgentID = st.cfg.DefaultAgentID
+		p.AgentID = st.defaultAgent
+	}
+	if !st.agentAllowed(p.AgentID) {
+		writeError(w, http.StatusForbidden, "forbidden",
+			fmt.Sprintf("agent %q may not be run by hooks (%s; add it there, or \"*\" for every agent)", p.AgentID, st.allowedAgents()))
+		return
 	}
 	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxKeyBytes || strings.ContainsFunc(key, unicode.IsControl) {
+		writeError(w, http.StatusBadRequest, "invalid_request",
+			fmt.Sprintf("the Idempotency-Key header is over %d bytes or has control characters (send a short printable key)", maxKeyBytes))
+		return
+	}
 	if key == "" {
-		key = "hook-" + uuid.NewString()
+		key = uuid.NewString()
+	}
+	// Runs of hooks live in their own namespace: the caller's key cannot
+	// name (join, and read the result of) a run started by an operator.
+	runID := Prefix + key
+	switch {
+	case p.SessionKey == "":
+		p.SessionKey = runID // a session of its own
+	case !strings.HasPrefix(p.SessionKey, Prefix) || len(p.SessionKey) == len(Prefix):
+		writeError(w, http.StatusBadRequest, "invalid_request",
+			fmt.Sprintf("sessionKey %q does not start with %q: hook runs only write to hook sessions (send e.g. %q, or leave it out for a session of the run's own)", p.SessionKey, Prefix, Prefix+"nightly"))
+		return
 	}
 	// The run belongs to the gateway, not to this request: a caller that
 	// does not wait must not cancel it by hanging up.
-	runID, err := runner.StartAgent(s.ctx, p.Message, p.AgentID, p.SessionKey, key)
+	runID, err := runner.StartAgent(s.ctx, p.Message, p.AgentID, p.SessionKey, runID)
 	if err != nil {
 		s.log.Warn("agent hook: start failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "agent_error", "starting the agent run failed: "+err.Error())

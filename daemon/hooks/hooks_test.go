@@ -48,7 +48,7 @@ func (f *fakeRunner) StartAgent(ctx context.Context, message, agentID, sessionKe
 	defer f.mu.Unlock()
 	f.starts = append(f.starts, strings.Join([]string{message, agentID, sessionKey, key}, "|"))
 	f.ctxs = append(f.ctxs, ctx)
-	return "run-" + key, nil
+	return key, nil // the real runner's run id is the key
 }
 
 func (f *fakeRunner) WaitAgent(ctx context.Context, runID string) (string, string, error) {
@@ -268,17 +268,17 @@ func TestAgentHook(t *testing.T) {
 	runner := &fakeRunner{}
 	f := serve(t, config.HooksConfig{Enabled: true, Token: hookToken, DefaultAgentID: "main", WaitTimeoutMs: 200}, runner)
 	r := post(t, f.base+PathAgent, map[string]string{"Authorization": "Bearer " + hookToken, "Idempotency-Key": "nightly"}, `{"message":"nightly report"}`)
-	if r.code != 200 || r.body["ok"] != true || r.body["runId"] != "run-nightly" {
+	if r.code != 200 || r.body["ok"] != true || r.body["runId"] != "hook:nightly" {
 		t.Fatalf("start: %d %s", r.code, r.raw)
 	}
-	r = post(t, f.base+PathAgent, bearer(hookToken), `{"message":"wait for me","agentId":"ops","sessionKey":"s1","waitForCompletion":true}`)
-	if r.code != 200 || r.body["ok"] != true || r.body["status"] != "ok" || !strings.HasPrefix(r.body["summary"].(string), "done: run-hook-") {
+	r = post(t, f.base+PathAgent, bearer(hookToken), `{"message":"wait for me","agentId":"main","sessionKey":"hook:s1","waitForCompletion":true}`)
+	if r.code != 200 || r.body["ok"] != true || r.body["status"] != "ok" || !strings.HasPrefix(r.body["summary"].(string), "done: hook:") {
 		t.Errorf("wait: %d %s", r.code, r.raw)
 	}
 	runner.mu.Lock()
 	starts, ctxs := runner.starts, runner.ctxs
 	runner.mu.Unlock()
-	if len(starts) != 2 || starts[0] != "nightly report|main||nightly" || !strings.HasPrefix(starts[1], "wait for me|ops|s1|hook-") {
+	if len(starts) != 2 || starts[0] != "nightly report|main|hook:nightly|hook:nightly" || !strings.HasPrefix(starts[1], "wait for me|main|hook:s1|hook:") {
 		t.Errorf("runs started: %q", starts)
 	}
 	// The run outlives the HTTP request that started it.
@@ -286,7 +286,7 @@ func TestAgentHook(t *testing.T) {
 		t.Error("the run's context ended with the hook request")
 	}
 	r = post(t, f.base+PathAgent, map[string]string{"Authorization": "Bearer " + hookToken, "Idempotency-Key": "slow"}, `{"message":"m","waitForCompletion":true}`)
-	if r.code != 504 || r.body["runId"] != "run-slow" || !strings.Contains(r.raw, "hooks.waitTimeoutMs") {
+	if r.code != 504 || r.body["runId"] != "hook:slow" || !strings.Contains(r.raw, "hooks.waitTimeoutMs") {
 		t.Errorf("wait past the timeout: %d %s", r.code, r.raw)
 	}
 }
@@ -313,5 +313,58 @@ func TestTokenFromEnvMissing(t *testing.T) {
 	r := post(t, "http://"+l.Addr().String()+PathWake, bearer("anything"), `{"text":"x"}`)
 	if r.code != 503 || !strings.Contains(r.raw, "HOOKS_TOKEN_UNSET is not set") {
 		t.Errorf("enabled with an unset tokenEnv: %d %s", r.code, r.raw)
+	}
+}
+
+// TestAgentHookReach: the agents, sessions and run ids a hooks caller may
+// name (issue 12 item 7).
+func TestAgentHookReach(t *testing.T) {
+	runner := &fakeRunner{}
+	f := serve(t, config.HooksConfig{Enabled: true, Token: hookToken}, runner)
+	h := func(key string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + hookToken, "Idempotency-Key": key}
+	}
+	for _, tt := range []struct {
+		name, key, body string
+		code            int
+		want            string
+	}{
+		{"default agent (agents.default)", "", `{"message":"m"}`, 200, `"runId":"hook:`},
+		{"the default agent by name", "", `{"message":"m","agentId":"main"}`, 200, `"runId":"hook:`},
+		{"another agent", "", `{"message":"m","agentId":"ops"}`, 403, `agent "ops" may not be run by hooks (only the default agent "main", since hooks.allowedAgentIds is unset`},
+		{"main session", "", `{"message":"m","sessionKey":"agent:main:main"}`, 400, `sessionKey "agent:main:main" does not start with "hook:"`},
+		{"bare prefix", "", `{"message":"m","sessionKey":"hook:"}`, 400, `does not start with "hook:"`},
+		{"operator's run id", "op-run", `{"message":"m"}`, 200, `"runId":"hook:op-run"`},
+		{"control characters in the key", "a\tb", `{"message":"m"}`, 400, "Idempotency-Key"},
+		{"long key", strings.Repeat("k", 201), `{"message":"m"}`, 400, "over 200 bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hd := bearer(hookToken)
+			if tt.key != "" {
+				hd = h(tt.key)
+			}
+			f.s.Apply(hooksConfig(t, config.HooksConfig{Enabled: true, Token: hookToken})) // refills the bucket
+			if r := post(t, f.base+PathAgent, hd, tt.body); r.code != tt.code || !strings.Contains(r.raw, tt.want) {
+				t.Errorf("%d %s, want %d containing %s", r.code, r.raw, tt.code, tt.want)
+			}
+		})
+	}
+	runner.mu.Lock()
+	for _, s := range runner.starts {
+		if parts := strings.Split(s, "|"); !strings.HasPrefix(parts[2], Prefix) || !strings.HasPrefix(parts[3], Prefix) || parts[1] != "main" {
+			t.Errorf("a hook run was started as %q: agent, session and run id must be main, hook:*, hook:*", s)
+		}
+	}
+	runner.mu.Unlock()
+
+	f.s.Apply(hooksConfig(t, config.HooksConfig{Enabled: true, Token: hookToken, AllowedAgentIDs: []string{"*"}}))
+	if r := post(t, f.base+PathAgent, bearer(hookToken), `{"message":"m","agentId":"ops"}`); r.code != 200 {
+		t.Errorf("allowedAgentIds [*]: %d %s", r.code, r.raw)
+	}
+	f.s.Apply(hooksConfig(t, config.HooksConfig{Enabled: true, Token: hookToken, DefaultAgentID: "ops", AllowedAgentIDs: []string{"ops", "nightly"}}))
+	for agent, code := range map[string]int{"": 200, "nightly": 200, "main": 403} {
+		if r := post(t, f.base+PathAgent, bearer(hookToken), `{"message":"m","agentId":"`+agent+`"}`); r.code != code {
+			t.Errorf("allowedAgentIds [ops nightly], agent %q: %d %s, want %d", agent, r.code, r.raw, code)
+		}
 	}
 }

@@ -5,11 +5,12 @@
 // Tools are the built-ins (gateway.status, gateway.health, gateway.tools)
 // and the operator's exec tools (tools.exec.NAME): a command run per
 // invocation with the arguments, validated against the tool's JSON Schema,
-// as JSON on stdin, a minimal environment, a timeout after which its whole
-// process group is killed, and a limit on its output. The endpoint is
+// as JSON on stdin, a minimal environment, a timeout, a limit on its
+// output and optional resource limits; every process it starts ends with
+// it (see procs.CommandContext). The endpoint is
 // always on; with no exec tools configured only the built-ins exist.
-// Process groups need a Unix system (Linux, macOS); that is all this
-// package asks of the OS.
+// It needs a Unix system (Linux, macOS); only on Linux do processes that
+// leave the process group (setsid) end with the run, and do limits apply.
 package tools
 
 import (
@@ -29,13 +30,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/platform/procs"
 )
 
 // Path is the endpoint's path.
@@ -259,6 +260,10 @@ func readRequest(w http.ResponseWriter, r *http.Request, limit int64) (*Request,
 	if dec.More() {
 		return nil, fail(http.StatusBadRequest, TypeInvalidRequest, "the body has data after the JSON object (send one object)")
 	}
+	if ptr, key, dup := duplicateKey(body); dup {
+		return nil, fail(http.StatusBadRequest, TypeInvalidRequest,
+			"the body has the key %q twice in the object at %q (readers disagree on which one counts; send each key once)", key, "/"+strings.TrimPrefix(ptr, "/"))
+	}
 	switch {
 	case req.Tool == "" && req.Name == "":
 		return nil, fail(http.StatusBadRequest, TypeInvalidRequest, "tool is required (send {\"tool\": NAME, \"args\": {...}})")
@@ -379,12 +384,9 @@ func (et *execTool) run(parent context.Context, req *Request) (any, *toolError) 
 	defer cancelBase(nil)
 	ctx, cancel := context.WithTimeoutCause(base, timeout, errTimedOut)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, et.cfg.Command[0], et.cfg.Command[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// The whole group: a shell script's children go too.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
+	// Every process the tool starts ends with it (setsid and background
+	// children too), within its configured limits.
+	cmd := procs.CommandContext(ctx, et.cfg.Limits.Procs(), et.cfg.Command[0], et.cfg.Command[1:]...)
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Dir = et.cfg.Dir
 	if cmd.Dir == "" {
@@ -397,10 +399,11 @@ func (et *execTool) run(parent context.Context, req *Request) (any, *toolError) 
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	start := time.Now()
 	err := cmd.Run()
+	_ = procs.Stop(cmd) // what is left of the run, where the OS has no supervisor
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errTimedOut):
 		return nil, fail(http.StatusRequestTimeout, TypeTimeout,
-			"tool %q timed out after %s; its process group was killed (raise tools.exec.%s.timeoutMs if it needs longer)", et.name, timeout, et.name)
+			"tool %q timed out after %s; it and every process it started were killed (raise tools.exec.%s.timeoutMs if it needs longer)", et.name, timeout, et.name)
 	case errors.Is(cause, errOutputTooLong):
 		return nil, fail(http.StatusInternalServerError, TypeToolError,
 			"tool %q wrote more than %d bytes to stdout; it was killed (raise tools.exec.%s.maxOutputBytes or make it print less)", et.name, et.cfg.MaxOutputBytes, et.name)
