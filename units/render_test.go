@@ -151,9 +151,14 @@ func TestRenderContent(t *testing.T) {
 			wantGet(t, svc, "Service", "ExecReload", "/bin/kill -HUP $MAINPID")
 			wantGet(t, svc, "Unit", "Requires", tc.base+".socket")
 			wantGet(t, svc, "Unit", "After", tc.base+".socket")
-			wantGet(t, svc, "Install", "Also", tc.base+".socket")
-			if _, ok := svc.Get("Install", "WantedBy"); ok {
-				t.Error("service has WantedBy=; it must only start through its socket")
+			// Always on: the service starts with the manager's boot target
+			// and enabling the socket enables it; it has no Also= back, so
+			// disabling only the service leaves the socket (on demand).
+			wantGet(t, sock, "Install", "Also", tc.base+".service")
+			bootTarget := map[Scope]string{ScopeSystem: "multi-user.target", ScopeUser: "default.target"}[tc.p.Scope]
+			wantGet(t, svc, "Install", "WantedBy", bootTarget)
+			if _, ok := svc.Get("Install", "Also"); ok {
+				t.Error("service has Also=; disabling the service alone must leave the socket enabled")
 			}
 			wantGet(t, svc, "Service", "WatchdogSec", tc.watchdog)
 			wantGet(t, svc, "Service", "User", tc.user)
