@@ -161,6 +161,7 @@ func Stage(o StageOptions) error {
 		"packaging/linux/sysusers.conf": "/usr/lib/sysusers.d/gatewayd.conf",
 		"packaging/linux/config.json":   "/etc/gatewayd/config.json",
 		"packaging/linux/copyright":     "/usr/share/doc/gatewayd/copyright",
+		"LICENSE":                       "/usr/share/licenses/gatewayd/LICENSE",
 		"packaging/lintian-overrides":   "/usr/share/lintian/overrides/gatewayd",
 	}
 	for src, dst := range static {

@@ -31,6 +31,7 @@ func TestRPMQueries(t *testing.T) {
 			wantList = append(wantList, f)
 		}
 	}
+	wantList = append(wantList, "/usr/share/licenses/gatewayd/LICENSE")
 	sort.Strings(wantList)
 	list := strings.Fields(mustRun(t, nil, rpm, dbArgs("-qpl", res.RPM)...))
 	if !slices.Equal(list, wantList) {
@@ -45,10 +46,14 @@ func TestRPMQueries(t *testing.T) {
 		t.Errorf("config.json is not %%config(noreplace):\n%s", flags)
 	}
 	info := mustRun(t, nil, rpm, dbArgs("-qpi", res.RPM)...)
-	for _, w := range []string{"Name        : gatewayd", "Version     : " + res.Version, "Release     : 1", "License     : LicenseRef-gatewayd"} {
+	for _, w := range []string{"Name        : gatewayd", "Version     : " + res.Version, "Release     : 1", "License     : Apache-2.0"} {
 		if !strings.Contains(info, w) {
 			t.Errorf("rpm -qpi lacks %q:\n%s", w, info)
 		}
+	}
+	// %license: the full text, as in the repository's LICENSE.
+	if got := strings.TrimSpace(mustRun(t, nil, rpm, dbArgs("-qpL", res.RPM)...)); got != "/usr/share/licenses/gatewayd/LICENSE" {
+		t.Errorf("rpm -qpL = %q, want the Apache-2.0 text as %%license", got)
 	}
 	if !strings.Contains(mustRun(t, nil, rpm, dbArgs("-qp", "--changelog", res.RPM)...), "socket-activated units") {
 		t.Error("rpm has no changelog from packaging/changelog.yml")
