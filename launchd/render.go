@@ -33,6 +33,19 @@ const DefaultUser = "_gatewayd"
 // ThrottleInterval is the minimum number of seconds between two launches.
 const ThrottleInterval = 10
 
+// ProcessType is the job's launchd resource class. launchd.plist(5):
+// Background jobs get resource limits "intended to prevent them from
+// disrupting the user experience" (CPU, I/O and timer throttling); Standard,
+// like leaving the key out, still gets "light resource limits ... throttling
+// its CPU usage and I/O bandwidth"; Adaptive only lifts them while an XPC
+// transaction is open, which gatewayd never has. Interactive runs "with the
+// same resource limitations as apps, that is to say, none". The gateway is
+// a long-running daemon that answers people (chat, the Control UI, CLI)
+// and holds channel connections: throttled, its replies stall and macOS
+// can flag it for CPU or wake-up violations and kill it as inefficient. So
+// Interactive, as OpenClaw's own LaunchAgent uses.
+const ProcessType = "Interactive"
+
 // ExitTimeOut is how long launchd waits after SIGTERM before SIGKILL; it
 // matches the systemd unit's TimeoutStopSec= so gatewayd can drain.
 const ExitTimeOut = 30
@@ -202,7 +215,7 @@ func build(p Params) (*job, error) {
 	j := &job{
 		Label:            Label(p.Profile),
 		RunAtLoad:        false,
-		ProcessType:      "Background",
+		ProcessType:      ProcessType,
 		ThrottleInterval: ThrottleInterval,
 		ExitTimeOut:      ExitTimeOut,
 		EnvironmentVariables: map[string]string{

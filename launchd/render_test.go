@@ -166,7 +166,9 @@ func TestRenderRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(d.KeepAlive, tc.keepAlive) {
 				t.Errorf("KeepAlive = %v, want %v", d.KeepAlive, tc.keepAlive)
 			}
-			if d.ProcessType != "Background" || d.ThrottleInterval != ThrottleInterval || d.ExitTimeOut != ExitTimeOut {
+			// Interactive: launchd must neither throttle the gateway
+			// (Background, Standard) nor tie its limits to XPC (Adaptive).
+			if d.ProcessType != "Interactive" || d.ThrottleInterval != ThrottleInterval || d.ExitTimeOut != ExitTimeOut {
 				t.Errorf("ProcessType/ThrottleInterval/ExitTimeOut = %q/%d/%d", d.ProcessType, d.ThrottleInterval, d.ExitTimeOut)
 			}
 			if d.WorkingDirectory != tc.workDir {
