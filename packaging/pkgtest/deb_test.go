@@ -28,8 +28,10 @@ var wantFiles = []string{
 	"/etc/gatewayd/config.json",
 	"/usr/bin/gatewayctl",
 	"/usr/bin/gatewayd",
+	"/usr/lib/systemd/system-preset/90-gatewayd.preset",
 	"/usr/lib/systemd/system/gatewayd.service",
 	"/usr/lib/systemd/system/gatewayd.socket",
+	"/usr/lib/systemd/user-preset/90-gatewayd.preset",
 	"/usr/lib/systemd/user/gatewayd.service",
 	"/usr/lib/systemd/user/gatewayd.socket",
 	"/usr/lib/sysusers.d/gatewayd.conf",
@@ -437,11 +439,18 @@ func TestDpkgScratchRoot(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^gatewayd:x:[0-9]+:[0-9]+:gatewayd gateway daemon:/var/lib/gatewayd:`).Match(passwd) {
 		t.Errorf("systemd-sysusers did not create the gatewayd account in the scratch root:\n%s", passwd)
 	}
-	if l, ok := installed["etc/systemd/system/sockets.target.wants/gatewayd.socket"]; !ok || l != "link /usr/lib/systemd/system/gatewayd.socket" {
-		t.Errorf("gatewayd.socket not enabled by preset in the scratch root (got %q)", l)
+	// Always on: the preset enables the socket and, through its Also=,
+	// the service at boot.
+	for link, unit := range map[string]string{
+		"etc/systemd/system/sockets.target.wants/gatewayd.socket":     "/usr/lib/systemd/system/gatewayd.socket",
+		"etc/systemd/system/multi-user.target.wants/gatewayd.service": "/usr/lib/systemd/system/gatewayd.service",
+	} {
+		if l := installed[link]; l != "link "+unit {
+			t.Errorf("%s not enabled by the preset in the scratch root: /%s is %q", unit, link, l)
+		}
 	}
 	if _, ok := installed["etc/systemd/system/sockets.target.wants/gatewayd.service"]; ok {
-		t.Error("gatewayd.service was enabled: only the socket should be")
+		t.Error("gatewayd.service is linked into sockets.target.wants")
 	}
 
 	// Reinstall over itself runs the upgrade path of the scripts.

@@ -62,12 +62,12 @@ func TestRPMQueries(t *testing.T) {
 	// Each scriptlet is the repository's script (rpm prints the body
 	// under a "<name>scriptlet (using /bin/sh):" header).
 	scripts := mustRun(t, nil, rpm, dbArgs("-qp", "--scripts", res.RPM)...)
-	sections := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall) scriptlet \(using /bin/sh\):\n`).Split(scripts, -1)
-	names := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall) scriptlet`).FindAllStringSubmatch(scripts, -1)
-	if len(names) != 4 {
-		t.Fatalf("rpm --scripts shows %d scriptlets, want 4:\n%s", len(names), scripts)
+	sections := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall|posttrans) scriptlet \(using /bin/sh\):\n`).Split(scripts, -1)
+	names := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall|posttrans) scriptlet`).FindAllStringSubmatch(scripts, -1)
+	if len(names) != 5 {
+		t.Fatalf("rpm --scripts shows %d scriptlets, want 5:\n%s", len(names), scripts)
 	}
-	files := map[string]string{"preinstall": "pre", "postinstall": "post", "preuninstall": "preun", "postuninstall": "postun"}
+	files := map[string]string{"preinstall": "pre", "postinstall": "post", "preuninstall": "preun", "postuninstall": "postun", "posttrans": "posttrans"}
 	for i, n := range names {
 		src, err := os.ReadFile(filepath.Join(repoRoot, "packaging/rpm", files[n[1]]))
 		if err != nil {
@@ -81,6 +81,7 @@ func TestRPMQueries(t *testing.T) {
 		"systemctl --no-reload preset gatewayd.socket gatewayd.service",
 		"systemctl --no-reload disable --now gatewayd.socket gatewayd.service",
 		"systemctl try-restart gatewayd.service",
+		"/usr/bin/gatewayd --check-config --config",
 		"systemd-sysusers --replace=/usr/lib/sysusers.d/gatewayd.conf -",
 	} {
 		if !strings.Contains(scripts, w) {
