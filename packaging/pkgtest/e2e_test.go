@@ -240,6 +240,7 @@ func TestEndToEndSystemd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apt-get install of the stricter build: exit %d, want 0 (the transaction must complete)\n%s", code, out)
 	}
+	t.Logf("apt-get install of the stricter build:\n%s", out)
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`rejects the configuration in ` + regexp.QuoteMeta(config)),
 		regexp.MustCompile(regexp.QuoteMeta(config) + `:\d+:\d+: .*debounceMs`),
