@@ -91,6 +91,7 @@ func TestCompare(t *testing.T) {
 				m["Sockets"].(map[string]any)["Listeners"] = append(sockets(m), map[string]any{"SockNodeName": "10.0.0.1"})
 			}),
 			want: []string{
+				"removed KeepAlive.SuccessfulExit false→",
 				"removed ProcessType Interactive→",
 				"changed ThrottleInterval 10→10",
 				"added EnvironmentVariables.GATEWAY_TOKEN →hunter2",

@@ -72,12 +72,14 @@ type Params struct {
 	// User and Group a LaunchDaemon runs as; default DefaultUser. Ignored
 	// in user scope.
 	User, Group string
-	// AlwaysOn adds KeepAlive {SuccessfulExit: false}: launchd then starts
-	// the job when it is loaded (the key implies RunAtLoad, see
-	// launchd.plist(5)) and restarts it after a failure. Without it the job
-	// is purely on demand: launchd holds the sockets and starts gatewayd on
-	// the first connection, and again on the next connection after a crash.
-	AlwaysOn bool
+	// OnDemand leaves the job purely on demand: launchd holds the sockets
+	// and starts gatewayd on the first connection (and again on the next
+	// connection after a crash). By default the job is always on, like the
+	// systemd units: RunAtLoad starts it when it is loaded (at boot for a
+	// LaunchDaemon, at login for a LaunchAgent) and KeepAlive
+	// {SuccessfulExit: false} restarts it after a failure, while the
+	// sockets stay with launchd so connections queue across restarts.
+	OnDemand bool
 }
 
 // job is the plist, field order irrelevant: the XML encoder sorts keys.
@@ -214,7 +216,7 @@ func build(p Params) (*job, error) {
 	}
 	j := &job{
 		Label:            Label(p.Profile),
-		RunAtLoad:        false,
+		RunAtLoad:        !p.OnDemand,
 		ProcessType:      ProcessType,
 		ThrottleInterval: ThrottleInterval,
 		ExitTimeOut:      ExitTimeOut,
@@ -225,7 +227,7 @@ func build(p Params) (*job, error) {
 			units.EnvProfile: profile,
 		},
 	}
-	if p.AlwaysOn {
+	if !p.OnDemand {
 		j.KeepAlive = &keepAlive{SuccessfulExit: false}
 	}
 	switch p.Scope {
