@@ -142,8 +142,11 @@ func TestMacPkgContents(t *testing.T) {
 			if _, err := plist.Unmarshal(pl, &job); err != nil {
 				t.Fatalf("LaunchDaemon plist: %v", err)
 			}
-			if job["Label"] != "org.gatewayd.gateway" || job["UserName"] != "_gatewayd" || job["RunAtLoad"] != false {
-				t.Errorf("LaunchDaemon = %v", job)
+			// Always on (issue 11 item 2) and never throttled (item 9).
+			keep, _ := job["KeepAlive"].(map[string]any)
+			if job["Label"] != "org.gatewayd.gateway" || job["UserName"] != "_gatewayd" || job["RunAtLoad"] != true ||
+				keep["SuccessfulExit"] != false || job["ProcessType"] != "Interactive" {
+				t.Errorf("LaunchDaemon = %v; want RunAtLoad, KeepAlive {SuccessfulExit: false}, ProcessType Interactive", job)
 			}
 			rendered, err := launchd.Render(launchd.Params{Scope: launchd.ScopeSystem, Port: pkgbuild.DefaultPort(), ExecPath: "/usr/local/bin/gatewayd", Version: res.Version})
 			if err != nil {
