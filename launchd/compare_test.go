@@ -73,6 +73,15 @@ func TestCompare(t *testing.T) {
 			},
 		},
 		{
+			// A plist from before issue 11 item 9: doctor must report the
+			// throttled class, not accept it.
+			name: "throttled ProcessType",
+			installed: reencode(t, exp, plist.XMLFormat, func(m map[string]any) {
+				m["ProcessType"] = "Background"
+			}),
+			want: []string{"changed ProcessType Interactive→Background"},
+		},
+		{
 			name: "added, removed and retyped",
 			installed: reencode(t, exp, plist.XMLFormat, func(m map[string]any) {
 				delete(m, "ProcessType")
@@ -82,7 +91,8 @@ func TestCompare(t *testing.T) {
 				m["Sockets"].(map[string]any)["Listeners"] = append(sockets(m), map[string]any{"SockNodeName": "10.0.0.1"})
 			}),
 			want: []string{
-				"removed ProcessType Background→",
+				"removed KeepAlive.SuccessfulExit false→",
+				"removed ProcessType Interactive→",
 				"changed ThrottleInterval 10→10",
 				"added EnvironmentVariables.GATEWAY_TOKEN →hunter2",
 				"added KeepAlive →true",

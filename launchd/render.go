@@ -33,6 +33,19 @@ const DefaultUser = "_gatewayd"
 // ThrottleInterval is the minimum number of seconds between two launches.
 const ThrottleInterval = 10
 
+// ProcessType is the job's launchd resource class. launchd.plist(5):
+// Background jobs get resource limits "intended to prevent them from
+// disrupting the user experience" (CPU, I/O and timer throttling); Standard,
+// like leaving the key out, still gets "light resource limits ... throttling
+// its CPU usage and I/O bandwidth"; Adaptive only lifts them while an XPC
+// transaction is open, which gatewayd never has. Interactive runs "with the
+// same resource limitations as apps, that is to say, none". The gateway is
+// a long-running daemon that answers people (chat, the Control UI, CLI)
+// and holds channel connections: throttled, its replies stall and macOS
+// can flag it for CPU or wake-up violations and kill it as inefficient. So
+// Interactive, as OpenClaw's own LaunchAgent uses.
+const ProcessType = "Interactive"
+
 // ExitTimeOut is how long launchd waits after SIGTERM before SIGKILL; it
 // matches the systemd unit's TimeoutStopSec= so gatewayd can drain.
 const ExitTimeOut = 30
@@ -59,12 +72,14 @@ type Params struct {
 	// User and Group a LaunchDaemon runs as; default DefaultUser. Ignored
 	// in user scope.
 	User, Group string
-	// AlwaysOn adds KeepAlive {SuccessfulExit: false}: launchd then starts
-	// the job when it is loaded (the key implies RunAtLoad, see
-	// launchd.plist(5)) and restarts it after a failure. Without it the job
-	// is purely on demand: launchd holds the sockets and starts gatewayd on
-	// the first connection, and again on the next connection after a crash.
-	AlwaysOn bool
+	// OnDemand leaves the job purely on demand: launchd holds the sockets
+	// and starts gatewayd on the first connection (and again on the next
+	// connection after a crash). By default the job is always on, like the
+	// systemd units: RunAtLoad starts it when it is loaded (at boot for a
+	// LaunchDaemon, at login for a LaunchAgent) and KeepAlive
+	// {SuccessfulExit: false} restarts it after a failure, while the
+	// sockets stay with launchd so connections queue across restarts.
+	OnDemand bool
 }
 
 // job is the plist, field order irrelevant: the XML encoder sorts keys.
@@ -201,8 +216,8 @@ func build(p Params) (*job, error) {
 	}
 	j := &job{
 		Label:            Label(p.Profile),
-		RunAtLoad:        false,
-		ProcessType:      "Background",
+		RunAtLoad:        !p.OnDemand,
+		ProcessType:      ProcessType,
 		ThrottleInterval: ThrottleInterval,
 		ExitTimeOut:      ExitTimeOut,
 		EnvironmentVariables: map[string]string{
@@ -212,7 +227,7 @@ func build(p Params) (*job, error) {
 			units.EnvProfile: profile,
 		},
 	}
-	if p.AlwaysOn {
+	if !p.OnDemand {
 		j.KeepAlive = &keepAlive{SuccessfulExit: false}
 	}
 	switch p.Scope {

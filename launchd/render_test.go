@@ -23,7 +23,7 @@ var goldenCases = []struct {
 }{
 	{"default-user", Params{Scope: ScopeUser, Port: 18789, HomeDir: "/Users/alice"}},
 	{"default-system", Params{Profile: "default", Scope: ScopeSystem, Port: 18789}},
-	{"work-user", Params{Profile: "work", Scope: ScopeUser, ListenAddrs: []string{"192.0.2.10:18800"}, HomeDir: "/Users/bob/", AlwaysOn: true}},
+	{"work-user", Params{Profile: "work", Scope: ScopeUser, ListenAddrs: []string{"192.0.2.10:18800"}, HomeDir: "/Users/bob/", OnDemand: true}},
 	{"work-system", Params{Profile: "work", Scope: ScopeSystem, ListenAddrs: []string{"0.0.0.0:18800", "[::]:18800", "/var/run/gatewayd-work.sock"}, User: "gw", Group: "staff"}},
 }
 
@@ -101,7 +101,8 @@ func TestRenderRoundTrip(t *testing.T) {
 				{"SockNodeName": "::1", "SockServiceName": "18789", "SockType": "stream", "SockFamily": "IPv6"},
 			},
 			logDir: "/Users/alice/Library/Logs/gatewayd", workDir: "/Users/alice",
-			path: "/Users/alice/Library/LaunchAgents/org.gatewayd.gateway.plist",
+			keepAlive: map[string]bool{"SuccessfulExit": false},
+			path:      "/Users/alice/Library/LaunchAgents/org.gatewayd.gateway.plist",
 		},
 		{
 			p: goldenCases[1].p, label: "org.gatewayd.gateway",
@@ -111,8 +112,9 @@ func TestRenderRoundTrip(t *testing.T) {
 				{"SockNodeName": "::1", "SockServiceName": "18789", "SockType": "stream", "SockFamily": "IPv6"},
 			},
 			logDir: "/var/log/gatewayd", workDir: "/", user: "_gatewayd",
-			sysEnv: map[string]string{"GATEWAY_CONFIG_PATH": "/etc/gatewayd/config.json", "GATEWAY_STATE_DIR": "/var/lib/gatewayd", "LOGS_DIRECTORY": "/var/log/gatewayd"},
-			path:   "/Library/LaunchDaemons/org.gatewayd.gateway.plist",
+			sysEnv:    map[string]string{"GATEWAY_CONFIG_PATH": "/etc/gatewayd/config.json", "GATEWAY_STATE_DIR": "/var/lib/gatewayd", "LOGS_DIRECTORY": "/var/log/gatewayd"},
+			keepAlive: map[string]bool{"SuccessfulExit": false},
+			path:      "/Library/LaunchDaemons/org.gatewayd.gateway.plist",
 		},
 		{
 			p: goldenCases[2].p, label: "org.gatewayd.work",
@@ -121,8 +123,7 @@ func TestRenderRoundTrip(t *testing.T) {
 				{"SockNodeName": "192.0.2.10", "SockServiceName": "18800", "SockType": "stream", "SockFamily": "IPv4"},
 			},
 			logDir: "/Users/bob/Library/Logs/gatewayd-work", workDir: "/Users/bob",
-			keepAlive: map[string]bool{"SuccessfulExit": false},
-			path:      "/Users/bob/Library/LaunchAgents/org.gatewayd.work.plist",
+			path: "/Users/bob/Library/LaunchAgents/org.gatewayd.work.plist",
 		},
 		{
 			p: goldenCases[3].p, label: "org.gatewayd.work",
@@ -133,8 +134,9 @@ func TestRenderRoundTrip(t *testing.T) {
 				{"SockPathName": "/var/run/gatewayd-work.sock", "SockType": "stream", "SockFamily": "Unix"},
 			},
 			logDir: "/var/log/gatewayd-work", workDir: "/", user: "gw",
-			sysEnv: map[string]string{"GATEWAY_CONFIG_PATH": "/etc/gatewayd-work/config.json", "GATEWAY_STATE_DIR": "/var/lib/gatewayd-work", "LOGS_DIRECTORY": "/var/log/gatewayd-work"},
-			path:   "/Library/LaunchDaemons/org.gatewayd.work.plist",
+			sysEnv:    map[string]string{"GATEWAY_CONFIG_PATH": "/etc/gatewayd-work/config.json", "GATEWAY_STATE_DIR": "/var/lib/gatewayd-work", "LOGS_DIRECTORY": "/var/log/gatewayd-work"},
+			keepAlive: map[string]bool{"SuccessfulExit": false},
+			path:      "/Library/LaunchDaemons/org.gatewayd.work.plist",
 		},
 	}
 	for _, tc := range tests {
@@ -160,13 +162,17 @@ func TestRenderRoundTrip(t *testing.T) {
 			if len(d.Sockets) != 1 || !reflect.DeepEqual(d.Sockets[SocketKey], tc.sockets) {
 				t.Errorf("Sockets = %v, want {Listeners: %v}", d.Sockets, tc.sockets)
 			}
-			if d.RunAtLoad == nil || *d.RunAtLoad {
-				t.Errorf("RunAtLoad = %v, want an explicit false", d.RunAtLoad)
+			// Always on unless OnDemand: started when loaded (boot or
+			// login), kept alive after failures.
+			if d.RunAtLoad == nil || *d.RunAtLoad != !tc.p.OnDemand {
+				t.Errorf("RunAtLoad = %v, want an explicit %v", d.RunAtLoad, !tc.p.OnDemand)
 			}
 			if !reflect.DeepEqual(d.KeepAlive, tc.keepAlive) {
 				t.Errorf("KeepAlive = %v, want %v", d.KeepAlive, tc.keepAlive)
 			}
-			if d.ProcessType != "Background" || d.ThrottleInterval != ThrottleInterval || d.ExitTimeOut != ExitTimeOut {
+			// Interactive: launchd must neither throttle the gateway
+			// (Background, Standard) nor tie its limits to XPC (Adaptive).
+			if d.ProcessType != "Interactive" || d.ThrottleInterval != ThrottleInterval || d.ExitTimeOut != ExitTimeOut {
 				t.Errorf("ProcessType/ThrottleInterval/ExitTimeOut = %q/%d/%d", d.ProcessType, d.ThrottleInterval, d.ExitTimeOut)
 			}
 			if d.WorkingDirectory != tc.workDir {
@@ -223,7 +229,8 @@ for path in sys.argv[1:]:
 			t.Fatal(err)
 		}
 		args = append(args, path)
-		want.WriteString(Label(tc.p.Profile) + " stream False ")
+		runAtLoad := map[bool]string{true: "False", false: "True"}[tc.p.OnDemand]
+		want.WriteString(Label(tc.p.Profile) + " stream " + runAtLoad + " ")
 		if tc.p.Profile != "" && tc.p.Profile != "default" {
 			want.WriteString("--profile " + tc.p.Profile + " ")
 		}

@@ -86,7 +86,23 @@ type Options struct {
 	// MinOSVersion is the lowest macOS version, e.g. "12.0"; empty means
 	// no restriction.
 	MinOSVersion string
+	// License, when set, is named in the Distribution (an SPDX comment and
+	// a <license file="LICENSE"/> that Installer shows before installing)
+	// and its text is stored as Resources/LICENSE.
+	License *License
 }
+
+// License is the package's license.
+type License struct {
+	// SPDX is the SPDX license identifier, e.g. "Apache-2.0".
+	SPDX string
+	// Text is the full license text (plain text).
+	Text []byte
+}
+
+// LicenseResource is the xar path of the license text; the Distribution's
+// <license file=…> names it relative to Resources/.
+const LicenseResource = "Resources/LICENSE"
 
 // entry is one normalised payload entry.
 type entry struct {
@@ -256,8 +272,13 @@ type pkgScript struct {
 type distributionXML struct {
 	XMLName        xml.Name `xml:"installer-gui-script"`
 	MinSpecVersion string   `xml:"minSpecVersion,attr"`
+	SPDX           string   `xml:",comment"`
 	Title          string   `xml:"title"`
-	Options        struct {
+	License        *struct {
+		File     string `xml:"file,attr"`
+		MIMEType string `xml:"mime-type,attr"`
+	} `xml:"license,omitempty"`
+	Options struct {
 		Customize         string `xml:"customize,attr"`
 		RequireScripts    string `xml:"require-scripts,attr"`
 		HostArchitectures string `xml:"hostArchitectures,attr,omitempty"`
@@ -386,6 +407,20 @@ func Build(w io.Writer, o Options) error {
 	var d distributionXML
 	d.MinSpecVersion = "2"
 	d.Title = o.Title
+	var resources *xarNode
+	if o.License != nil {
+		if o.License.SPDX == "" || strings.Contains(o.License.SPDX, "--") || len(o.License.Text) == 0 {
+			return errors.New("macpkg: Options.License needs an SPDX identifier (e.g. \"Apache-2.0\") and the license text")
+		}
+		d.SPDX = " SPDX-License-Identifier: " + o.License.SPDX + " "
+		d.License = &struct {
+			File     string `xml:"file,attr"`
+			MIMEType string `xml:"mime-type,attr"`
+		}{File: path.Base(LicenseResource), MIMEType: "text/plain"}
+		resources = &xarNode{name: path.Dir(LicenseResource), dir: true, mode: 0o755, children: []*xarNode{
+			{name: path.Base(LicenseResource), mode: 0o644, data: o.License.Text, compress: true},
+		}}
+	}
 	d.Options.Customize = "never"
 	d.Options.RequireScripts = "false"
 	d.Options.HostArchitectures = o.HostArchitectures
@@ -429,7 +464,11 @@ func Build(w io.Writer, o Options) error {
 		component.children = append(component.children, &xarNode{name: "Scripts", mode: 0o644, data: scripts})
 	}
 	component.children = append(component.children, &xarNode{name: "PackageInfo", mode: 0o644, data: pkgInfo, compress: true})
-	nodes := []*xarNode{{name: "Distribution", mode: 0o644, data: dist, compress: true}, component}
+	nodes := []*xarNode{{name: "Distribution", mode: 0o644, data: dist, compress: true}}
+	if resources != nil {
+		nodes = append(nodes, resources)
+	}
+	nodes = append(nodes, component)
 	if err := writeXar(w, nodes, mtime); err != nil {
 		return fmt.Errorf("macpkg: %w", err)
 	}

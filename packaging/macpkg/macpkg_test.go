@@ -70,6 +70,7 @@ func realisticOptions(assets int) macpkg.Options {
 		MTime:             testMTime,
 		HostArchitectures: "arm64,x86_64",
 		MinOSVersion:      "12.0",
+		License:           &macpkg.License{SPDX: "Apache-2.0", Text: []byte("Apache License\nVersion 2.0, January 2004\n")},
 	}
 }
 
@@ -141,12 +142,13 @@ func TestBuildProductArchive(t *testing.T) {
 	for _, f := range x.Files {
 		names = append(names, f.Path)
 	}
-	wantNames := []string{"Distribution", "gatewayd.pkg", "gatewayd.pkg/Bom", "gatewayd.pkg/Payload", "gatewayd.pkg/Scripts", "gatewayd.pkg/PackageInfo"}
+	wantNames := []string{"Distribution", "Resources", "Resources/LICENSE", "gatewayd.pkg", "gatewayd.pkg/Bom", "gatewayd.pkg/Payload", "gatewayd.pkg/Scripts", "gatewayd.pkg/PackageInfo"}
 	if strings.Join(names, " ") != strings.Join(wantNames, " ") {
 		t.Fatalf("xar members = %v, want %v", names, wantNames)
 	}
 	wantEnc := map[string]string{
 		"Distribution":             "application/x-gzip",
+		"Resources/LICENSE":        "application/x-gzip",
 		"gatewayd.pkg/Bom":         "application/x-gzip",
 		"gatewayd.pkg/PackageInfo": "application/x-gzip",
 		"gatewayd.pkg/Payload":     "application/octet-stream",
@@ -299,8 +301,13 @@ func TestBuildProductArchive(t *testing.T) {
 	var dist struct {
 		XMLName        xml.Name
 		MinSpecVersion string `xml:"minSpecVersion,attr"`
+		Comment        string `xml:",comment"`
 		Title          string `xml:"title"`
-		Options        struct {
+		License        []struct {
+			File     string `xml:"file,attr"`
+			MIMEType string `xml:"mime-type,attr"`
+		} `xml:"license"`
+		Options struct {
 			HostArchitectures string `xml:"hostArchitectures,attr"`
 		} `xml:"options"`
 		Domains struct {
@@ -358,11 +365,19 @@ func TestBuildProductArchive(t *testing.T) {
 	if len(dist.MinOS) != 1 || dist.MinOS[0].Min != "12.0" {
 		t.Errorf("Distribution volume-check os-version = %+v, want one with min 12.0", dist.MinOS)
 	}
+	// The license: named by SPDX id and shown by Installer from Resources.
+	if dist.Comment != " SPDX-License-Identifier: Apache-2.0 " || len(dist.License) != 1 ||
+		dist.License[0].File != "LICENSE" || dist.License[0].MIMEType != "text/plain" {
+		t.Errorf("Distribution license: comment %q, elements %+v; want the SPDX comment and <license file=\"LICENSE\" mime-type=\"text/plain\"/>", dist.Comment, dist.License)
+	}
+	if got := extract(t, x, "Resources/LICENSE"); !bytes.Equal(got, o.License.Text) {
+		t.Errorf("Resources/LICENSE = %q, want the license text", got)
+	}
 }
 
 func TestBuildWithoutScriptsOrMinOS(t *testing.T) {
 	o := realisticOptions(0)
-	o.Preinstall, o.Postinstall, o.MinOSVersion, o.HostArchitectures = nil, nil, "", ""
+	o.Preinstall, o.Postinstall, o.MinOSVersion, o.HostArchitectures, o.License = nil, nil, "", "", nil
 	_, data := build(t, o)
 	x := openXar(t, data)
 	if _, ok := x.File("gatewayd.pkg/Scripts"); ok {
@@ -373,6 +388,9 @@ func TestBuildWithoutScriptsOrMinOS(t *testing.T) {
 		t.Errorf("PackageInfo mentions scripts:\n%s", info)
 	}
 	dist := extract(t, x, "Distribution")
+	if _, ok := x.File("Resources/LICENSE"); ok || bytes.Contains(dist, []byte("<license")) || bytes.Contains(dist, []byte("SPDX")) {
+		t.Errorf("package without a license names one:\n%s", dist)
+	}
 	if bytes.Contains(dist, []byte("hostArchitectures")) || bytes.Contains(dist, []byte("os-version")) {
 		t.Errorf("Distribution restricts hosts or OS although options are empty:\n%s", dist)
 	}

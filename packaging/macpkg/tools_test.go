@@ -153,8 +153,8 @@ func Test7zVerifiesChecksums(t *testing.T) {
 		return p
 	}
 	out, code := run(t, nil, sevenZ, "t", write("good.pkg", data))
-	// "Files: 6": our 5 members plus 7-Zip's synthetic [TOC].xml.
-	if code != 0 || !strings.Contains(out, "Everything is Ok") || !strings.Contains(out, "Type = Xar") || !strings.Contains(out, "Files: 6") {
+	// "Files: 7": our 6 files (Resources/LICENSE among them) plus 7-Zip's synthetic [TOC].xml.
+	if code != 0 || !strings.Contains(out, "Everything is Ok") || !strings.Contains(out, "Type = Xar") || !strings.Contains(out, "Files: 7") {
 		t.Fatalf("7z t on a good package: exit %d\n%s", code, out)
 	}
 

@@ -170,13 +170,17 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if slices.Contains(o.Formats, FormatPkg) {
+		license, err := os.ReadFile(filepath.Join(root, "LICENSE"))
+		if err != nil {
+			return nil, fmt.Errorf("read the license for the macOS package: %w (run from the repository root)", err)
+		}
 		for _, goarch := range []string{"arm64", "amd64"} {
 			gd, gc, err := b.binaries(ctx, "darwin", goarch)
 			if err != nil {
 				return nil, err
 			}
 			p := filepath.Join(out, MacPkgName(o.Version, goarch))
-			if err := WriteMacPkg(p, MacPkgOptions{Version: o.Version, GOARCH: goarch, Gatewayd: gd, Gatewayctl: gc, Docs: docs, SourceDateEpoch: o.SourceDateEpoch}); err != nil {
+			if err := WriteMacPkg(p, MacPkgOptions{Version: o.Version, GOARCH: goarch, Gatewayd: gd, Gatewayctl: gc, Docs: docs, SourceDateEpoch: o.SourceDateEpoch, License: license}); err != nil {
 				return nil, err
 			}
 			log.Info("built macOS package", "path", p)
@@ -277,6 +281,9 @@ type MacPkgOptions struct {
 	Docs *Docs
 	// SourceDateEpoch stamps every entry.
 	SourceDateEpoch int64
+	// License is the text of the repository's LICENSE (Apache-2.0), shown
+	// by Installer.
+	License []byte
 }
 
 // MacPkgFiles returns the payload of the macOS package: the binaries in
@@ -330,6 +337,7 @@ func WriteMacPkg(path string, o MacPkgOptions) error {
 		MTime:             time.Unix(o.SourceDateEpoch, 0).UTC(),
 		HostArchitectures: hostArch,
 		MinOSVersion:      "12.0",
+		License:           &macpkg.License{SPDX: "Apache-2.0", Text: o.License},
 	})
 	if err != nil {
 		return fmt.Errorf("build macOS package %s: %w", path, err)

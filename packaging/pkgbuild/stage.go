@@ -159,8 +159,11 @@ func Stage(o StageOptions) error {
 	}
 	static := map[string]string{
 		"packaging/linux/sysusers.conf": "/usr/lib/sysusers.d/gatewayd.conf",
+		"packaging/linux/system.preset": "/usr/lib/systemd/system-preset/90-gatewayd.preset",
+		"packaging/linux/user.preset":   "/usr/lib/systemd/user-preset/90-gatewayd.preset",
 		"packaging/linux/config.json":   "/etc/gatewayd/config.json",
 		"packaging/linux/copyright":     "/usr/share/doc/gatewayd/copyright",
+		"LICENSE":                       "/usr/share/licenses/gatewayd/LICENSE",
 		"packaging/lintian-overrides":   "/usr/share/lintian/overrides/gatewayd",
 	}
 	for src, dst := range static {

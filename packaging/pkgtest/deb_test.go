@@ -28,8 +28,10 @@ var wantFiles = []string{
 	"/etc/gatewayd/config.json",
 	"/usr/bin/gatewayctl",
 	"/usr/bin/gatewayd",
+	"/usr/lib/systemd/system-preset/90-gatewayd.preset",
 	"/usr/lib/systemd/system/gatewayd.service",
 	"/usr/lib/systemd/system/gatewayd.socket",
+	"/usr/lib/systemd/user-preset/90-gatewayd.preset",
 	"/usr/lib/systemd/user/gatewayd.service",
 	"/usr/lib/systemd/user/gatewayd.socket",
 	"/usr/lib/sysusers.d/gatewayd.conf",
@@ -129,6 +131,51 @@ func TestUnitsMatchInstall(t *testing.T) {
 				t.Errorf("packaged /%s/%s differs from what gatewayctl install renders:\n--- package\n%s\n--- install\n%s", tc.dir, f.Name, got, f.Data)
 			}
 		}
+	}
+}
+
+// apache20SHA256 is the SHA-256 of the standard Apache-2.0 text as
+// apache.org publishes it (LICENSE-2.0.txt; Debian's
+// /usr/share/common-licenses/Apache-2.0 is the same file).
+const apache20SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
+
+// TestLicense checks item 8 of issue 11: the full Apache-2.0 text at the
+// repository root, and a machine-readable (DEP-5) copyright in the deb
+// whose every Files paragraph is Apache-2.0 with the standalone License
+// paragraph present.
+func TestLicense(t *testing.T) {
+	text, err := os.ReadFile(filepath.Join(repoRoot, "LICENSE"))
+	if err != nil {
+		t.Fatalf("LICENSE at the repository root: %v", err)
+	}
+	if h := sha256.Sum256(text); hex.EncodeToString(h[:]) != apache20SHA256 {
+		t.Errorf("LICENSE is not the standard Apache-2.0 text (sha256 %x, want %s)", h, apache20SHA256)
+	}
+	cr, err := os.ReadFile(filepath.Join(debTree(t), "usr/share/doc/gatewayd/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paras := strings.Split(strings.TrimSpace(string(cr)), "\n\n")
+	if !strings.HasPrefix(paras[0], "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") {
+		t.Errorf("copyright is not DEP-5 (no Format: header):\n%s", paras[0])
+	}
+	var files, standalone int
+	for _, p := range paras[1:] {
+		lic := regexp.MustCompile(`(?m)^License: (.*)$`).FindStringSubmatch(p)
+		switch {
+		case lic == nil:
+			t.Errorf("copyright paragraph without License:\n%s", p)
+		case strings.HasPrefix(p, "Files:"):
+			files++
+			if lic[1] != "Apache-2.0" {
+				t.Errorf("copyright Files paragraph has License: %s, want Apache-2.0", lic[1])
+			}
+		case lic[1] == "Apache-2.0" && strings.Contains(p, "/usr/share/common-licenses/Apache-2.0"):
+			standalone++
+		}
+	}
+	if files == 0 || standalone != 1 {
+		t.Errorf("copyright has %d Files paragraphs and %d standalone Apache-2.0 License paragraphs (want ≥1 and 1 naming /usr/share/common-licenses/Apache-2.0):\n%s", files, standalone, cr)
 	}
 }
 
@@ -392,11 +439,18 @@ func TestDpkgScratchRoot(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^gatewayd:x:[0-9]+:[0-9]+:gatewayd gateway daemon:/var/lib/gatewayd:`).Match(passwd) {
 		t.Errorf("systemd-sysusers did not create the gatewayd account in the scratch root:\n%s", passwd)
 	}
-	if l, ok := installed["etc/systemd/system/sockets.target.wants/gatewayd.socket"]; !ok || l != "link /usr/lib/systemd/system/gatewayd.socket" {
-		t.Errorf("gatewayd.socket not enabled by preset in the scratch root (got %q)", l)
+	// Always on: the preset enables the socket and, through its Also=,
+	// the service at boot.
+	for link, unit := range map[string]string{
+		"etc/systemd/system/sockets.target.wants/gatewayd.socket":     "/usr/lib/systemd/system/gatewayd.socket",
+		"etc/systemd/system/multi-user.target.wants/gatewayd.service": "/usr/lib/systemd/system/gatewayd.service",
+	} {
+		if l := installed[link]; l != "link "+unit {
+			t.Errorf("%s not enabled by the preset in the scratch root: /%s is %q", unit, link, l)
+		}
 	}
 	if _, ok := installed["etc/systemd/system/sockets.target.wants/gatewayd.service"]; ok {
-		t.Error("gatewayd.service was enabled: only the socket should be")
+		t.Error("gatewayd.service is linked into sockets.target.wants")
 	}
 
 	// Reinstall over itself runs the upgrade path of the scripts.

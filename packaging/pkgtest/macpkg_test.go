@@ -142,8 +142,11 @@ func TestMacPkgContents(t *testing.T) {
 			if _, err := plist.Unmarshal(pl, &job); err != nil {
 				t.Fatalf("LaunchDaemon plist: %v", err)
 			}
-			if job["Label"] != "org.gatewayd.gateway" || job["UserName"] != "_gatewayd" || job["RunAtLoad"] != false {
-				t.Errorf("LaunchDaemon = %v", job)
+			// Always on (issue 11 item 2) and never throttled (item 9).
+			keep, _ := job["KeepAlive"].(map[string]any)
+			if job["Label"] != "org.gatewayd.gateway" || job["UserName"] != "_gatewayd" || job["RunAtLoad"] != true ||
+				keep["SuccessfulExit"] != false || job["ProcessType"] != "Interactive" {
+				t.Errorf("LaunchDaemon = %v; want RunAtLoad, KeepAlive {SuccessfulExit: false}, ProcessType Interactive", job)
 			}
 			rendered, err := launchd.Render(launchd.Params{Scope: launchd.ScopeSystem, Port: pkgbuild.DefaultPort(), ExecPath: "/usr/local/bin/gatewayd", Version: res.Version})
 			if err != nil {
@@ -157,6 +160,10 @@ func TestMacPkgContents(t *testing.T) {
 			// expected attributes.
 			var dist struct {
 				XMLName xml.Name `xml:"installer-gui-script"`
+				Comment string   `xml:",comment"`
+				License struct {
+					File string `xml:"file,attr"`
+				} `xml:"license"`
 				Options struct {
 					HostArchitectures string `xml:"hostArchitectures,attr"`
 				} `xml:"options"`
@@ -168,6 +175,14 @@ func TestMacPkgContents(t *testing.T) {
 			}
 			if err := xml.Unmarshal(get("Distribution"), &dist); err != nil {
 				t.Fatalf("Distribution: %v", err)
+			}
+			// The license (issue 11 item 8): SPDX id in the Distribution,
+			// the repository's LICENSE shown by Installer.
+			if strings.TrimSpace(dist.Comment) != "SPDX-License-Identifier: Apache-2.0" || dist.License.File != "LICENSE" {
+				t.Errorf("Distribution names license %q / file %q, want SPDX-License-Identifier: Apache-2.0 and LICENSE", dist.Comment, dist.License.File)
+			}
+			if lic, err := os.ReadFile(filepath.Join(repoRoot, "LICENSE")); err != nil || !bytes.Equal(get("Resources/LICENSE"), lic) {
+				t.Errorf("the package's Resources/LICENSE is not the repository's LICENSE (%v)", err)
 			}
 			if dist.Options.HostArchitectures != hostArch {
 				t.Errorf("Distribution hostArchitectures = %q, want %q", dist.Options.HostArchitectures, hostArch)
@@ -215,7 +230,7 @@ func TestMacPkgTools(t *testing.T) {
 	sevenZ := tool(t, "7z", "p7zip-full")
 	for _, p := range res.Pkgs {
 		out := mustRun(t, nil, bsdtar, "-tvf", p)
-		for _, w := range []string{" Distribution", " gatewayd.pkg/Bom", " gatewayd.pkg/Payload", " gatewayd.pkg/Scripts", " gatewayd.pkg/PackageInfo"} {
+		for _, w := range []string{" Distribution", " gatewayd.pkg/Bom", " gatewayd.pkg/Payload", " gatewayd.pkg/Scripts", " gatewayd.pkg/PackageInfo", " Resources/LICENSE"} {
 			if !strings.Contains(out, w+"\n") {
 				t.Errorf("bsdtar -tvf %s does not list %s:\n%s", filepath.Base(p), w, out)
 			}

@@ -34,10 +34,12 @@ import (
 )
 
 // testVersion is the version of the packages TestMain builds; the upgrade
-// test builds testUpgradeVersion.
+// test builds testUpgradeVersion, and testStrictVersion from a source whose
+// config validation is stricter.
 const (
 	testVersion        = "1.0.0~test1"
 	testUpgradeVersion = "1.0.0"
+	testStrictVersion  = "1.0.1"
 	testEpoch          = 1735689600 // 2025-01-01T00:00:00Z
 )
 
@@ -195,8 +197,8 @@ func maintainerScripts(t *testing.T) []string {
 		}
 		out = append(out, m...)
 	}
-	if len(out) != 9 {
-		t.Fatalf("found %d maintainer scripts, want 9 (3 deb, 4 rpm, 2 macOS): %v", len(out), out)
+	if len(out) != 10 {
+		t.Fatalf("found %d maintainer scripts, want 10 (3 deb, 5 rpm, 2 macOS): %v", len(out), out)
 	}
 	return out
 }

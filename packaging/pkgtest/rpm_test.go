@@ -31,6 +31,7 @@ func TestRPMQueries(t *testing.T) {
 			wantList = append(wantList, f)
 		}
 	}
+	wantList = append(wantList, "/usr/share/licenses/gatewayd/LICENSE")
 	sort.Strings(wantList)
 	list := strings.Fields(mustRun(t, nil, rpm, dbArgs("-qpl", res.RPM)...))
 	if !slices.Equal(list, wantList) {
@@ -45,10 +46,14 @@ func TestRPMQueries(t *testing.T) {
 		t.Errorf("config.json is not %%config(noreplace):\n%s", flags)
 	}
 	info := mustRun(t, nil, rpm, dbArgs("-qpi", res.RPM)...)
-	for _, w := range []string{"Name        : gatewayd", "Version     : " + res.Version, "Release     : 1", "License     : LicenseRef-gatewayd"} {
+	for _, w := range []string{"Name        : gatewayd", "Version     : " + res.Version, "Release     : 1", "License     : Apache-2.0"} {
 		if !strings.Contains(info, w) {
 			t.Errorf("rpm -qpi lacks %q:\n%s", w, info)
 		}
+	}
+	// %license: the full text, as in the repository's LICENSE.
+	if got := strings.TrimSpace(mustRun(t, nil, rpm, dbArgs("-qpL", res.RPM)...)); got != "/usr/share/licenses/gatewayd/LICENSE" {
+		t.Errorf("rpm -qpL = %q, want the Apache-2.0 text as %%license", got)
 	}
 	if !strings.Contains(mustRun(t, nil, rpm, dbArgs("-qp", "--changelog", res.RPM)...), "socket-activated units") {
 		t.Error("rpm has no changelog from packaging/changelog.yml")
@@ -57,12 +62,12 @@ func TestRPMQueries(t *testing.T) {
 	// Each scriptlet is the repository's script (rpm prints the body
 	// under a "<name>scriptlet (using /bin/sh):" header).
 	scripts := mustRun(t, nil, rpm, dbArgs("-qp", "--scripts", res.RPM)...)
-	sections := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall) scriptlet \(using /bin/sh\):\n`).Split(scripts, -1)
-	names := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall) scriptlet`).FindAllStringSubmatch(scripts, -1)
-	if len(names) != 4 {
-		t.Fatalf("rpm --scripts shows %d scriptlets, want 4:\n%s", len(names), scripts)
+	sections := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall|posttrans) scriptlet \(using /bin/sh\):\n`).Split(scripts, -1)
+	names := regexp.MustCompile(`(?m)^(preinstall|postinstall|preuninstall|postuninstall|posttrans) scriptlet`).FindAllStringSubmatch(scripts, -1)
+	if len(names) != 5 {
+		t.Fatalf("rpm --scripts shows %d scriptlets, want 5:\n%s", len(names), scripts)
 	}
-	files := map[string]string{"preinstall": "pre", "postinstall": "post", "preuninstall": "preun", "postuninstall": "postun"}
+	files := map[string]string{"preinstall": "pre", "postinstall": "post", "preuninstall": "preun", "postuninstall": "postun", "posttrans": "posttrans"}
 	for i, n := range names {
 		src, err := os.ReadFile(filepath.Join(repoRoot, "packaging/rpm", files[n[1]]))
 		if err != nil {
@@ -76,6 +81,7 @@ func TestRPMQueries(t *testing.T) {
 		"systemctl --no-reload preset gatewayd.socket gatewayd.service",
 		"systemctl --no-reload disable --now gatewayd.socket gatewayd.service",
 		"systemctl try-restart gatewayd.service",
+		"/usr/bin/gatewayd --check-config --config",
 		"systemd-sysusers --replace=/usr/lib/sysusers.d/gatewayd.conf -",
 	} {
 		if !strings.Contains(scripts, w) {

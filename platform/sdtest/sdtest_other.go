@@ -116,5 +116,8 @@ func (s *System) CopyIn(hostPath, containerPath string) error { return errNotLin
 // Log returns "" on this OS.
 func (s *System) Log() string { return "" }
 
+// Reboot fails on this OS.
+func (s *System) Reboot(ctx context.Context) error { return errNotLinux }
+
 // Stop does nothing on this OS.
 func (s *System) Stop() error { return nil }

@@ -125,7 +125,15 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 	fmt.Fprintf(&in, "mkdir %s %s %s\n", shq(ovl+"/upper"), shq(ovl+"/work"), shq(ovl+"/root"))
 	fmt.Fprintf(&in, "mount -t overlay -o %s sdtest-root %s\n",
 		shq("lowerdir=/,upperdir="+ovl+"/upper,workdir="+ovl+"/work"), shq(ovl+"/root"))
-	fmt.Fprintf(&in, "exec env -i PATH=%s SYSTEMD_COLORS=0 %s --quiet --register=no --keep-unit -D %s -M %s --private-network --console=read-only",
+	// A reboot inside the container makes systemd-nspawn exit with 133;
+	// the loop then boots the same root again (the overlay's upper dir
+	// lives in this mount namespace, so it survives). SIGTERM to this
+	// shell is passed to nspawn, which halts the container; the loop
+	// then ends with nspawn's status.
+	in.WriteString("stop= child=\n")
+	in.WriteString("trap 'stop=1; [ -z \"$child\" ] || kill -TERM \"$child\" 2>/dev/null || :' TERM\n")
+	in.WriteString("while :; do\n")
+	fmt.Fprintf(&in, "env -i PATH=%s SYSTEMD_COLORS=0 %s --quiet --register=no --keep-unit -D %s -M %s --private-network --console=read-only",
 		shq(stdPath), shq(nspawn), shq(ovl+"/root"), shq(s.Name))
 	// With -b, the arguments after the options go to the container's
 	// systemd, which reads them as its kernel command line (systemd 252 has
@@ -134,10 +142,17 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 	for _, u := range opts.Mask {
 		fmt.Fprintf(&in, " %s", shq("systemd.mask="+u))
 	}
-	in.WriteString(" </dev/null\n")
+	in.WriteString(" </dev/null &\n")
+	// wait returns early when the trap runs: wait again until nspawn is gone.
+	in.WriteString("child=$!\nrc=0\nwait \"$child\" || rc=$?\n")
+	in.WriteString("while kill -0 \"$child\" 2>/dev/null; do rc=0; wait \"$child\" || rc=$?; done\n")
+	in.WriteString("child=\n")
+	in.WriteString("if [ \"$rc\" -ne 133 ] || [ -n \"$stop\" ]; then exit \"$rc\"; fi\n")
+	in.WriteString("echo \"sdtest: container rebooted; booting it again\"\n")
+	in.WriteString("done\n")
 
-	// SIGTERM to nspawn halts the container cleanly, also when the test
-	// binary dies.
+	// SIGTERM (passed to nspawn) halts the container cleanly, also when
+	// the test binary dies.
 	s.PID, err = s.launch(hs, s.name, root, "create console log", "start systemd-nspawn", func() string {
 		return enterScript(s.cgroups, in.String())
 	})
@@ -186,6 +201,31 @@ func (s *System) waitBooted(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// Reboot reboots the container (`systemctl reboot` inside) and waits for
+// the new boot to finish, as BootSystem does. The same root boots again:
+// what was installed, enabled or written persists, while /run, /tmp and
+// every process start afresh, as on a real machine. Leader is the new PID 1
+// afterwards.
+func (s *System) Reboot(ctx context.Context) error {
+	old := s.Leader
+	// systemctl returns once the reboot job is queued; the connection may
+	// drop on the way, so its exit status says nothing.
+	_ = s.Exec(ctx, "systemctl", "reboot").Run()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for nsPID1(old) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("systemd-nspawn exited (%v) instead of rebooting container %s; console:\n%s", s.waitErr, s.Name, tail(s.Log(), 4000))
+		case <-ctx.Done():
+			return fmt.Errorf("container %s: its PID 1 (host pid %d) still runs after `systemctl reboot`: %w", s.Name, old, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	s.Leader = 0
+	return s.waitBooted(ctx)
 }
 
 // nsPID1 reports whether pid is PID 1 of a PID namespace below ours.

@@ -29,7 +29,7 @@ func TestBootSystem(t *testing.T) {
 	}
 
 	src := t.TempDir()
-	unit := "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'cat /opt/sdtest/greeting > /run/sdtest-hello'\n"
+	unit := "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'cat /opt/sdtest/greeting > /run/sdtest-hello'\n[Install]\nWantedBy=multi-user.target\n"
 	if err := os.WriteFile(filepath.Join(src, "sdtest-hello.service"), []byte(unit), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,28 @@ func TestBootSystem(t *testing.T) {
 		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("host has %s (%v): the container's writes leaked", p, err)
 		}
+	}
+
+	// Reboot: the same root boots again. Files and enablement persist,
+	// /run and every process are new, and an enabled unit starts at boot.
+	for _, args := range [][]string{
+		{"systemctl", "enable", "sdtest-hello.service"},
+		{"touch", "/run/sdtest-before-reboot"},
+	} {
+		if out, err := s.Exec(ctx, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v in the container: %v: %s", args, err, out)
+		}
+	}
+	oldLeader := s.Leader
+	if err := s.Reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if s.Leader == oldLeader || !nsPID1(s.Leader) {
+		t.Errorf("after the reboot PID 1 is host pid %d (was %d)", s.Leader, oldLeader)
+	}
+	out, err = s.Exec(ctx, "sh", "-c", "test ! -e /run/sdtest-before-reboot && cat /run/sdtest-hello && systemctl is-active sdtest-hello.service").CombinedOutput()
+	if want := "hello from the host\nactive\n"; err != nil || string(out) != want {
+		t.Errorf("after the reboot: %q (%v), want a fresh /run and the enabled unit run at boot: %q", out, err, want)
 	}
 
 	cgroups, root := s.cgroups, s.Root
