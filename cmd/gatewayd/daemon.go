@@ -186,6 +186,7 @@ func (d *daemon) settings(c *config.Config) (gateway.Settings, error) {
 		return gateway.Settings{}, err
 	}
 	return gateway.Settings{Auth: a, AllowedOrigins: c.Gateway.ControlUI.AllowedOrigins,
+		AllowedHosts: c.Gateway.AllowedHosts, Limits: gateway.Limits{MaxConnections: c.Gateway.Limits.MaxConnections, MaxPreAuthPerIP: c.Gateway.Limits.MaxPreAuthPerIP},
 		TickInterval:   time.Duration(c.Gateway.TickIntervalMs) * time.Millisecond,
 		HealthInterval: time.Duration(c.Gateway.HealthIntervalMs) * time.Millisecond,
 		ReloadMode:     c.Gateway.Reload.Mode}, nil
