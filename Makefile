@@ -24,6 +24,7 @@ test-setup: ## install what the tests need (Debian packages as root, nothing els
 test: test-setup lint ## the whole suite: gofmt, vet, staticcheck, unit + integration tests with -race, fuzz seed corpora, darwin cross-builds
 	$(GO) vet -tags faultinject ./daemon/gateway/
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -run '^TestSoak$$' -timeout 15m ./daemon/bench/
 	$(MAKE) cross
 
 lint: ## gofmt, go vet, staticcheck
