@@ -96,6 +96,9 @@ func hostName(host string) string {
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh
 	}
+	if strings.HasPrefix(h, "[") != strings.HasSuffix(h, "]") {
+		return strings.ToLower(h) // malformed: matches nothing below
+	}
 	h = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), ".")
 	return strings.ToLower(h)
 }
@@ -106,7 +109,7 @@ func isLoopbackHost(h string) bool {
 		return true
 	}
 	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.Unmap().IsLoopback()
+	return err == nil && ip.Zone() == "" && ip.Unmap().IsLoopback()
 }
 
 // hostAllowed applies the DNS rebinding check to connections that arrived
