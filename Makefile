@@ -25,6 +25,7 @@ test: test-setup lint ## the whole suite: gofmt, vet, staticcheck, unit + integr
 	$(GO) vet -tags faultinject ./daemon/gateway/
 	$(GO) build -o $(BIN)/testreport ./internal/testreport
 	set -o pipefail; $(GO) test -json -race -count=1 -timeout 30m ./... | $(BIN)/testreport -allowlist .ci/skip-allowlist
+	$(GO) test -count=1 -run '^TestSoak$$' -timeout 15m ./daemon/bench/
 	$(MAKE) cross
 
 lint: ## gofmt, go vet, staticcheck

@@ -36,6 +36,14 @@ type GatewayConfig struct {
 	ControlUI        ControlUIConfig `json:"controlUi"`                  // browser control UI
 	TickIntervalMs   int             `json:"tickIntervalMs,omitempty"`   // default 30000
 	HealthIntervalMs int             `json:"healthIntervalMs,omitempty"` // default 60000 (periodic health event)
+	AllowedHosts     []string        `json:"allowedHosts,omitempty"`     // Host names allowed on a loopback listener besides localhost/loopback IPs
+	Limits           LimitsConfig    `json:"limits"`                     // connection caps
+}
+
+// LimitsConfig is "gateway.limits": caps on open connections.
+type LimitsConfig struct {
+	MaxConnections  int `json:"maxConnections,omitempty"`  // default 16384, in total
+	MaxPreAuthPerIP int `json:"maxPreAuthPerIp,omitempty"` // default 512 unauthenticated connections per client address (IPv6: per /64)
 }
 
 // AuthConfig is "gateway.auth": the shared secret clients present.
@@ -191,6 +199,7 @@ func (c *Config) clone() *Config {
 	*out = *c
 	out.Gateway.Listen = slices.Clone(c.Gateway.Listen)
 	out.Gateway.ControlUI.AllowedOrigins = slices.Clone(c.Gateway.ControlUI.AllowedOrigins)
+	out.Gateway.AllowedHosts = slices.Clone(c.Gateway.AllowedHosts)
 	if c.Gateway.ControlUI.Enabled != nil {
 		v := *c.Gateway.ControlUI.Enabled
 		out.Gateway.ControlUI.Enabled = &v
@@ -260,6 +269,20 @@ func (c *Config) Validate() error {
 			return nil
 		},
 		func() *Error { return interval("gateway.tickIntervalMs", g.TickIntervalMs) },
+		func() *Error {
+			for i, h := range g.AllowedHosts {
+				if h != "*" && (h == "" || strings.ContainsAny(h, "/:@ ") && !strings.HasPrefix(h, "[")) {
+					return &Error{Key: fmt.Sprintf("gateway.allowedHosts[%d]", i), Msg: fmt.Sprintf("%q is not a host name (give a name like gateway.example.lan, no scheme, port or path; or \"*\")", h)}
+				}
+			}
+			return nil
+		},
+		func() *Error {
+			return intRange("gateway.limits.maxConnections", g.Limits.MaxConnections, 0, 10_000_000)
+		},
+		func() *Error {
+			return intRange("gateway.limits.maxPreAuthPerIp", g.Limits.MaxPreAuthPerIP, 0, 10_000_000)
+		},
 		func() *Error { return interval("gateway.healthIntervalMs", g.HealthIntervalMs) },
 		func() *Error { return oneOf("logging.level", c.Logging.Level, logLevels) },
 		func() *Error {

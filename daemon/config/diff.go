@@ -25,6 +25,8 @@ var hotSafe = []string{
 	"gateway.reload",
 	"gateway.tickIntervalMs",
 	"gateway.healthIntervalMs",
+	"gateway.allowedHosts",
+	"gateway.limits",
 	"logging.level",
 	"commands",
 	// The feature sections are applied by their packages on reload.

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"crypto/subtle"
-	"net"
-	"sync"
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/protocol"
@@ -67,81 +65,11 @@ func checkSecret(a *AuthSettings, token, password string, bearer bool) *protocol
 	}
 }
 
-// rateLimiter counts failed authentications per remote address.
-type rateLimiter struct {
-	mu      sync.Mutex
-	entries map[string]*rlEntry
-}
-
-type rlEntry struct {
-	windowStart time.Time
-	failures    int
-	lockedUntil time.Time
-}
-
-const rlMaxEntries = 10000
-
-func newRateLimiter() *rateLimiter { return &rateLimiter{entries: map[string]*rlEntry{}} }
-
-// locked reports whether addr is locked out and for how long.
-func (r *rateLimiter) locked(addr string, now time.Time) (time.Duration, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.entries[addr]
-	if e == nil || !now.Before(e.lockedUntil) {
-		return 0, false
-	}
-	return e.lockedUntil.Sub(now), true
-}
-
-// fail records a failure and reports whether it caused a lockout.
-func (r *rateLimiter) fail(addr string, now time.Time, a *AuthSettings) (time.Duration, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.entries) >= rlMaxEntries {
-		for k, e := range r.entries {
-			if now.Sub(e.windowStart) > a.Window && !now.Before(e.lockedUntil) {
-				delete(r.entries, k)
-			}
-		}
-	}
-	e := r.entries[addr]
-	if e == nil {
-		e = &rlEntry{windowStart: now}
-		r.entries[addr] = e
-	}
-	if now.Sub(e.windowStart) > a.Window {
-		e.windowStart, e.failures = now, 0
-	}
-	e.failures++
-	if e.failures >= a.MaxAttempts {
-		e.lockedUntil = now.Add(a.Lockout)
-		e.failures = 0
-		e.windowStart = now
-		return a.Lockout, true
-	}
-	return 0, false
-}
-
-func (r *rateLimiter) success(addr string) {
-	r.mu.Lock()
-	delete(r.entries, addr)
-	r.mu.Unlock()
-}
-
 func rateLimited(retry time.Duration) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrInvalidRequest,
 		Message:   "unauthorized: too many failed authentication attempts; try again later",
 		Details:   protocol.Details{"code": protocol.DetailAuthRateLimited},
 		Retryable: true, RetryAfterMs: retry.Milliseconds()}
-}
-
-func hostOf(remote string) string {
-	h, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return remote
-	}
-	return h
 }
 
 // grantScopes returns the scopes a shared-secret operator gets: the ones it

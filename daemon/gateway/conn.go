@@ -49,6 +49,8 @@ type wsConn struct {
 	async     atomic.Int32 // running Async extension calls
 	peerRef   atomic.Pointer[Peer]
 
+	sysEvents bucket // system-event rate limit (under s.events.mu)
+
 	deviceToken string // issued in hello-ok by an Admitter (Peer.IssueDeviceToken)
 }
 

@@ -286,7 +286,7 @@ func (s *Server) Stopping() bool { return s.stopping.Load() }
 
 // AuthorizeHTTP implements Host.
 func (s *Server) AuthorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
-	return s.authorizeHTTP(w, r, func(st *Settings) bool {
+	return s.authorizeHTTP(w, r, kindGateway, func(st *Settings) bool {
 		token, hasBearer := bearer(r)
 		if !hasBearer && st.Auth.Mode == "none" {
 			return true
@@ -295,9 +295,10 @@ func (s *Server) AuthorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	})
 }
 
-// AuthorizeHTTPSecret implements Host.
+// AuthorizeHTTPSecret implements Host. Failures count against that secret
+// alone (see kindSecret).
 func (s *Server) AuthorizeHTTPSecret(w http.ResponseWriter, r *http.Request, secret, header string) bool {
-	return s.authorizeHTTP(w, r, func(*Settings) bool {
+	return s.authorizeHTTP(w, r, kindSecret(secret), func(*Settings) bool {
 		got, ok := bearer(r)
 		if !ok && header != "" {
 			got = r.Header.Get(header)
@@ -306,25 +307,19 @@ func (s *Server) AuthorizeHTTPSecret(w http.ResponseWriter, r *http.Request, sec
 	})
 }
 
-// authorizeHTTP runs check under the failed-attempt rate limiter: a
-// locked-out address gets 429, a failed check 401 (or 429 once it locks).
-func (s *Server) authorizeHTTP(w http.ResponseWriter, r *http.Request, check func(*Settings) bool) bool {
+// authorizeHTTP runs check under the failed-attempt rate limiter for kind:
+// a locked-out client gets 429, a failed check 401 (or 429 once it locks).
+func (s *Server) authorizeHTTP(w http.ResponseWriter, r *http.Request, kind string, check func(*Settings) bool) bool {
 	st := s.settings.Load()
-	ip := hostOf(r.RemoteAddr)
-	now := time.Now()
-	if retry, locked := s.limiter.locked(ip, now); locked {
-		tooMany(w, retry)
-		return false
-	}
-	if check(st) {
-		s.limiter.success(ip)
+	ok, retry, limited := s.authenticate(kind, r.RemoteAddr, &st.Auth, func() bool { return check(st) })
+	switch {
+	case ok:
 		return true
-	}
-	if retry, lockedNow := s.limiter.fail(ip, now, &st.Auth); lockedNow {
+	case limited:
 		tooMany(w, retry)
-		return false
+	default:
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"message": "Unauthorized", "type": "unauthorized"}})
 	}
-	writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"message": "Unauthorized", "type": "unauthorized"}})
 	return false
 }
 

@@ -304,6 +304,7 @@ func TestExtensionHTTPRouteAuth(t *testing.T) {
 	base := "http://" + strings.TrimPrefix(url, "ws://")
 	post := func(tok string) (int, string, http.Header) {
 		req, _ := http.NewRequest("POST", base+"/test/private", strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/json")
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}

@@ -116,15 +116,17 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	st := s.settings.Load()
 	ip := hostOf(c.remote)
 	now := time.Now()
-	if retry, locked := s.limiter.locked(ip, now); locked {
-		return reject(rateLimited(retry), protocol.ClosePolicyViolation, "too many failed authentication attempts")
-	}
 	var token, password string
 	if p.Auth != nil {
 		token, password = p.Auth.Token, p.Auth.Password
 	}
-	if perr := checkSecret(&st.Auth, token, password, false); perr != nil && !s.deviceAuthenticated(&p, role, nonce, now) {
-		if retry, lockedNow := s.limiter.fail(ip, now, &st.Auth); lockedNow {
+	var perr *protocol.Error
+	ok, retry, limited := s.authenticate(kindGateway, c.remote, &st.Auth, func() bool {
+		perr = checkSecret(&st.Auth, token, password, false)
+		return perr == nil || s.deviceAuthenticated(&p, role, nonce, now)
+	})
+	if !ok {
+		if limited {
 			perr = rateLimited(retry)
 		}
 		s.log.Warn("connect rejected", "remote", c.remote, "client", p.Client.ID, "reason", perr.DetailCode())
@@ -132,12 +134,11 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	}
 	if p.Device != nil {
 		if perr := protocol.VerifyDevice(&p, role, nonce, now); perr != nil {
-			s.limiter.fail(ip, now, &st.Auth)
+			s.limiter.fail(kindDevice, c.remote, now, &st.Auth)
 			s.log.Warn("connect rejected", "remote", c.remote, "client", p.Client.ID, "reason", perr.DetailCode())
 			return reject(perr, protocol.ClosePolicyViolation, perr.Message)
 		}
 	}
-	s.limiter.success(ip)
 	c.params, c.role, c.scopes = &p, role, grantScopes(role, p.Scopes)
 	for _, a := range s.ext.admitters {
 		if perr := a.Admit(c.peer()); perr != nil {
@@ -166,7 +167,7 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 		Type: "hello-ok", Protocol: protocol.Version,
 		Server:   protocol.ServerInfo{Version: s.o.Version, ConnID: c.id, BootID: s.o.BootID},
 		Features: protocol.Features{Methods: s.names, Events: s.ext.events},
-		Snapshot: protocol.Snapshot{Presence: s.hub.snapshotPresence(), Health: health, StateVersion: *sv,
+		Snapshot: protocol.Snapshot{Presence: s.hub.snapshotFor(c.scopes), Health: healthFor(c.scopes, health), StateVersion: *sv,
 			UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), ConfigPath: s.o.ConfigPath, StateDir: s.o.StateDir, AuthMode: st.Auth.Mode},
 		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes, DeviceToken: c.deviceToken},
 		Policy: protocol.HelloPolicy{MaxPayload: protocol.MaxPayload, MaxBufferedBytes: protocol.MaxBufferedBytes, TickIntervalMs: st.TickInterval.Milliseconds()},

@@ -108,6 +108,27 @@ func (h *hub) snapshotPresence() []protocol.PresenceEntry {
 	return append([]protocol.PresenceEntry{self}, all[:limit-1]...)
 }
 
+// snapshotFor is hello-ok's presence snapshot for a peer with scopes: the
+// gateway's own entry alone without operator.read.
+func (h *hub) snapshotFor(scopes []string) []protocol.PresenceEntry {
+	if hasScope(scopes, protocol.ScopeRead) {
+		return h.snapshotPresence()
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return []protocol.PresenceEntry{h.presence["gateway:"+h.s.o.BootID]}
+}
+
+// healthFor is hello-ok's health snapshot for a peer with scopes: without
+// operator.read only whether the gateway is ok (no config error, no
+// listeners).
+func healthFor(scopes []string, h *Health) any {
+	if hasScope(scopes, protocol.ScopeRead) {
+		return h
+	}
+	return map[string]any{"ok": h.OK, "ts": h.TS}
+}
+
 // add records a connection's presence and announces it to the others. The
 // connection itself starts receiving events only after attach, so its
 // hello-ok is the first frame after the challenge.
@@ -124,6 +145,9 @@ func (h *hub) add(c *wsConn, entry protocol.PresenceEntry) {
 
 // attach starts event delivery to a connection (after its hello-ok).
 func (h *hub) attach(c *wsConn) {
+	if cc, ok := c.t.conn.(*capConn); ok {
+		cc.authenticated()
+	}
 	h.mu.Lock()
 	h.conns[c] = struct{}{}
 	c.attached.Store(true)
@@ -163,6 +187,23 @@ func (h *hub) upsertNote(key string, e protocol.PresenceEntry) {
 	h.mu.Lock()
 	h.presence[key] = e
 	h.mu.Unlock()
+	h.presenceChanged(key, e)
+}
+
+// dropNote removes a system-event note (expired, or evicted past
+// MaxSystemNotes) and announces it gone; an entry a live connection owns
+// stays (its note text was only an update of the connection's presence).
+func (h *hub) dropNote(key string) {
+	h.mu.Lock()
+	e, ok := h.presence[key]
+	if _, owned := h.owners[key]; owned || !ok {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.presence, key)
+	h.mu.Unlock()
+	e.TS = time.Now().UnixMilli()
+	e.Reason = "disconnect"
 	h.presenceChanged(key, e)
 }
 
@@ -232,7 +273,7 @@ func (h *hub) flushPresence() {
 		// Under pmu, so versions and events go out in the same order.
 		h.presenceVer.Add(1)
 		payload, _ := json.Marshal(protocol.PresenceEvent{Presence: changed})
-		h.broadcast("presence", payload, h.stateVersion())
+		h.broadcast("presence", payload, h.stateVersion(), protocol.ScopeRead)
 	}
 	h.pmu.Unlock()
 }
@@ -250,11 +291,16 @@ func (h *hub) statusChanged() {
 	})
 }
 
-// broadcast sends one event to every client (payload encoded once).
-func (h *hub) broadcast(name string, payload []byte, sv *protocol.StateVersion) {
+// broadcast sends one event to every client holding scope ("" = every
+// client), the payload encoded once. Presence and health go to
+// operator.read only: a node has no business with operator notes or the
+// config's last error.
+func (h *hub) broadcast(name string, payload []byte, sv *protocol.StateVersion, scope string) {
 	h.mu.RLock()
 	for c := range h.conns {
-		c.sendEvent(name, payload, sv)
+		if scope == "" || hasScope(c.scopes, scope) {
+			c.sendEvent(name, payload, sv)
+		}
 	}
 	h.mu.RUnlock()
 }
@@ -262,7 +308,7 @@ func (h *hub) broadcast(name string, payload []byte, sv *protocol.StateVersion) 
 func (h *hub) broadcastHealth() {
 	h.healthVer.Add(1)
 	payload, _ := json.Marshal(h.s.health())
-	h.broadcast("health", payload, h.stateVersion())
+	h.broadcast("health", payload, h.stateVersion(), protocol.ScopeRead)
 }
 
 // loop is the hub's heartbeat: it proves liveness for the watchdog, sends
@@ -287,11 +333,12 @@ func (h *hub) loop(ctx context.Context, done chan struct{}) {
 				trimmedAt, trimmedConnects = now, n
 				go debug.FreeOSMemory()
 			}
+			h.s.expireNotes(now)
 			st := h.s.settings.Load()
 			if now.Sub(lastTick) >= st.TickInterval {
 				lastTick = now
 				payload, _ := json.Marshal(protocol.TickEvent{TS: now.UnixMilli()})
-				h.broadcast("tick", payload, nil)
+				h.broadcast("tick", payload, nil, "")
 			}
 			if now.Sub(lastHealth) >= st.HealthInterval {
 				lastHealth = now

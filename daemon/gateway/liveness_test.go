@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -18,19 +17,8 @@ const livenessToken = "liveness-test-token"
 // its internals (the hub, a connection's queue).
 func liveServer(t *testing.T) (*Server, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Options{Version: "test", Settings: Settings{Auth: AuthSettings{Mode: "token", Token: livenessToken, MaxAttempts: 3}}})
-	s.Serve([]net.Listener{ln})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ln.Close()
-		_ = s.Shutdown(ctx, "test over", 0)
-	})
-	return s, "ws://" + ln.Addr().String()
+	s, addr := guardServer(t, Settings{})
+	return s, "ws://" + addr
 }
 
 func dialPipe(t *testing.T, url string) *client.Pipe {

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"runtime"
@@ -235,24 +233,7 @@ func (s *Server) mPresence(_ context.Context, _ *wsConn, raw json.RawMessage) (a
 }
 
 func (s *Server) mSystemEvent(_ context.Context, c *wsConn, raw json.RawMessage) (any, *protocol.Error) {
-	var p protocol.SystemEventParams
-	if perr := decode("system-event", "SystemEventParams", raw, &p); perr != nil {
-		return nil, perr
-	}
-	e := protocol.PresenceEntry{TS: time.Now().UnixMilli(), Host: p.Host, IP: p.IP, Version: p.Version, Platform: p.Platform,
-		DeviceFamily: p.DeviceFamily, ModelIdentifier: p.ModelIdentifier, Mode: p.Mode, LastInputSeconds: p.LastInputSeconds,
-		Reason: p.Reason, Text: p.Text, Tags: p.Tags, InstanceID: p.InstanceID}
-	if e.Reason == "" {
-		e.Reason = "system-event"
-	}
-	key := "instance:" + p.InstanceID
-	if p.InstanceID == "" {
-		sum := sha256.Sum256([]byte(c.presence))
-		key = "note:" + hex.EncodeToString(sum[:8])
-	}
-	s.hub.upsertNote(key, e)
-	s.log.Info("system event", "conn", c.id, "text", p.Text)
-	return map[string]any{"ok": true}, nil
+	return s.systemEvent(c, raw) // bounded and rate-limited: sysevent.go
 }
 
 func (s *Server) mLogsTail(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {

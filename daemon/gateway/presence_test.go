@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -22,14 +23,36 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 	n := limit + 60
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var last *client.Conn
-	for i := range n {
-		c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2, ClientID: "gateway-client", Mode: "backend"})
-		if err != nil {
-			t.Fatalf("connect %d: %v", i, err)
+	// A burst: all but the last connect together (8 at a time), so the
+	// connects come faster than the immediate-flush budget (20/s) even on
+	// a loaded machine; the last one then sees them all in its snapshot.
+	conns := make([]*client.Conn, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	for i := range n - 1 {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			c, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2, ClientID: "gateway-client", Mode: "backend"})
+			conns[i] = c
+			if err != nil {
+				err = fmt.Errorf("connect %d: %w", i, err)
+			}
+			errs <- err
+		}()
+	}
+	for range n - 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
+	}
+	last, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2, ClientID: "gateway-client", Mode: "backend"})
+	if err != nil {
+		t.Fatalf("connect %d: %v", n-1, err)
+	}
+	conns[n-1] = last
+	for _, c := range conns {
 		defer c.Close()
-		last = c
 	}
 	snap := last.Hello().Snapshot.Presence
 	if len(snap) != limit || snap[0].Mode != "gateway" {

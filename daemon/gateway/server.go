@@ -34,6 +34,11 @@ import (
 type Settings struct {
 	Auth           AuthSettings
 	AllowedOrigins []string
+	// AllowedHosts are Host names a connection that arrived on a loopback
+	// address may use besides localhost and loopback IPs (a local reverse
+	// proxy's name); "*" turns the DNS rebinding check off.
+	AllowedHosts   []string
+	Limits         Limits
 	TickInterval   time.Duration
 	HealthInterval time.Duration
 	ReloadMode     string
@@ -100,6 +105,9 @@ type Server struct {
 	log      *slog.Logger
 	settings atomic.Pointer[Settings]
 	limiter  *rateLimiter
+	caps     *connCaps
+	guardLog logEvery
+	events   *systemEvents
 	hub      *hub
 	http     *http.Server
 	methods  map[string]method
@@ -148,6 +156,8 @@ func New(o Options) *Server {
 		}
 	}
 	s := &Server{o: o, log: o.Logger, limiter: newRateLimiter(), loopDone: make(chan struct{})}
+	s.caps = newConnCaps(s)
+	s.events = newSystemEvents()
 	st := normalize(o.Settings)
 	s.settings.Store(&st)
 	s.hub = newHub(s)
@@ -186,6 +196,12 @@ func normalize(st Settings) Settings {
 	if st.ReloadMode == "" {
 		st.ReloadMode = "hybrid"
 	}
+	if st.Limits.MaxConnections <= 0 {
+		st.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if st.Limits.MaxPreAuthPerIP <= 0 {
+		st.Limits.MaxPreAuthPerIP = DefaultMaxPreAuthPerIP
+	}
 	return st
 }
 
@@ -208,7 +224,7 @@ func (s *Server) Serve(ls []net.Listener) {
 	s.serving.Store(true)
 	for _, l := range ls {
 		go func(l net.Listener) {
-			if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			if err := s.http.Serve(&capListener{Listener: l, caps: s.caps}); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("serve failed", "addr", l.Addr().String(), "err", err)
 			}
 		}(l)
@@ -399,8 +415,12 @@ func (s *Server) drainConns(ctx context.Context) {
 	}
 }
 
-// ServeHTTP routes the single port.
+// ServeHTTP routes the single port, every request through the guard
+// (guard.go) first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.guard(w, r, s.settings.Load()) {
+		return
+	}
 	switch {
 	case r.URL.Path == "/" && isUpgrade(r):
 		s.serveWS(w, r)
@@ -495,6 +515,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.runConn(c) {
+		// The close frame is on its way: read until the peer's answer
+		// (or closeWait), so a client that answers is let go at once.
+		c.t.drainUntilClosed()
 		end()
 		return
 	}

@@ -137,14 +137,9 @@ func (t *wsTransport) readMessage(buf *bytes.Buffer, onPing func(payload []byte)
 			t.sendClose(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", t.limit.Load()))
 			return 0, nil, errFrameTooBig
 		}
-		n := int(h.Length)
-		buf.Grow(n)
-		seg := buf.AvailableBuffer()[:n]
-		if _, err := io.ReadFull(t.br, seg); err != nil {
+		if err := t.readPayload(buf, h); err != nil {
 			return 0, nil, t.readFailed(err)
 		}
-		ws.Cipher(seg, h.Mask, 0)
-		buf.Write(seg)
 		if h.OpCode != ws.OpContinuation {
 			op = h.OpCode
 		}
@@ -153,6 +148,33 @@ func (t *wsTransport) readMessage(buf *bytes.Buffer, onPing func(payload []byte)
 		}
 		state = state.Set(ws.StateFragmented)
 	}
+}
+
+// firstChunk is the most readPayload allocates ahead of the bytes that
+// arrived: a frame header may declare up to the read limit (64 KiB before
+// hello, 25 MiB after), and memory is committed only as the payload
+// actually comes in.
+const firstChunk = 2 << 10
+
+// readPayload appends h's payload, unmasked, to buf. The buffer grows as
+// bytes arrive (at most doubling what came so far), never to the length
+// the header declares before the bytes are there.
+func (t *wsTransport) readPayload(buf *bytes.Buffer, h ws.Header) error {
+	remaining := h.Length
+	var got int64
+	for remaining > 0 {
+		step := min(remaining, max(firstChunk, got))
+		buf.Grow(int(step))
+		seg := buf.AvailableBuffer()[:step]
+		if _, err := io.ReadFull(t.br, seg); err != nil {
+			return err
+		}
+		ws.Cipher(seg, h.Mask, int(got))
+		buf.Write(seg)
+		got += step
+		remaining -= step
+	}
+	return nil
 }
 
 // readFailed ends the connection after a failed read (EOF, a reset, or
@@ -218,6 +240,12 @@ func (t *wsTransport) sendClose(code ws.StatusCode, reason string) {
 // for the peer's answer, for a connection no reader is serving.
 func (t *wsTransport) closeAndWait(code ws.StatusCode, reason string) {
 	t.sendClose(code, reason)
+	t.drainUntilClosed()
+}
+
+// drainUntilClosed reads (discarding messages) until the connection ends:
+// the peer's close frame, an error, or the close timer of sendClose.
+func (t *wsTransport) drainUntilClosed() {
 	var buf bytes.Buffer
 	for i := 0; i < 64; i++ { // bounded: the close timer ends the connection anyway
 		if _, _, err := t.readMessage(&buf, func([]byte) {}, nil); err != nil {
@@ -273,8 +301,16 @@ func (t *wsTransport) writeFrames(ctl [][]byte, texts [][]byte) error {
 		hdrs = appendTextHeader(hdrs, len(p))
 		bufs = append(bufs, hdrs[start:len(hdrs):len(hdrs)], p)
 	}
-	_, err := bufs.WriteTo(t.conn)
+	_, err := bufs.WriteTo(rawConn(t.conn))
 	return err
+}
+
+// rawConn unwraps a counted connection, so net.Buffers can use writev.
+func rawConn(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return u.NetConn()
+	}
+	return c
 }
 
 // appendTextHeader appends an unmasked, final text frame header.

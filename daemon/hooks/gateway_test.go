@@ -28,6 +28,7 @@ func writeConfig(t *testing.T, path, cfg string) {
 func post(t *testing.T, url string, headers map[string]string, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

@@ -104,6 +104,7 @@ type reply struct {
 func post(t *testing.T, url string, headers map[string]string, body string) reply {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

@@ -316,6 +316,7 @@ func (d *Daemon) settings(c *config.Config, addrs []string) (gateway.Settings, e
 		return gateway.Settings{}, err
 	}
 	return gateway.Settings{Auth: a, AllowedOrigins: c.Gateway.ControlUI.AllowedOrigins,
+		AllowedHosts: c.Gateway.AllowedHosts, Limits: gateway.Limits{MaxConnections: c.Gateway.Limits.MaxConnections, MaxPreAuthPerIP: c.Gateway.Limits.MaxPreAuthPerIP},
 		TickInterval:   time.Duration(c.Gateway.TickIntervalMs) * time.Millisecond,
 		HealthInterval: time.Duration(c.Gateway.HealthIntervalMs) * time.Millisecond,
 		ReloadMode:     c.Gateway.Reload.Mode}, nil

@@ -37,6 +37,7 @@ func TestGatewayToolsInvoke(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, g.HTTPURL+"/tools/invoke", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
 			if tt.auth != "" {
 				req.Header.Set("Authorization", tt.auth)
 			}

@@ -77,6 +77,7 @@ type answer struct {
 func invoke(t *testing.T, ctx context.Context, base, token, body string) answer {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+Path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -311,6 +312,7 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	done := make(chan answer, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+Path, strings.NewReader(`{"tool":"slow"}`))
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
