@@ -471,7 +471,7 @@ func (a *app) tail(ctx context.Context, c *client.Conn, cursor *int64, limit int
 func (a *app) printLines(lines []string) {
 	for _, l := range lines {
 		if a.g.json {
-			fmt.Fprintln(a.stdout, l)
+			fmt.Fprintln(a.stdout, logs.WithMessage(l))
 		} else {
 			fmt.Fprintln(a.stdout, renderLogLine(l))
 		}

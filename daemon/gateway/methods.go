@@ -6,7 +6,6 @@ import (
 	"os"
 	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/logs"
@@ -255,28 +254,9 @@ func (s *Server) mLogsTail(_ context.Context, _ *wsConn, raw json.RawMessage) (a
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Message: "read log: " + err.Error(), Retryable: true}
 	}
 	for i, l := range res.Lines {
-		res.Lines[i] = withMessage(l)
+		res.Lines[i] = logs.WithMessage(l)
 	}
 	return res, nil
-}
-
-// withMessage adds OpenClaw's "message" key to a JSON log record that has
-// only slog's "msg" (OpenClaw's CLI and Control UI read "message"; the
-// file keeps slog's format). The key is appended last, with msg's value,
-// so the order of the other keys stays. Other lines are returned as they
-// are.
-func withMessage(line string) string {
-	if !strings.HasPrefix(line, "{") || !strings.HasSuffix(line, "}") || !strings.Contains(line, `"msg"`) {
-		return line
-	}
-	var rec struct {
-		Msg     json.RawMessage `json:"msg"`
-		Message json.RawMessage `json:"message"`
-	}
-	if json.Unmarshal([]byte(line), &rec) != nil || rec.Msg == nil || rec.Message != nil {
-		return line
-	}
-	return line[:len(line)-1] + `,"message":` + string(rec.Msg) + "}"
 }
 
 func (s *Server) mConfigGet(_ context.Context, _ *wsConn, raw json.RawMessage) (any, *protocol.Error) {

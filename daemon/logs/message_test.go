@@ -1,4 +1,4 @@
-package gateway
+package logs
 
 import "testing"
 
@@ -13,8 +13,8 @@ func TestWithMessage(t *testing.T) {
 		{`not json "msg"`, `not json "msg"`},
 		{`{"msg": broken}`, `{"msg": broken}`},
 	} {
-		if got := withMessage(tc.in); got != tc.want {
-			t.Errorf("withMessage(%s) = %s, want %s", tc.in, got, tc.want)
+		if got := WithMessage(tc.in); got != tc.want {
+			t.Errorf("WithMessage(%s) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
 }
