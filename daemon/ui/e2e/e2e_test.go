@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
 )
 
 // spy runs in the page before the UI's own module (CDP-injected scripts are
@@ -48,24 +48,6 @@ const spy = `(() => {
     }
   };
 })();`
-
-// chromium finds the browser: $CHROMIUM, else Debian's /usr/bin/chromium.
-func chromium(t *testing.T) string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("SKIPPING the control UI browser test: no chromium (/usr/bin/chromium or $CHROMIUM); " +
-		"install Debian's chromium package (CI runs as root and .ci/setup installs it)")
-	return ""
-}
 
 // browserLog collects what the page reports: uncaught exceptions and
 // console/log entries. CSP violations are log entries from the "security"
@@ -232,7 +214,7 @@ func sentSince(p *tab, method string, from int) int {
 }
 
 func TestControlUIInChromium(t *testing.T) {
-	chrome := chromium(t)
+	browsertest.Chromium(t) // skips now, before a gateway is started, when there is no browser
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
@@ -249,7 +231,7 @@ func TestControlUIInChromium(t *testing.T) {
 	}
 	defer func() { _ = g.Stop() }()
 
-	p, blog := openTab(t, bg, chrome)
+	p, blog := openTab(t, bg)
 	defer func() { // before the tab closes
 		if t.Failed() {
 			p.t = t
@@ -504,31 +486,9 @@ func TestControlUIInChromium(t *testing.T) {
 // openTab starts headless Chromium (stopped when bg ends or the test
 // cleans up) with the WebSocket spy injected into every page, and returns
 // its tab and the page's log.
-func openTab(t *testing.T, bg context.Context, chrome string) (*tab, *browserLog) {
+func openTab(t *testing.T, bg context.Context) (*tab, *browserLog) {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox refuses to start
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1100),
-	)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(bg, opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelTab := chromedp.NewContext(alloc)
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(ctx); err != nil { // starts the browser: no timeout on this first call
-		t.Fatalf("start chromium %s: %v", chrome, err)
-	}
+	ctx := browsertest.Start(t, bg, 1280, 1100)
 	blog := &browserLog{}
 	blog.watch(ctx)
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
