@@ -19,16 +19,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	p, err := gatewaytest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // gw is one real gatewayd process started by a test (gatewaytest, bare:
 // only the flags and environment the test gives).
 type gw struct {
@@ -65,7 +55,7 @@ func startGW(t testing.TB, o gwOpts) *gw {
 	env := []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + filepath.Join(home, "run")}
 	g := &gw{t: t, port: o.port}
 	if g.port == 0 {
-		g.port = freePort(t)
+		g.port = gatewaytest.Port(t)
 	}
 	switch o.token {
 	case "":

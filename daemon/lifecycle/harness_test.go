@@ -160,20 +160,11 @@ type hOpts struct {
 	blockReload bool
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	p, err := gatewaytest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func startDaemon(t testing.TB, o hOpts) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, sigs: make(chan os.Signal, 8), events: make(chan string, 64), exit: make(chan int, 1),
-		notif: newRecNotifier(), stderr: &syncBuf{}, lis: &loopbackListen{}, feature: &fakeFeature{}, port: freePort(t)}
+		notif: newRecNotifier(), stderr: &syncBuf{}, lis: &loopbackListen{}, feature: &fakeFeature{}, port: gatewaytest.Port(t)}
 	h.notif.blockReload = o.blockReload
 	h.paths = config.Paths{ConfigPath: filepath.Join(dir, "config.json"), ConfigDir: dir, StateDir: filepath.Join(dir, "state"),
 		LogDir: filepath.Join(dir, "logs"), LogFile: filepath.Join(dir, "logs", "gatewayd.jsonl"), TokenFile: filepath.Join(dir, "state", "gateway.token")}

@@ -71,3 +71,14 @@ func StartT(tb testing.TB, o Options) *Gateway {
 	})
 	return g
 }
+
+// Port is FreePort for a test: a loopback TCP port that was free a moment
+// ago, or tb fails.
+func Port(tb testing.TB) int {
+	tb.Helper()
+	p, err := FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
