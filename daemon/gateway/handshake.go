@@ -161,13 +161,11 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	// it only after hello-ok (attach), with seq from 1.
 	s.hub.add(c, entry)
 	sv := s.hub.stateVersion()
-	health := s.health()
-	health.Connections++ // this one, attached right after
 	hello := protocol.HelloOK{
 		Type: "hello-ok", Protocol: protocol.Version,
 		Server:   protocol.ServerInfo{Version: s.o.Version, ConnID: c.id, BootID: s.o.BootID},
 		Features: protocol.Features{Methods: s.names, Events: s.ext.events},
-		Snapshot: protocol.Snapshot{Presence: s.hub.snapshotFor(c.scopes), Health: healthFor(c.scopes, health), StateVersion: *sv,
+		Snapshot: protocol.Snapshot{Presence: s.hub.snapshotFor(c.scopes), Health: s.healthFor(c.scopes), StateVersion: *sv,
 			UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), ConfigPath: s.o.ConfigPath, StateDir: s.o.StateDir, AuthMode: st.Auth.Mode},
 		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes, DeviceToken: c.deviceToken},
 		Policy: protocol.HelloPolicy{MaxPayload: protocol.MaxPayload, MaxBufferedBytes: protocol.MaxBufferedBytes, TickIntervalMs: st.TickInterval.Milliseconds()},

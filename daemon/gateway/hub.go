@@ -119,14 +119,20 @@ func (h *hub) snapshotFor(scopes []string) []protocol.PresenceEntry {
 	return []protocol.PresenceEntry{h.presence["gateway:"+h.s.o.BootID]}
 }
 
-// healthFor is hello-ok's health snapshot for a peer with scopes: without
-// operator.read only whether the gateway is ok (no config error, no
-// listeners).
-func healthFor(scopes []string, h *Health) any {
+// healthFor is hello-ok's health snapshot for a peer with scopes: the
+// whole health (with this connection counted) for operator.read; without
+// it only whether the gateway is ok (no config error, no listeners), and
+// the extensions' parts (a store read for the agents' sessions) are not
+// built for a peer that would not see them.
+func (s *Server) healthFor(scopes []string) any {
 	if hasScope(scopes, protocol.ScopeRead) {
+		h := s.health()
+		h.Connections++ // this one, attached right after
 		return h
 	}
-	return map[string]any{"ok": h.OK, "ts": h.TS}
+	now := time.Now()
+	ok, _, _ := s.healthOK(now)
+	return map[string]any{"ok": ok, "ts": now.UnixMilli()}
 }
 
 // add records a connection's presence and announces it to the others. The

@@ -137,12 +137,19 @@ type ServerHealth struct {
 
 var pid = os.Getpid()
 
+// healthOK is health's verdict at now: the hub beats and the generation is
+// not stopping.
+func (s *Server) healthOK(now time.Time) (ok, hubOK, stopping bool) {
+	hubOK = now.UnixMilli()-s.hub.lastBeat.Load() < 5000
+	stopping = s.stopping.Load()
+	return hubOK && !stopping, hubOK, stopping
+}
+
 func (s *Server) health() *Health {
 	start := time.Now()
-	hubOK := start.UnixMilli()-s.hub.lastBeat.Load() < 5000
-	stopping := s.stopping.Load()
+	ok, hubOK, stopping := s.healthOK(start)
 	h := &Health{
-		OK: hubOK && !stopping, TS: start.UnixMilli(), Version: s.o.Version, Profile: s.o.Profile,
+		OK: ok, TS: start.UnixMilli(), Version: s.o.Version, Profile: s.o.Profile,
 		PID: pid, UptimeMs: start.Sub(s.o.StartedAt).Milliseconds(), Connections: s.hub.count(),
 		Listeners: s.o.Listeners,
 		Components: HealthComponents{
