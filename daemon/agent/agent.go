@@ -166,6 +166,7 @@ type Request struct {
 	Timeout        time.Duration
 	History        []ChatMessage // conversation before Message (HTTP requests); nil = from the transcript
 	SystemPrompt   string
+	ChatConn       string // chat.send's connection, which gets the run's chat events; set before the run is published, since a joining caller may launch it
 }
 
 // DefaultSessionKey is the session of agent id when a run names none.
@@ -240,7 +241,7 @@ func (m *Manager) Prepare(req Request) (run *Run, joined bool, perr *protocol.Er
 	r := &Run{
 		id: id, agentID: req.AgentID, session: req.SessionKey, acceptedAt: time.Now(), keyed: keyed,
 		m: m, be: newBackend(ac, req.AgentID, m.getenv), timeout: timeout, ctx: ctx, cancel: cancel,
-		subs: map[int]func(Event){}, done: make(chan struct{}),
+		subs: map[int]func(Event){}, done: make(chan struct{}), chatConn: req.ChatConn,
 		in: input{RunID: id, AgentID: req.AgentID, SessionKey: req.SessionKey, Message: req.Message, History: req.History, SystemPrompt: req.SystemPrompt},
 	}
 	if keyed {

@@ -243,14 +243,13 @@ func (m *Manager) mChatSend(_ context.Context, call *gateway.Call) (any, *protoc
 		timeout = time.Duration(*p.TimeoutMs) * time.Millisecond
 	}
 	run, joined, perr := m.Prepare(Request{Message: p.Message, AgentID: m.sessionAgent(p.AgentID, p.SessionKey), SessionKey: p.SessionKey,
-		IdempotencyKey: p.IdempotencyKey, Timeout: timeout})
+		IdempotencyKey: p.IdempotencyKey, Timeout: timeout, ChatConn: call.Peer.ConnID()})
 	if perr != nil {
 		return nil, perr
 	}
 	if joined {
 		return ChatSendAck{RunID: run.ID(), Status: "in_flight"}, nil
 	}
-	run.chatConn = call.Peer.ConnID()
 	// The answer is written only after Launch: the transcript's last
 	// message is this run's user message.
 	_, total, _ := m.History(p.SessionKey, 1)
