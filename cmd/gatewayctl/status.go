@@ -131,6 +131,9 @@ func (a *app) resolveIn(st *svcTarget) (*target, error) {
 		return nil, err
 	}
 	a.resolveSecret(t)
+	if t.secretErr != nil {
+		return nil, t.secretErr
+	}
 	return t, nil
 }
 
