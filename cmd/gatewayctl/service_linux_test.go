@@ -42,12 +42,6 @@ func TestServiceScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/service",
 		RequireExplicitExec: true,
-		Condition: func(cond string) (bool, error) {
-			if cond == "checkconfig" { // the gatewayd under test has --check-config
-				return supportsCheckConfig(gatewayd), nil
-			}
-			return false, fmt.Errorf("unknown condition %q", cond)
-		},
 		Setup: func(env *testscript.Env) error {
 			tb, ok := env.T().(testing.TB)
 			if !ok {
@@ -174,13 +168,3 @@ func TestServiceScripts(t *testing.T) {
 
 // unquote turns \n in a replace argument into a newline.
 func unquote(s string) string { return strings.ReplaceAll(s, `\n`, "\n") }
-
-// supportsCheckConfig reports whether gatewayd knows --check-config
-// (exit 0 or 78 on a config file that does not exist, 2 for an unknown flag).
-func supportsCheckConfig(gatewayd string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gatewayd, "--check-config", "--config", filepath.Join(os.TempDir(), "gatewayd-no-such-config.json"))
-	out, err := cmd.CombinedOutput()
-	return !strings.Contains(string(out), "flag provided but not defined") && (err == nil || cmd.ProcessState.ExitCode() == 78)
-}

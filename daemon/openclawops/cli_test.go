@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 )
 
@@ -195,29 +194,11 @@ func TestOpenClawCLI(t *testing.T) {
 	})
 	t.Run("devices list", func(t *testing.T) {
 		c.t = t
-		// device.pair.list comes with the node-pairing work; until a
-		// gateway offers it there is nothing for the CLI to list.
-		if !offers(t, g, "device.pair.list") {
-			t.Skip("SKIPPING openclaw devices list: this gatewayd does not offer device.pair.list yet (the node-pairing branch adds it)")
-		}
 		out := c.run("devices", "list")
 		if strings.Contains(out, "unknown method") || strings.Contains(out, "missing scope") {
 			t.Errorf("openclaw devices list failed against gatewayd")
 		}
 	})
-}
-
-// offers reports whether the gateway lists method in hello-ok.
-func offers(t *testing.T, g *gatewaytest.Gateway, method string) bool {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	return slices.Contains(conn.Hello().Features.Methods, method)
 }
 
 // TestOpenClawNodeClient: openclaw-node, a client library written for

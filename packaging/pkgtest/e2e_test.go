@@ -378,9 +378,9 @@ func stricterSource(t *testing.T) string {
 	return dst
 }
 
-// needCheckConfig skips, loudly, when the packaged gatewayd has no
-// --check-config (the contract in the issue 11 notes; the upgrade scripts
-// call it and refuse to restart without it).
+// needCheckConfig fails when the packaged gatewayd's --check-config does
+// not accept the packaged config (the upgrade scripts call it and refuse
+// to restart without it).
 func needCheckConfig(t *testing.T) {
 	t.Helper()
 	tree := debTree(t)
@@ -388,6 +388,6 @@ func needCheckConfig(t *testing.T) {
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "GATEWAY_STATE_DIR=" + dir}
 	out, code := run(t, env, filepath.Join(tree, "usr/bin/gatewayd"), "--check-config", "--config", filepath.Join(tree, "etc/gatewayd/config.json"))
 	if code != 0 || !strings.HasPrefix(out, "config ok: ") {
-		t.Skipf("SKIPPING: the packaged gatewayd does not implement --check-config (exit %d: %s); the upgrade scripts need it: merge the lifecycle work (gatewayd --check-config) first", code, strings.TrimSpace(out))
+		t.Fatalf("packaged gatewayd --check-config on the packaged config: exit %d: %s (the upgrade scripts need it to accept the shipped config)", code, strings.TrimSpace(out))
 	}
 }
