@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/hooks"
@@ -30,7 +28,7 @@ var featureConstructors = []func(d *featureDeps) (feature, error){
 	},
 	func(d *featureDeps) (feature, error) { return nodes.New(d.Config, d.Store, d.Log) },
 	func(d *featureDeps) (feature, error) {
-		f, err := openai.NewFeature(agent.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv})
+		f, err := openai.NewFeature(agent.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: d.Getenv})
 		if err != nil {
 			return nil, err
 		}
@@ -38,13 +36,13 @@ var featureConstructors = []func(d *featureDeps) (feature, error){
 		return f, nil
 	},
 	func(d *featureDeps) (feature, error) {
-		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: os.Getenv, Version: d.Version,
+		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: d.Getenv, Version: d.Version,
 			StateDir: d.Paths.StateDir, Agents: func() channels.AgentRunner { return d.Agents }})
 	},
 	func(d *featureDeps) (feature, error) {
 		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins()}), nil
 	},
 	func(d *featureDeps) (feature, error) {
-		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: os.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil
+		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: d.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil
 	},
 }
