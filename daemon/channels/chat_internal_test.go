@@ -147,3 +147,34 @@ func TestMatrixMentioned(t *testing.T) {
 		t.Error("m.mentions with the account is a mention")
 	}
 }
+
+// TestDroppedRecordForgetsItsPieces: a record that ends without being
+// answered (here its channel was removed by a reload) leaves the inbox and
+// takes its pieces out of tried, so tried stays bounded by the records in
+// flight; another record's pieces stay.
+func TestDroppedRecordForgetsItsPieces(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s := &Service{store: st, log: slog.New(slog.DiscardHandler), tried: map[string]bool{}}
+	s.set.Store(&Set{})
+	rec := &inboxRecord{Inbound: Inbound{Channel: "gone", ChatID: "c1"}, State: inboxReply, Reply: []string{"a", "b"}}
+	if err := st.Put(BucketInbox, "k1", rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"reply/k1/0", "reply/k1/1", "reply/k2/0"} {
+		s.triedHere(k)
+	}
+	if _, done := s.handle("k1", rec); !done {
+		t.Fatal("a record of a removed channel was kept waiting")
+	}
+	if len(s.tried) != 1 || !s.tried["reply/k2/0"] {
+		t.Fatalf("tried = %v, want only the other record's piece", s.tried)
+	}
+	var got inboxRecord
+	if found, err := st.Get(BucketInbox, "k1", &got); err != nil || found {
+		t.Fatalf("the dropped record is still in the inbox (found %v, err %v)", found, err)
+	}
+}

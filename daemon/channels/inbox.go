@@ -230,7 +230,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 	link, ok := s.link(rec.Channel)
 	if !ok {
 		s.log.Warn("dropping a received message: its channel is no longer configured", "channel", rec.Channel, "chat", rec.ChatID)
-		s.dropInbox(key)
+		s.dropInbox(key, rec)
 		return 0, true
 	}
 	if rec.State == inboxNew {
@@ -239,7 +239,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 		switch v {
 		case verdictIgnore:
 			s.log.Debug("message ignored", "channel", rec.Channel, "chat", rec.ChatID, "sender", rec.SenderID, "why", why)
-			s.dropInbox(key)
+			s.dropInbox(key, rec)
 			return 0, true
 		case verdictPair:
 			text, err := s.pairingReply(link, &rec.Inbound)
@@ -248,7 +248,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 				return 5 * time.Second, false
 			}
 			if text == "" {
-				s.dropInbox(key)
+				s.dropInbox(key, rec)
 				return 0, true
 			}
 			rec.Reply = []string{text}
@@ -260,7 +260,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 			}
 			if answer == "" {
 				s.log.Info("the agent's answer is empty; nothing sent", "channel", rec.Channel, "chat", rec.ChatID)
-				s.dropInbox(key)
+				s.dropInbox(key, rec)
 				return 0, true
 			}
 			rec.Reply = splitText(answer, link.MaxText())
@@ -304,7 +304,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 				s.record(rec.Channel, func(st *channelState) {
 					st.LastError = &LastError{TS: time.Now().UnixMilli(), To: rec.ChatID, Message: err.Error()}
 				})
-				s.dropInbox(key)
+				s.dropInbox(key, rec)
 				return 0, true
 			}
 			s.log.Info("answer not sent yet; retrying", "channel", rec.Channel, "chat", rec.ChatID, "err", err)
@@ -317,12 +317,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 			}
 		}
 	}
-	s.dropInbox(key)
-	s.mu.Lock()
-	for i := range rec.Reply {
-		delete(s.tried, fmt.Sprintf("reply/%s/%d", key, i))
-	}
-	s.mu.Unlock()
+	s.dropInbox(key, rec)
 	now := time.Now().UnixMilli()
 	s.record(rec.Channel, func(st *channelState) {
 		st.LastInbound = &LastInbound{TS: now, Chat: rec.ChatID, Sender: rec.SenderID, LatencyMs: now - rec.ReceivedAt}
@@ -348,10 +343,20 @@ func (s *Service) triedHere(key string) bool {
 	return false
 }
 
-func (s *Service) dropInbox(key string) {
+// dropInbox ends rec: it leaves the inbox, and this process forgets that
+// it sent (or tried) its pieces.
+func (s *Service) dropInbox(key string, rec *inboxRecord) {
 	if err := s.store.Delete(BucketInbox, key); err != nil {
 		s.log.Warn("removing an answered message from the inbox", "err", err)
 	}
+	// Whatever ended the record (answered, refused for good, its channel
+	// gone), this process will not send its pieces again: forget them, or
+	// tried grows with every refused answer for the life of the daemon.
+	s.mu.Lock()
+	for i := range rec.Reply {
+		delete(s.tried, fmt.Sprintf("reply/%s/%d", key, i))
+	}
+	s.mu.Unlock()
 }
 
 // runAgent runs the chat's agent on the message in the chat's session and
