@@ -231,6 +231,10 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	if code, detail := errCode(err); code != protocol.ErrUnavailable || detail != "TOO_MANY_RUNS" || !errorsAs(err, &ce) || !ce.Err.Retryable || !strings.Contains(ce.Err.Message, "agents.maxConcurrent") {
 		t.Fatalf("third run: %v", err)
 	}
+	// Cancel only after each run streamed its first word, which the final
+	// summary must keep: a cancel that wins the race to the backend's
+	// first delta leaves an empty summary.
+	waitFirstDeltas(t, c, "busy-0", "busy-1")
 	for i := range 2 {
 		var out struct {
 			Canceled bool `json:"canceled"`
@@ -249,6 +253,43 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	r := runAgent(t, c, client.AgentParams{Message: "free again", IdempotencyKey: "busy-3"}, 10*time.Second)
 	if r.err != nil || r.result.Status != "ok" {
 		t.Fatalf("after cancel: %+v %v", r.result, r.err)
+	}
+}
+
+// waitFirstDeltas reads c's events (10 s) until every run in runIDs has
+// streamed an assistant delta.
+func waitFirstDeltas(t *testing.T, c *client.Conn, runIDs ...string) {
+	t.Helper()
+	left := map[string]bool{}
+	for _, id := range runIDs {
+		left[id] = true
+	}
+	deadline := time.After(10 * time.Second)
+	for len(left) > 0 {
+		select {
+		case ev, ok := <-c.Events():
+			if !ok {
+				t.Fatal("connection closed while waiting for the runs' first deltas")
+			}
+			if ev.Name != "agent" {
+				continue
+			}
+			var e struct {
+				RunID  string `json:"runId"`
+				Stream string `json:"stream"`
+				Data   struct {
+					Delta string `json:"delta"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(ev.Payload, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Stream == "assistant" && e.Data.Delta != "" {
+				delete(left, e.RunID)
+			}
+		case <-deadline:
+			t.Fatalf("no first delta within 10s from %v", left)
+		}
 	}
 }
 
