@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -237,18 +236,10 @@ func (u *unitState) effective() []byte {
 	return u.expected
 }
 
+// dropinList returns the drop-ins' contents in the order systemd applies
+// them.
 func (u *unitState) dropinList() [][]byte {
-	paths := make([]string, 0, len(u.dropins))
-	for p := range u.dropins {
-		paths = append(paths, p)
-	}
-	sort.Slice(paths, func(i, j int) bool {
-		bi, bj := filepath.Base(paths[i]), filepath.Base(paths[j])
-		if bi != bj {
-			return bi < bj
-		}
-		return paths[i] < paths[j]
-	})
+	paths := units.DropinOrder(u.dropins)
 	out := make([][]byte, len(paths))
 	for i, p := range paths {
 		out[i] = u.dropins[p]
