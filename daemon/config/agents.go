@@ -157,19 +157,6 @@ func (x *AgentsConfig) withDefaults() {
 	}
 }
 
-func (x *AgentsConfig) redact() {
-	for id, a := range x.List {
-		if a.Exec != nil {
-			for i, kv := range a.Exec.Env {
-				if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
-					a.Exec.Env[i] = k + "=" + RedactedValue
-				}
-			}
-		}
-		x.List[id] = a
-	}
-}
-
 func (x AgentsConfig) clone() AgentsConfig {
 	if x.List == nil {
 		return x
@@ -313,8 +300,6 @@ func validateExec(key string, e *ExecBackendConfig) *Error {
 func (x *HTTPConfig) withDefaults() {
 	setDefault(&x.MaxBodyBytes, DefaultHTTPMaxBodyBytes)
 }
-
-func (x *HTTPConfig) redact() {}
 
 func (x HTTPConfig) clone() HTTPConfig { return x }
 

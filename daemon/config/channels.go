@@ -296,27 +296,6 @@ func (x *ChannelsConfig) ChannelNames() []string {
 	return names
 }
 
-func (x *ChannelsConfig) redact() {
-	for name, w := range x.Webhooks {
-		if w.Secret != "" {
-			w.Secret = RedactedValue
-		}
-		for k := range w.Headers {
-			w.Headers[k] = RedactedValue
-		}
-		w.URL = redactURL(w.URL)
-		x.Webhooks[name] = w
-	}
-	for name, t := range x.Telegram {
-		t.APIBaseURL = redactURL(t.APIBaseURL)
-		x.Telegram[name] = t
-	}
-	for name, m := range x.Matrix {
-		m.Homeserver = redactURL(m.Homeserver)
-		x.Matrix[name] = m
-	}
-}
-
 func (x ChannelsConfig) clone() ChannelsConfig {
 	x = cloneChatChannels(x)
 	if x.Webhooks == nil {
@@ -517,15 +496,6 @@ func (x *ToolsConfig) withDefaults() {
 	}
 }
 
-func (x *ToolsConfig) redact() {
-	for name, t := range x.Exec {
-		for k := range t.Env {
-			t.Env[k] = RedactedValue
-		}
-		x.Exec[name] = t
-	}
-}
-
 func (x ToolsConfig) clone() ToolsConfig {
 	out := x
 	out.Deny = slices.Clone(x.Deny)
@@ -648,12 +618,6 @@ func (x *HooksConfig) withDefaults() {
 	setDefault(&x.RequestsPerMinute, DefaultHooksPerMinute)
 	setDefault(&x.WaitTimeoutMs, DefaultHooksWaitTimeoutMs)
 	setDefault(&x.HeartbeatIntervalMs, DefaultHooksHeartbeatMs)
-}
-
-func (x *HooksConfig) redact() {
-	if x.Token != "" {
-		x.Token = RedactedValue
-	}
 }
 
 func (x HooksConfig) clone() HooksConfig {

@@ -181,12 +181,6 @@ func (c *Config) RestartAllowed() bool {
 func (c *Config) Redacted() *Config {
 	out := c.clone()
 	redactTagged(reflect.ValueOf(out).Elem())
-	out.Agents.redact()
-	out.HTTP.redact()
-	out.Channels.redact()
-	out.Tools.redact()
-	out.Hooks.redact()
-	out.Nodes.redact()
 	return out
 }
 

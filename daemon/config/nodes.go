@@ -60,10 +60,6 @@ func (x *NodesConfig) withDefaults() {
 	setDefault(&x.MaxConcurrentInvokes, DefaultNodesMaxConcurrentInvokes)
 }
 
-// redact: the section holds no secrets (node credentials live hashed in
-// the state store, never in the config).
-func (x *NodesConfig) redact() {}
-
 // clone: every field is a value.
 func (x NodesConfig) clone() NodesConfig { return x }
 

@@ -186,14 +186,6 @@ var (
 	urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s"'<>` + "`" + `]+`)
 )
 
-// redactURL is RedactURL for the sections' redact methods.
-func redactURL(raw string) string {
-	if raw == "" {
-		return raw
-	}
-	return RedactURL(raw)
-}
-
 // ScrubText returns s with every URL in it redacted (RedactURL) and every
 // one of the given secret values (empty ones ignored) replaced by
 // __REDACTED__. The daemon passes every error text it shows (health,
