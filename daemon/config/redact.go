@@ -31,6 +31,9 @@ const (
 	RedactRef    = "ref"
 )
 
+// RedactedValue replaces secrets in Redacted.
+const RedactedValue = "__REDACTED__"
+
 // redactTagged replaces every tagged value below v (addressable) in place.
 func redactTagged(v reflect.Value) {
 	switch v.Kind() {
