@@ -84,6 +84,11 @@ const (
 	DefaultLockoutMs        = 300000
 	DefaultDebounceMs       = 300
 
+	// The connection caps of gateway.limits. WithDefaults leaves the
+	// keys 0 (config.get shows them unset); the gateway applies these.
+	DefaultMaxConnections  = 16384
+	DefaultMaxPreAuthPerIP = 512
+
 	maxDebounceMs = 60000
 )
 
