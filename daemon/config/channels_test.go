@@ -116,7 +116,7 @@ func TestChannelsDefaultsRedactClone(t *testing.T) {
 	changed := full.WithDefaults()
 	changed.Hooks.Enabled = false
 	d := Diff(full, changed)
-	if len(d) != 1 || d[0].Key != "hooks.enabled" || d[0].Restart {
+	if len(d) != 1 || d[0].Key != "hooks.enabled" || d[0].RestartInProcess {
 		t.Errorf("toggling hooks: %+v, want one hot-safe change of hooks.enabled", d)
 	}
 }

@@ -33,7 +33,7 @@ func TestValidateAllowedHostsAndLimits(t *testing.T) {
 	}
 	// Both keys are hot-safe: a reload applies them without a restart.
 	for _, k := range []string{"gateway.allowedHosts", "gateway.limits.maxConnections", "gateway.limits.maxPreAuthPerIp"} {
-		if NeedsRestart(k) {
+		if NeedsRestartInProcess(k) {
 			t.Errorf("%s needs a restart", k)
 		}
 	}
