@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// gateway.allowedHosts and gateway.limits (issue 12 items 4 and 6).
+// gateway.allowedHosts takes host names (or "*") and gateway.limits
+// bounded counts; both are hot-safe.
 func TestValidateAllowedHostsAndLimits(t *testing.T) {
 	tests := []struct {
 		name string
