@@ -61,8 +61,8 @@ func (x *HooksConfig) validate() *Error {
 	if x.Token != "" && len(x.Token) < MinHooksTokenLength {
 		return &Error{Key: "hooks.token", Msg: fmt.Sprintf("is %d characters; use at least %d (a long random value, e.g. `openssl rand -hex 32`)", len(x.Token), MinHooksTokenLength)}
 	}
-	if x.MaxBodyBytes < 0 || x.MaxBodyBytes > maxHTTPBodyBytes {
-		return &Error{Key: "hooks.maxBodyBytes", Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", x.MaxBodyBytes, maxHTTPBodyBytes, DefaultHooksMaxBodyBytes)}
+	if err := bodyLimit("hooks.maxBodyBytes", x.MaxBodyBytes, DefaultHooksMaxBodyBytes); err != nil {
+		return err
 	}
 	if err := intRange("hooks.requestsPerMinute", x.RequestsPerMinute, 0, maxHooksRequestsPerMinute); err != nil {
 		return err

@@ -91,6 +91,14 @@ func interval(key string, v int) *Error {
 	return &Error{Key: key, Msg: fmt.Sprintf("%d is out of range (%d to %d milliseconds; leave it out for the default)", v, minIntervalMs, maxIntervalMs)}
 }
 
+// bodyLimit checks a request body limit in bytes; 0 means def.
+func bodyLimit(key string, v, def int64) *Error {
+	if v < 0 || v > maxHTTPBodyBytes {
+		return &Error{Key: key, Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", v, maxHTTPBodyBytes, def)}
+	}
+	return nil
+}
+
 func checkSecret(key, v string) *Error {
 	if v != "" && strings.TrimSpace(v) != v {
 		return &Error{Key: key, Msg: "has leading or trailing white space (remove it; clients would not send it)"}

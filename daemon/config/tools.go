@@ -73,8 +73,8 @@ func (t *ExecToolConfig) unshare() {
 }
 
 func (x *ToolsConfig) validate() *Error {
-	if x.MaxBodyBytes < 0 || x.MaxBodyBytes > maxHTTPBodyBytes {
-		return &Error{Key: "tools.maxBodyBytes", Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", x.MaxBodyBytes, maxHTTPBodyBytes, DefaultToolsMaxBodyBytes)}
+	if err := bodyLimit("tools.maxBodyBytes", x.MaxBodyBytes, DefaultToolsMaxBodyBytes); err != nil {
+		return err
 	}
 	if err := intRange("tools.maxConcurrent", x.MaxConcurrent, 0, 10000); err != nil {
 		return err
