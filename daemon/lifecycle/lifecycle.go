@@ -710,7 +710,7 @@ func (d *Daemon) reload(explicit bool) (restart bool) {
 	changes := config.Diff(d.cfg, cfg)
 	var hot, cold []string
 	for _, c := range changes {
-		if c.Restart {
+		if c.RestartInProcess {
 			cold = append(cold, c.Key)
 		} else {
 			hot = append(hot, c.Key)
@@ -815,7 +815,7 @@ func (d *Daemon) restart(views []net.Listener, fromReload bool) ([]net.Listener,
 	logs.SetLimits(d.logC, next.Logging.MaxFileBytes, next.Logging.MaxFiles)
 	var pending []string
 	for _, c := range config.Diff(next, d.want) {
-		if c.Restart {
+		if c.RestartInProcess {
 			pending = append(pending, c.Key)
 		}
 	}
