@@ -5,12 +5,11 @@
 // hands over in $CONFIGURATION_DIRECTORY, $STATE_DIRECTORY and
 // $LOGS_DIRECTORY for system units), the strict JSON config file with
 // file:line:column errors, the classification of config changes into hot-safe
-// and restart-required ones, a file watcher for hot reload, and the shared
-// secret token file.
+// and restart-required ones, and the shared secret token file. The file
+// watcher for hot reload is package configwatch.
 //
 // The package touches no service manager. When the OS feature it reads is
 // absent it falls back quietly: without the systemd directory variables the
-// scope defaults apply, a missing config file means built-in defaults, a
-// missing config directory is watched through its nearest existing ancestor,
-// and a missing token file is created by EnsureToken.
+// scope defaults apply, a missing config file means built-in defaults, and a
+// missing token file is created by EnsureToken.
 package config

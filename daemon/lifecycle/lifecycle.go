@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/config/configwatch"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/logs"
 	"github.com/gatewayd/gatewayd/daemon/store"
@@ -610,7 +611,7 @@ func (d *Daemon) syncWatcher() {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	d.watchStop, d.watchDelay = cancel, delay
 	go func() {
-		err := config.Watch(ctx, d.paths.ConfigPath, delay, d.log, func() {
+		err := configwatch.Watch(ctx, d.paths.ConfigPath, delay, d.log, func() {
 			select {
 			case d.changes <- struct{}{}:
 			default:
