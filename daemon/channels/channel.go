@@ -13,6 +13,11 @@
 // 24 h), so a repeated send, also after a restart, returns the first result
 // and is not delivered again. Nothing here depends on the operating system;
 // with no channels configured every send is NOT_LINKED.
+//
+// The params and payloads of send, channels.status and
+// channels.pairing.*, and the link states, are in
+// daemon/protocol/channelproto, so clients use them without linking this
+// package.
 package channels
 
 import (
