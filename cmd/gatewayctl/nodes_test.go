@@ -9,7 +9,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
-	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
 // TestNodesAndPairingCommands drives `gatewayctl pairing …` and `gatewayctl
@@ -43,7 +43,7 @@ func TestNodesAndPairingCommands(t *testing.T) {
 	rid2, _ := client.PairingRequired(err)
 
 	code, out, _ := ctl("pairing", "list", "--json")
-	var pl nodes.PairList
+	var pl nodeproto.PairList
 	if code != 0 || json.Unmarshal([]byte(out), &pl) != nil || len(pl.Pending) != 2 {
 		t.Fatalf("pairing list --json = %d %s", code, out)
 	}

@@ -7,7 +7,8 @@
 // file:line:column errors, every config default, the redaction of secrets
 // for config.get and logs, the classification of config changes into
 // hot-safe ones and ones that need an in-process restart, and the shared
-// secret token file.
+// secret token file. The file watcher for hot reload is package
+// configwatch.
 //
 // The config file has one section per top-level key (gateway.go,
 // logging.go, agents.go, channels.go, …); Config.sections lists them.
