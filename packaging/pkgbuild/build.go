@@ -9,8 +9,9 @@
 // the units with package units and the LaunchDaemon with package launchd
 // (the renderers `gatewayctl install` uses), and stamps every file with one
 // timestamp (SOURCE_DATE_EPOCH). It needs `go` on PATH and, for deb and
-// rpm, the nfpm command (by default `go run` of nfpm v2.45.2 through the
-// module proxy); nothing else, and nothing of the OS: it builds macOS
+// rpm, the nfpm command (by default `go tool nfpm`: nfpm v2.45.2, pinned by
+// go.mod's tool directive and fetched into the module cache like any other
+// dependency); nothing else, and nothing of the OS: it builds macOS
 // packages on Linux and Linux packages anywhere.
 package pkgbuild
 
@@ -32,9 +33,10 @@ import (
 	"github.com/gatewayd/gatewayd/packaging/macpkg"
 )
 
-// NFPMModule is the nfpm command `go run` builds when Options.NFPM is empty.
-// Later versions do not build here (PACKAGING.md).
-const NFPMModule = "github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2"
+// NFPMTool is the nfpm command line Build runs when Options.NFPM is empty:
+// the nfpm that go.mod's tool directive pins (v2.45.2; later versions do not
+// build through this module proxy, see docs/packaging.md).
+var NFPMTool = []string{"go", "tool", "nfpm"}
 
 // Package formats Build can produce.
 const (
@@ -62,8 +64,8 @@ type Options struct {
 	// Formats lists what to build (FormatDeb, FormatRPM, FormatPkg); nil
 	// means all three.
 	Formats []string
-	// NFPM is the nfpm command line prefix; nil means
-	// `go run NFPMModule`.
+	// NFPM is the nfpm command line prefix; nil means NFPMTool
+	// (`go tool nfpm`).
 	NFPM []string
 	// SourceDateEpoch stamps every file; 0 means SourceDateEpoch().
 	SourceDateEpoch int64
@@ -234,7 +236,7 @@ func (b *builder) nfpm(ctx context.Context, format, stage, out string) (string, 
 	}
 	argv := b.o.NFPM
 	if len(argv) == 0 {
-		argv = []string{"go", "run", NFPMModule}
+		argv = NFPMTool
 	}
 	argv = append(slices.Clone(argv), "package", "--config", filepath.Join(b.root, "nfpm.yaml"), "--packager", format, "--target", tmp+"/")
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -249,7 +251,7 @@ func (b *builder) nfpm(ctx context.Context, format, stage, out string) (string, 
 	var outBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("nfpm %s: %w\n%s(nfpm %s must be reachable through `go run` or set with -nfpm)", format, err, outBuf.String(), NFPMModule)
+		return "", fmt.Errorf("nfpm %s: %w\n%s(nfpm runs as `go tool nfpm`, pinned in go.mod; or set it with -nfpm)", format, err, outBuf.String())
 	}
 	entries, err := os.ReadDir(tmp)
 	if err != nil || len(entries) != 1 {
