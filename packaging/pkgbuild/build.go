@@ -4,8 +4,9 @@
 // as packaging/cmd/mkpackage; the package tests in packaging/pkgtest run the
 // same code.
 //
-// It compiles the binaries with the Go toolchain (CGO_ENABLED=0), runs the
-// host's own build of them to generate man pages and completions, renders
+// It compiles the binaries with the Go toolchain (CGO_ENABLED=0), builds
+// the man pages from their Markdown sources in docs/ with go-md2man, runs
+// the host's own build of gatewayctl to generate the completions, renders
 // the units with package units and the LaunchDaemon with package launchd
 // (the renderers `gatewayctl install` uses), and stamps every file with one
 // timestamp (SOURCE_DATE_EPOCH). It needs `go` on PATH and, for deb and
@@ -137,12 +138,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	b := &builder{root: root, work: work, o: o, log: log}
 	res := &Result{Version: o.Version}
 
-	// Host binaries generate the man pages and completions.
-	hostD, hostCtl, err := b.binaries(ctx, runtime.GOOS, runtime.GOARCH)
+	// The man pages come from docs/; the host's gatewayctl writes the
+	// completions.
+	_, hostCtl, err := b.binaries(ctx, runtime.GOOS, runtime.GOARCH)
 	if err != nil {
 		return nil, err
 	}
-	docs, err := GenerateDocs(ctx, hostD, hostCtl, o.SourceDateEpoch)
+	docs, err := GenerateDocs(ctx, root, hostCtl, o.SourceDateEpoch, o.Version)
 	if err != nil {
 		return nil, fmt.Errorf("generate man pages and completions: %w", err)
 	}
@@ -279,7 +281,7 @@ type MacPkgOptions struct {
 	GOARCH string
 	// Gatewayd and Gatewayctl are darwin binaries of that architecture.
 	Gatewayd, Gatewayctl string
-	// Docs are the man pages and completions.
+	// Docs are the man pages, documents and completions.
 	Docs *Docs
 	// SourceDateEpoch stamps every entry.
 	SourceDateEpoch int64
@@ -289,7 +291,9 @@ type MacPkgOptions struct {
 }
 
 // MacPkgFiles returns the payload of the macOS package: the binaries in
-// /usr/local/bin, the LaunchDaemon plist, man pages and completions.
+// /usr/local/bin, the LaunchDaemon plist, man pages (uncompressed, in
+// /usr/local/share/man), documents (/usr/local/share/doc/gatewayd) and
+// completions.
 func MacPkgFiles(o MacPkgOptions) ([]macpkg.File, error) {
 	gd, err := os.ReadFile(o.Gatewayd)
 	if err != nil {
@@ -304,16 +308,22 @@ func MacPkgFiles(o MacPkgOptions) ([]macpkg.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render the LaunchDaemon: %w", err)
 	}
-	return []macpkg.File{
+	files := []macpkg.File{
 		{Path: strings.TrimPrefix(DarwinGatewayd, "/"), Mode: 0o755, Data: gd},
 		{Path: "usr/local/bin/gatewayctl", Mode: 0o755, Data: gc},
 		{Path: strings.TrimPrefix(launchd.PlistPath(lp), "/"), Mode: 0o644, Data: plistData},
-		{Path: "usr/local/share/man/man8/gatewayd.8", Mode: 0o644, Data: o.Docs.GatewaydMan},
-		{Path: "usr/local/share/man/man1/gatewayctl.1", Mode: 0o644, Data: o.Docs.GatewayctlMan},
-		{Path: "usr/local/share/zsh/site-functions/_gatewayctl", Mode: 0o644, Data: o.Docs.Zsh},
-		{Path: "usr/local/etc/bash_completion.d/gatewayctl", Mode: 0o644, Data: o.Docs.Bash},
-		{Path: "usr/local/share/fish/vendor_completions.d/gatewayctl.fish", Mode: 0o644, Data: o.Docs.Fish},
-	}, nil
+	}
+	for _, m := range o.Docs.Man {
+		files = append(files, macpkg.File{Path: "usr/local/share/man/man" + m.Section + "/" + m.File(), Mode: 0o644, Data: m.Roff})
+	}
+	for _, f := range o.Docs.Files {
+		files = append(files, macpkg.File{Path: "usr/local/share/doc/gatewayd/" + f.Name, Mode: 0o644, Data: f.Data})
+	}
+	return append(files,
+		macpkg.File{Path: "usr/local/share/zsh/site-functions/_gatewayctl", Mode: 0o644, Data: o.Docs.Zsh},
+		macpkg.File{Path: "usr/local/etc/bash_completion.d/gatewayctl", Mode: 0o644, Data: o.Docs.Bash},
+		macpkg.File{Path: "usr/local/share/fish/vendor_completions.d/gatewayctl.fish", Mode: 0o644, Data: o.Docs.Fish},
+	), nil
 }
 
 // WriteMacPkg builds the macOS product archive for one architecture at
