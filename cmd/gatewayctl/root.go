@@ -82,8 +82,8 @@ REMOTE GATEWAYS
 ` + exitCodesHelp
 
 // newRootCommand builds gatewayctl's command tree. Other commands (install,
-// doctor, …) are added to the returned command's Subcommands; man pages
-// and shell completions are generated from the tree.
+// doctor, …) are added to the returned command's Subcommands; the shell
+// completions are generated from the tree.
 func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	root := &ffcli.Command{
@@ -122,7 +122,6 @@ func newRootCommand(stdout, stderr io.Writer) *ffcli.Command {
 		a.configCommand(),
 		a.dashboardCommand(),
 	}
-	a.registerMan(root) // hidden `gatewayctl man gatewayctl|gatewayd`, for make package
 	return root
 }
 

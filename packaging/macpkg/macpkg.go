@@ -5,8 +5,9 @@
 // A product archive is a xar file holding a Distribution script and one
 // component, gatewayd.pkg/, with Bom, Payload (gzip of a cpio odc archive),
 // Scripts (the same, with ./preinstall and ./postinstall) and PackageInfo.
-// PACKAGING.md ("macOS flat package") describes every byte layout; Build
-// follows it and bomutils' mkbom for the parts of the BOM nobody documents.
+// docs/packaging.md ("The macOS flat package, byte by byte") describes every
+// byte layout; Build follows it and bomutils' mkbom for the parts of the BOM
+// nobody documents.
 // Output is reproducible: the same Options give the same bytes (all
 // timestamps come from Options.MTime, all ordering is sorted).
 //

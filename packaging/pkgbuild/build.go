@@ -4,13 +4,15 @@
 // as packaging/cmd/mkpackage; the package tests in packaging/pkgtest run the
 // same code.
 //
-// It compiles the binaries with the Go toolchain (CGO_ENABLED=0), runs the
-// host's own build of them to generate man pages and completions, renders
+// It compiles the binaries with the Go toolchain (CGO_ENABLED=0), builds
+// the man pages from their Markdown sources in docs/ with go-md2man, runs
+// the host's own build of gatewayctl to generate the completions, renders
 // the units with package units and the LaunchDaemon with package launchd
 // (the renderers `gatewayctl install` uses), and stamps every file with one
 // timestamp (SOURCE_DATE_EPOCH). It needs `go` on PATH and, for deb and
-// rpm, the nfpm command (by default `go run` of nfpm v2.45.2 through the
-// module proxy); nothing else, and nothing of the OS: it builds macOS
+// rpm, the nfpm command (by default `go tool nfpm`: nfpm v2.45.2, pinned by
+// go.mod's tool directive and fetched into the module cache like any other
+// dependency); nothing else, and nothing of the OS: it builds macOS
 // packages on Linux and Linux packages anywhere.
 package pkgbuild
 
@@ -32,9 +34,10 @@ import (
 	"github.com/gatewayd/gatewayd/packaging/macpkg"
 )
 
-// NFPMModule is the nfpm command `go run` builds when Options.NFPM is empty.
-// Later versions do not build here (PACKAGING.md).
-const NFPMModule = "github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2"
+// NFPMTool is the nfpm command line Build runs when Options.NFPM is empty:
+// the nfpm that go.mod's tool directive pins (v2.45.2; later versions do not
+// build through this module proxy, see docs/packaging.md).
+var NFPMTool = []string{"go", "tool", "nfpm"}
 
 // Package formats Build can produce.
 const (
@@ -62,8 +65,8 @@ type Options struct {
 	// Formats lists what to build (FormatDeb, FormatRPM, FormatPkg); nil
 	// means all three.
 	Formats []string
-	// NFPM is the nfpm command line prefix; nil means
-	// `go run NFPMModule`.
+	// NFPM is the nfpm command line prefix; nil means NFPMTool
+	// (`go tool nfpm`).
 	NFPM []string
 	// SourceDateEpoch stamps every file; 0 means SourceDateEpoch().
 	SourceDateEpoch int64
@@ -135,12 +138,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	b := &builder{root: root, work: work, o: o, log: log}
 	res := &Result{Version: o.Version}
 
-	// Host binaries generate the man pages and completions.
-	hostD, hostCtl, err := b.binaries(ctx, runtime.GOOS, runtime.GOARCH)
+	// The man pages come from docs/; the host's gatewayctl writes the
+	// completions.
+	_, hostCtl, err := b.binaries(ctx, runtime.GOOS, runtime.GOARCH)
 	if err != nil {
 		return nil, err
 	}
-	docs, err := GenerateDocs(ctx, hostD, hostCtl, o.SourceDateEpoch)
+	docs, err := GenerateDocs(ctx, root, hostCtl, o.SourceDateEpoch, o.Version)
 	if err != nil {
 		return nil, fmt.Errorf("generate man pages and completions: %w", err)
 	}
@@ -234,7 +238,7 @@ func (b *builder) nfpm(ctx context.Context, format, stage, out string) (string, 
 	}
 	argv := b.o.NFPM
 	if len(argv) == 0 {
-		argv = []string{"go", "run", NFPMModule}
+		argv = NFPMTool
 	}
 	argv = append(slices.Clone(argv), "package", "--config", filepath.Join(b.root, "nfpm.yaml"), "--packager", format, "--target", tmp+"/")
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -249,7 +253,7 @@ func (b *builder) nfpm(ctx context.Context, format, stage, out string) (string, 
 	var outBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("nfpm %s: %w\n%s(nfpm %s must be reachable through `go run` or set with -nfpm)", format, err, outBuf.String(), NFPMModule)
+		return "", fmt.Errorf("nfpm %s: %w\n%s(nfpm runs as `go tool nfpm`, pinned in go.mod; or set it with -nfpm)", format, err, outBuf.String())
 	}
 	entries, err := os.ReadDir(tmp)
 	if err != nil || len(entries) != 1 {
@@ -277,7 +281,7 @@ type MacPkgOptions struct {
 	GOARCH string
 	// Gatewayd and Gatewayctl are darwin binaries of that architecture.
 	Gatewayd, Gatewayctl string
-	// Docs are the man pages and completions.
+	// Docs are the man pages, documents and completions.
 	Docs *Docs
 	// SourceDateEpoch stamps every entry.
 	SourceDateEpoch int64
@@ -287,7 +291,9 @@ type MacPkgOptions struct {
 }
 
 // MacPkgFiles returns the payload of the macOS package: the binaries in
-// /usr/local/bin, the LaunchDaemon plist, man pages and completions.
+// /usr/local/bin, the LaunchDaemon plist, man pages (uncompressed, in
+// /usr/local/share/man), documents (/usr/local/share/doc/gatewayd) and
+// completions.
 func MacPkgFiles(o MacPkgOptions) ([]macpkg.File, error) {
 	gd, err := os.ReadFile(o.Gatewayd)
 	if err != nil {
@@ -302,16 +308,22 @@ func MacPkgFiles(o MacPkgOptions) ([]macpkg.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render the LaunchDaemon: %w", err)
 	}
-	return []macpkg.File{
+	files := []macpkg.File{
 		{Path: strings.TrimPrefix(DarwinGatewayd, "/"), Mode: 0o755, Data: gd},
 		{Path: "usr/local/bin/gatewayctl", Mode: 0o755, Data: gc},
 		{Path: strings.TrimPrefix(launchd.PlistPath(lp), "/"), Mode: 0o644, Data: plistData},
-		{Path: "usr/local/share/man/man8/gatewayd.8", Mode: 0o644, Data: o.Docs.GatewaydMan},
-		{Path: "usr/local/share/man/man1/gatewayctl.1", Mode: 0o644, Data: o.Docs.GatewayctlMan},
-		{Path: "usr/local/share/zsh/site-functions/_gatewayctl", Mode: 0o644, Data: o.Docs.Zsh},
-		{Path: "usr/local/etc/bash_completion.d/gatewayctl", Mode: 0o644, Data: o.Docs.Bash},
-		{Path: "usr/local/share/fish/vendor_completions.d/gatewayctl.fish", Mode: 0o644, Data: o.Docs.Fish},
-	}, nil
+	}
+	for _, m := range o.Docs.Man {
+		files = append(files, macpkg.File{Path: "usr/local/share/man/man" + m.Section + "/" + m.File(), Mode: 0o644, Data: m.Roff})
+	}
+	for _, f := range o.Docs.Files {
+		files = append(files, macpkg.File{Path: "usr/local/share/doc/gatewayd/" + f.Name, Mode: 0o644, Data: f.Data})
+	}
+	return append(files,
+		macpkg.File{Path: "usr/local/share/zsh/site-functions/_gatewayctl", Mode: 0o644, Data: o.Docs.Zsh},
+		macpkg.File{Path: "usr/local/etc/bash_completion.d/gatewayctl", Mode: 0o644, Data: o.Docs.Bash},
+		macpkg.File{Path: "usr/local/share/fish/vendor_completions.d/gatewayctl.fish", Mode: 0o644, Data: o.Docs.Fish},
+	), nil
 }
 
 // WriteMacPkg builds the macOS product archive for one architecture at

@@ -144,6 +144,22 @@ func TestEndToEndSystemd(t *testing.T) {
 	}
 	c.must("systemctl enable --now gatewayd.socket") // the documented command is harmless now
 	c.must("id gatewayd")
+	// man finds the three pages the package installed, and the documents
+	// are in the doc directory.
+	for _, page := range []string{"8 gatewayd", "1 gatewayctl", "5 gatewayd.json"} {
+		if out, code := c.sh("man -w " + page); code != 0 || !strings.HasPrefix(out, "/usr/share/man/") {
+			t.Errorf("man -w %s after install: exit %d, %q; want the packaged page", page, code, out)
+		}
+	}
+	c.must("test -s /usr/share/doc/gatewayd/runbook.md && test -s /usr/share/doc/gatewayd/config.md && test -s /usr/share/doc/gatewayd/protocol.md")
+	// The units' Documentation= leads to all three pages and the runbook
+	// (systemctl show quotes the entries with parentheses).
+	for _, u := range []string{"gatewayd.socket", "gatewayd.service"} {
+		got := strings.ReplaceAll(c.prop(u, "Documentation"), `"`, "")
+		if want := "man:gatewayd(8) man:gatewayd.json(5) man:gatewayctl(1) file:/usr/share/doc/gatewayd/runbook.md"; got != want {
+			t.Errorf("%s Documentation=%q, want %q", u, got, want)
+		}
+	}
 
 	// 3. Reboot: the gateway comes up at boot, before and without any
 	// client connecting (nothing in the container dials the port).

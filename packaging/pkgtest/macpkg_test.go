@@ -113,13 +113,28 @@ func TestMacPkgContents(t *testing.T) {
 				"./usr/local/bin/gatewayctl",
 				"./usr/local/bin/gatewayd",
 				"./usr/local/etc/bash_completion.d/gatewayctl",
+				"./usr/local/share/doc/gatewayd/config.md",
+				"./usr/local/share/doc/gatewayd/protocol.md",
+				"./usr/local/share/doc/gatewayd/runbook.md",
 				"./usr/local/share/fish/vendor_completions.d/gatewayctl.fish",
 				"./usr/local/share/man/man1/gatewayctl.1",
+				"./usr/local/share/man/man5/gatewayd.json.5",
 				"./usr/local/share/man/man8/gatewayd.8",
 				"./usr/local/share/zsh/site-functions/_gatewayctl",
 			}
 			if strings.Join(names, "\n") != strings.Join(want, "\n") {
 				t.Errorf("payload files:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
+			}
+			// The man pages (uncompressed, as macOS keeps them) and the
+			// documents, as in the deb.
+			for _, m := range manPages {
+				checkManPage(t, "pkg "+m.file, m.th, m.name, files["./usr/local/share/man/"+m.file])
+			}
+			for _, d := range docFiles {
+				src, err := os.ReadFile(filepath.Join(repoRoot, "docs", d))
+				if err != nil || !bytes.Equal(files["./usr/local/share/doc/gatewayd/"+d], src) {
+					t.Errorf("pkg /usr/local/share/doc/gatewayd/%s is not docs/%s (%v)", d, d, err)
+				}
 			}
 			for _, bin := range []string{"./usr/local/bin/gatewayd", "./usr/local/bin/gatewayctl"} {
 				if fromCpio[bin].mode != 0o100755 {

@@ -55,6 +55,18 @@ func TestRPMQueries(t *testing.T) {
 	if got := strings.TrimSpace(mustRun(t, nil, rpm, dbArgs("-qpL", res.RPM)...)); got != "/usr/share/licenses/gatewayd/LICENSE" {
 		t.Errorf("rpm -qpL = %q, want the Apache-2.0 text as %%license", got)
 	}
+	// %doc: the man pages, the documents and copyright.
+	wantDoc := []string{"/usr/share/doc/gatewayd/copyright"}
+	for _, m := range manPages {
+		wantDoc = append(wantDoc, "/usr/share/man/"+m.file+".gz")
+	}
+	for _, d := range docFiles {
+		wantDoc = append(wantDoc, "/usr/share/doc/gatewayd/"+d)
+	}
+	sort.Strings(wantDoc)
+	if got := strings.Fields(mustRun(t, nil, rpm, dbArgs("-qpd", res.RPM)...)); !slices.Equal(got, wantDoc) {
+		t.Errorf("rpm -qpd:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantDoc, "\n"))
+	}
 	if !strings.Contains(mustRun(t, nil, rpm, dbArgs("-qp", "--changelog", res.RPM)...), "socket-activated units") {
 		t.Error("rpm has no changelog from packaging/changelog.yml")
 	}

@@ -26,7 +26,7 @@ func main() {
 	out := fs.String("out", "dist", "output `directory`")
 	arch := fs.String("arch", "", "Linux GOARCH of the deb and rpm (default: this host's)")
 	formats := fs.String("formats", "deb,rpm,pkg", "comma-separated formats: deb, rpm, pkg")
-	nfpm := fs.String("nfpm", "", "nfpm command (default: go run "+pkgbuild.NFPMModule+")")
+	nfpm := fs.String("nfpm", "", "nfpm command (default: "+strings.Join(pkgbuild.NFPMTool, " ")+", pinned in go.mod)")
 	printVersion := fs.Bool("print-version", false, "print the package version from git and exit")
 	_ = fs.Parse(os.Args[1:])
 

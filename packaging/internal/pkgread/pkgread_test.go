@@ -81,7 +81,7 @@ func TestReadCpioFromBsdtar(t *testing.T) {
 }
 
 // bomBytes hand-assembles a one-leaf BOM with the given records, following
-// the layout in PACKAGING.md, to pin the reader's interpretation.
+// the layout in docs/packaging.md, to pin the reader's interpretation.
 func bomBytes(t *testing.T, names []string, parents []uint32, fwdOverride uint32) []byte {
 	t.Helper()
 	var blocks [][]byte

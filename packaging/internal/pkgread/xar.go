@@ -1,7 +1,7 @@
 // Package pkgread reads macOS flat packages for tests: the xar container
 // (with SHA-1 verification of the TOC and of every member), cpio "odc"
 // archives, and BOM files (walking the Paths tree). It is written from the
-// format description in PACKAGING.md and shares no code with the writer in
+// format description in docs/packaging.md and shares no code with the writer in
 // package macpkg, so that a misunderstanding in one does not hide in both.
 // It needs no OS feature.
 package pkgread
