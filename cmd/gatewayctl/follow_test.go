@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/logs"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command's writes and the
@@ -141,13 +141,13 @@ func TestLogsFollowOneCursor(t *testing.T) {
 // followGateway starts the real gatewayd in a temporary directory (again
 // on the same port after a stop, with start) and points gatewayctl's
 // environment at it.
-func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func(port int) *gatewaytest.Gateway) {
+func followGateway(t *testing.T) (dir string, g *gatewaydtest.Gateway, start func(port int) *gatewaydtest.Gateway) {
 	bin := buildGatewayd(t)
 	dir = t.TempDir()
-	start = func(port int) *gatewaytest.Gateway {
+	start = func(port int) *gatewaydtest.Gateway {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		g, err := gatewaytest.Start(ctx, bin, gatewaytest.Options{Dir: dir, Port: port})
+		g, err := gatewaydtest.Start(ctx, bin, gatewaydtest.Options{Dir: dir, Port: port})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func
 		return g
 	}
 	g = start(0)
-	for _, kv := range gatewaytest.Env(dir) {
+	for _, kv := range gatewaydtest.Env(dir) {
 		if k, v, ok := strings.Cut(kv, "="); ok && (strings.HasPrefix(k, "GATEWAY_") || strings.HasPrefix(k, "XDG_")) {
 			t.Setenv(k, v)
 		}
@@ -168,7 +168,7 @@ func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func
 // postEvent puts text into the gateway's log: a client connects with text
 // as its client.version, which the "client connected" line records (the
 // system-event method logs only the text's size, so it cannot be used).
-func postEvent(t *testing.T, g *gatewaytest.Gateway, text string) {
+func postEvent(t *testing.T, g *gatewaydtest.Gateway, text string) {
 	t.Helper()
 	c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, Version: text, Scopes: []string{protocol.ScopeRead}})
 	if err != nil {

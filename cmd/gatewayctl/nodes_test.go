@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // TestNodesAndPairingCommands drives `gatewayctl pairing …` and `gatewayctl
@@ -18,7 +18,7 @@ import (
 func TestNodesAndPairingCommands(t *testing.T) {
 	bin := buildGatewayd(t)
 	dir := t.TempDir()
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
+	g, err := gatewaydtest.Start(context.Background(), bin, gatewaydtest.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // The OpenClaw compatibility tests run OpenClaw's own programs (Node 24 and
@@ -260,7 +260,7 @@ func TestOpenClawNodeHost(t *testing.T) {
 	tl := needOpenClaw(t)
 	bin := buildGatewayd(t)
 	dir := t.TempDir()
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
+	g, err := gatewaydtest.Start(context.Background(), bin, gatewaydtest.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestGatewayctlAgainstOpenClawGateway(t *testing.T) {
 	tl := needOpenClaw(t)
 	dir := t.TempDir()
 	token := "octest-" + fmt.Sprint(time.Now().UnixNano())
-	port, err := gatewaytest.FreePort()
+	port, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/platform/notify/notifytest"
 )
 
@@ -146,7 +146,7 @@ func TestFindingLoggingLimitsAndPendingStatus(t *testing.T) {
 func TestFindingRestartRebindFailureKeepsServing(t *testing.T) {
 	// The new address is taken: 127.0.0.2 (loopback on Linux) on the
 	// gateway's port.
-	port := gatewaytest.Port(t)
+	port := gatewaydtest.Port(t)
 	busy, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	if err != nil {
 		t.Fatalf("cannot hold 127.0.0.2:%d for the test: %v", port, err)

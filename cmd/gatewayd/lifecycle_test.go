@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/platform/notify/notifytest"
 )
 
@@ -239,8 +239,8 @@ func TestSocketActivationAndNotify(t *testing.T) {
 		t.Skip("LOUD SKIP: systemd-socket-activate not found (apt-get install systemd; CI installs it)")
 	}
 	ns := notifytest.Listen(t)
-	port := gatewaytest.Port(t)
-	ownPort := gatewaytest.Port(t)
+	port := gatewaydtest.Port(t)
+	ownPort := gatewaydtest.Port(t)
 	g := startGW(t, gwOpts{port: ownPort, noWait: true,
 		wrap: []string{sa, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=gatewayd",
 			"-E", ns.Env(), "-E", "WATCHDOG_USEC=2000000"},

@@ -10,28 +10,28 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // writeConfig writes the gateway's config file under dir.
 func writeConfig(t testing.TB, dir, cfg string) {
 	t.Helper()
-	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), cfg); err != nil {
+	if err := gatewaydtest.WriteConfig(gatewaydtest.ConfigPath(dir), cfg); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // startGateway runs a fresh gatewayd in dir with config cfg ("" = none)
 // and stops it (by PID) at the end of the test.
-func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
+func startGateway(t testing.TB, dir, cfg string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Config: cfg})
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Config: cfg})
 }
 
-func dial(t testing.TB, g *gatewaytest.Gateway) *client.Conn {
+func dial(t testing.TB, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

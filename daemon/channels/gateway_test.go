@@ -18,11 +18,11 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // sink is a webhook receiver on loopback that verifies every signature
 // with its own HMAC computation.
@@ -71,17 +71,17 @@ func writeConfig(t *testing.T, dir string, cfg any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), string(raw)); err != nil {
+	if err := gatewaydtest.WriteConfig(gatewaydtest.ConfigPath(dir), string(raw)); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func start(t *testing.T, dir string) *gatewaytest.Gateway {
+func start(t *testing.T, dir string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 }
 
-func dial(t *testing.T, g *gatewaytest.Gateway) *client.Conn {
+func dial(t *testing.T, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -118,7 +118,7 @@ func TestGatewaySendWebhook(t *testing.T) {
 		"ops":   map[string]any{"url": good.srv.URL + "/hook", "secret": "good-secret", "targets": []string{"ops"}, "retry": retry},
 		"flaky": map[string]any{"url": failing.srv.URL, "secretEnv": "FLAKY_SECRET", "targets": []string{"flaky-*"}, "retry": retry},
 	}}})
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
 	c := dial(t, g)
 
 	d, perr := send(t, c, channels.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"})

@@ -15,17 +15,17 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // startGateway runs a fresh gatewayd for one test and stops it (by PID) at
 // the end.
-func startGateway(t *testing.T, args ...string) *gatewaytest.Gateway {
+func startGateway(t *testing.T, args ...string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Args: args})
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Args: args})
 }
 
 func dial(t *testing.T, o client.Options) *client.Conn {
@@ -212,7 +212,7 @@ func TestCallContext(t *testing.T) {
 
 func TestDialErrors(t *testing.T) {
 	g := startGateway(t)
-	freePort, err := gatewaytest.FreePort()
+	freePort, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 func dialPipe(t *testing.T, o client.Options) *client.Pipe {
@@ -130,7 +130,7 @@ func TestPipeHandshakeAndBatch(t *testing.T) {
 // HTTPStatus, CloseCode and the server error, so both must agree.
 func TestPipeDialErrorsMatchDial(t *testing.T) {
 	g := startGateway(t)
-	freePort, err := gatewaytest.FreePort()
+	freePort, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestPipeServerClose(t *testing.T) {
 // peer is a scripted WebSocket server on a loopback socket, for framing the
 // real gateway never produces (fragments, pings, oversized messages, a
 // frame split across a deadline). It performs a minimal v4 handshake
-// (gatewaytest.AcceptFake, with policy.maxPayload = maxPayload) and then
+// (gatewaydtest.AcceptFake, with policy.maxPayload = maxPayload) and then
 // runs script.
 func peer(t *testing.T, maxPayload int, script func(conn net.Conn, r *bufio.Reader) error) string {
 	t.Helper()
@@ -260,7 +260,7 @@ func peer(t *testing.T, maxPayload int, script func(conn net.Conn, r *bufio.Read
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			r, err := gatewaytest.AcceptFake(conn, int64(maxPayload))
+			r, err := gatewaydtest.AcceptFake(conn, int64(maxPayload))
 			if err != nil {
 				return err
 			}

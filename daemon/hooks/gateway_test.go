@@ -12,15 +12,15 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 const hookToken = "real-daemon-hook-token-0123456789"
 
 func writeConfig(t *testing.T, path, cfg string) {
 	t.Helper()
-	if err := gatewaytest.WriteConfig(path, cfg); err != nil {
+	if err := gatewaydtest.WriteConfig(path, cfg); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -45,13 +45,13 @@ func post(t *testing.T, url string, headers map[string]string, body string) (int
 	return resp.StatusCode, m
 }
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // TestGatewayHooks runs the hooks on the real gatewayd: off by default,
 // switched on by editing the config file (hot reload, no restart), then
 // authentication and the agent hook.
 func TestGatewayHooks(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{})
 	good := map[string]string{"Authorization": "Bearer " + hookToken}
 	if code, _ := post(t, g.HTTPURL+"/hooks/wake", good, `{"text":"x"}`); code != 404 {
 		t.Fatalf("hooks off by default: %d, want 404", code)
@@ -116,7 +116,7 @@ func errMessage(body map[string]any) string {
 // session including agent:main:main, and by reusing an operator's run id
 // as Idempotency-Key it joined that run and got its answer.
 func TestGatewayHooksReach(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{
 		"hooks": {"enabled": true, "token": "` + hookToken + `"},
 		"agents": {"list": {"main": {}, "ops": {"backend": "echo"}}}}`})
 	good := map[string]string{"Authorization": "Bearer " + hookToken}

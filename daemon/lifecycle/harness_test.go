@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/platform/listen"
 )
 
@@ -164,7 +164,7 @@ func startDaemon(t testing.TB, o hOpts) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, sigs: make(chan os.Signal, 8), events: make(chan string, 64), exit: make(chan int, 1),
-		notif: newRecNotifier(), stderr: &syncBuf{}, lis: &loopbackListen{}, feature: &fakeFeature{}, port: gatewaytest.Port(t)}
+		notif: newRecNotifier(), stderr: &syncBuf{}, lis: &loopbackListen{}, feature: &fakeFeature{}, port: gatewaydtest.Port(t)}
 	h.notif.blockReload = o.blockReload
 	h.paths = config.Paths{ConfigPath: filepath.Join(dir, "config.json"), ConfigDir: dir, StateDir: filepath.Join(dir, "state"),
 		LogDir: filepath.Join(dir, "logs"), LogFile: filepath.Join(dir, "logs", "gatewayd.jsonl"), TokenFile: filepath.Join(dir, "state", "gateway.token")}

@@ -17,22 +17,22 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/nodes"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // startGateway runs gatewayd in dir with the given "nodes" config section.
-func startGateway(t *testing.T, dir string, nodesCfg map[string]any) *gatewaytest.Gateway {
+func startGateway(t *testing.T, dir string, nodesCfg map[string]any) *gatewaydtest.Gateway {
 	t.Helper()
-	o := gatewaytest.Options{Dir: dir}
+	o := gatewaydtest.Options{Dir: dir}
 	if nodesCfg != nil {
 		raw, _ := json.Marshal(map[string]any{"nodes": nodesCfg})
 		o.Config = string(raw)
 	}
-	return gatewaytest.StartT(t, o)
+	return gatewaydtest.StartT(t, o)
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -41,7 +41,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func operator(t *testing.T, g *gatewaytest.Gateway, scopes ...string) *client.Conn {
+func operator(t *testing.T, g *gatewaydtest.Gateway, scopes ...string) *client.Conn {
 	t.Helper()
 	if len(scopes) == 0 {
 		scopes = []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopePairing}
@@ -56,7 +56,7 @@ func operator(t *testing.T, g *gatewaytest.Gateway, scopes ...string) *client.Co
 
 var nodeCommands = []string{"echo", "fail", "hang", "slow"}
 
-func dialNode(ctx context.Context, g *gatewaytest.Gateway, key ed25519.PrivateKey, token, deviceToken string) (*client.Conn, error) {
+func dialNode(ctx context.Context, g *gatewaydtest.Gateway, key ed25519.PrivateKey, token, deviceToken string) (*client.Conn, error) {
 	return client.DialNode(ctx, client.Options{URL: g.URL, Token: token, DeviceToken: deviceToken, Device: key,
 		DisplayName: "test node", DeviceFamily: "server", ModelIdentifier: "test-model-1",
 		Caps: []string{"test"}, Commands: nodeCommands})

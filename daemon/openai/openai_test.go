@@ -16,31 +16,31 @@ import (
 	"github.com/openai/openai-go/option"
 	"github.com/openai/openai-go/responses"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 const enabledConfig = `{"http":{"endpoints":{"chatCompletions":{"enabled":true},"responses":{"enabled":true}},"maxBodyBytes":4096},
  "agents":{"maxConcurrent":64,"list":{"ops":{"description":"ops"},"broken":{"backend":"exec","exec":{"command":"/bin/sh","args":["-c","echo nope >&2; exit 1"]}}}}}`
 
 func writeConfig(t testing.TB, dir, cfg string) {
 	t.Helper()
-	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), cfg); err != nil {
+	if err := gatewaydtest.WriteConfig(gatewaydtest.ConfigPath(dir), cfg); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
+func startGateway(t testing.TB, dir, cfg string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Config: cfg})
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Config: cfg})
 }
 
-func sdk(g *gatewaytest.Gateway) oai.Client {
+func sdk(g *gatewaydtest.Gateway) oai.Client {
 	return oai.NewClient(option.WithBaseURL(g.HTTPURL+"/v1/"), option.WithAPIKey(g.Token), option.WithMaxRetries(0))
 }
 
-func post(t testing.TB, g *gatewaytest.Gateway, path, token, body string) (*http.Response, []byte) {
+func post(t testing.TB, g *gatewaydtest.Gateway, path, token, body string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, g.HTTPURL+path, strings.NewReader(body))
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // spy runs in the page before OpenClaw's Control UI: it records every
@@ -203,7 +203,7 @@ func TestControlUIChat(t *testing.T) {
 	uiDir := filepath.Join(tl.Dist, "control-ui")
 	uiURL := serveControlUI(t, uiDir)
 	cfg := fmt.Sprintf(`{"gateway":{"controlUi":{"allowedOrigins":[%q]}}}`, uiURL)
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: cfg})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: cfg})
 	p := startBrowser(t, bg)
 	var plog pageLog
 	plog.watch(p.ctx)

@@ -21,8 +21,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // spy runs in the page before the UI's own module (CDP-injected scripts are
@@ -218,14 +218,14 @@ func TestControlUIInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
-	bin, err := gatewaytest.Build(t.TempDir())
+	bin, err := gatewaydtest.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	bg, stop := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer stop()
-	g, err := gatewaytest.Start(bg, bin, gatewaytest.Options{Dir: dir})
+	g, err := gatewaydtest.Start(bg, bin, gatewaydtest.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestControlUIInChromium(t *testing.T) {
 			t.Fatalf("stop gatewayd: %v", err)
 		}
 		p.wait("the UI notices", `document.body.dataset.state === "reconnecting"`)
-		g2, err := gatewaytest.Start(bg, bin, gatewaytest.Options{Dir: dir, Port: g.Port, Token: g.Token})
+		g2, err := gatewaydtest.Start(bg, bin, gatewaydtest.Options{Dir: dir, Port: g.Port, Token: g.Token})
 		if err != nil {
 			t.Fatal(err)
 		}
