@@ -16,8 +16,6 @@ import (
 type (
 	feature     = lifecycle.Feature
 	featureDeps = lifecycle.FeatureDeps
-	// AgentRunner is the agent feature's Go API for other features.
-	AgentRunner = lifecycle.AgentRunner
 )
 
 // featureConstructors builds the features, in order. Each feature package
@@ -37,12 +35,12 @@ var featureConstructors = []func(d *featureDeps) (feature, error){
 	},
 	func(d *featureDeps) (feature, error) {
 		return channels.New(channels.Options{Config: d.Config, Store: d.Store, Log: d.Log, Getenv: d.Getenv, Version: d.Version,
-			StateDir: d.Paths.StateDir, Agents: func() channels.AgentRunner { return d.Agents }})
+			StateDir: d.Paths.StateDir, Agents: func() agent.Runner { return d.Agents }})
 	},
 	func(d *featureDeps) (feature, error) {
 		return tools.New(tools.Options{Config: d.Config, Log: d.Log, Builtins: tools.CoreBuiltins()}), nil
 	},
 	func(d *featureDeps) (feature, error) {
-		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: d.Getenv, Agents: func() hooks.AgentRunner { return d.Agents }}), nil
+		return hooks.New(hooks.Options{Config: d.Config, Log: d.Log, Getenv: d.Getenv, Agents: func() agent.Runner { return d.Agents }}), nil
 	},
 }

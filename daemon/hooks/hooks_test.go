@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
@@ -35,7 +36,7 @@ func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// fakeRunner is an AgentRunner for these unit tests (the real one is the
+// fakeRunner is an agent.Runner for these unit tests (the real one is the
 // agent feature's, exercised by the real-daemon test).
 type fakeRunner struct {
 	mu     sync.Mutex
@@ -75,9 +76,9 @@ func hooksConfig(t *testing.T, h config.HooksConfig) *config.Config {
 }
 
 // serve runs a real in-process gateway server on loopback with the hooks.
-func serve(t *testing.T, h config.HooksConfig, runner AgentRunner) *fixture {
+func serve(t *testing.T, h config.HooksConfig, runner agent.Runner) *fixture {
 	t.Helper()
-	s := New(Options{Config: hooksConfig(t, h), Log: testLog(t), Agents: func() AgentRunner { return runner }})
+	s := New(Options{Config: hooksConfig(t, h), Log: testLog(t), Agents: func() agent.Runner { return runner }})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

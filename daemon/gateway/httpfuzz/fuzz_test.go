@@ -68,7 +68,7 @@ func server(tb testing.TB) *gateway.Server {
 		tb.Fatal(err)
 	}
 	tl := tools.New(tools.Options{Config: cfg, Log: log, Builtins: tools.CoreBuiltins()})
-	hk := hooks.New(hooks.Options{Config: cfg, Log: log, Agents: func() hooks.AgentRunner { return ai }})
+	hk := hooks.New(hooks.Options{Config: cfg, Log: log, Agents: func() agent.Runner { return ai }})
 	s := gateway.New(gateway.Options{Logger: log, Version: "fuzz",
 		Settings: gateway.Settings{
 			Auth:           gateway.AuthSettings{Mode: "token", Token: token, MaxAttempts: 1 << 30},
