@@ -99,18 +99,6 @@ type history struct {
 	} `json:"messages"`
 }
 
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func errCode(err error) (code, detail string) {
 	var ce *client.CallError
 	if !errors.As(err, &ce) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gobwas/ws"
 )
 
@@ -376,7 +377,10 @@ func TestConnectionCaps(t *testing.T) {
 		defer c.Close()
 		raw = append(raw, c)
 	}
-	waitFor(t, func() bool { return s.caps.preAuth(addr) == 3 })
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "3 pre-auth connections", func() (bool, string) {
+		n := s.caps.preAuth(addr)
+		return n == 3, fmt.Sprintf("%d pre-auth", n)
+	})
 	status := func() string {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -396,12 +400,18 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	// Closing one frees its place.
 	raw[0].Close()
-	waitFor(t, func() bool { return s.caps.preAuth(addr) == 2 })
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "2 pre-auth connections", func() (bool, string) {
+		n := s.caps.preAuth(addr)
+		return n == 2, fmt.Sprintf("%d pre-auth", n)
+	})
 	if got := status(); got != "HTTP/1.1 200 OK" {
 		t.Fatalf("after a close: %q", got)
 	}
 	// The total: 3 authenticated + 2 raw + 3 more authenticated = 8; the next is refused.
-	waitFor(t, func() bool { return s.caps.preAuth(addr) == 2 && s.caps.total.Load() == 5 }) // the probe's close arrived
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the probe's close (2 pre-auth, 5 in all)", func() (bool, string) {
+		pre, total := s.caps.preAuth(addr), s.caps.total.Load()
+		return pre == 2 && total == 5, fmt.Sprintf("%d pre-auth, %d in all", pre, total)
+	})
 	for range 3 {
 		c, err := client.Dial(ctx, client.Options{URL: url, Token: livenessToken})
 		if err != nil {
@@ -413,20 +423,12 @@ func TestConnectionCaps(t *testing.T) {
 		t.Fatalf("past the total cap: %v, want a 503", err)
 	}
 	authed[0].Close()
-	waitFor(t, func() bool { return s.caps.total.Load() == 7 })
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "7 connections in all", func() (bool, string) {
+		n := s.caps.total.Load()
+		return n == 7, fmt.Sprintf("%d in all", n)
+	})
 	if _, err := client.Dial(ctx, client.Options{URL: url, Token: livenessToken}); err != nil {
 		t.Fatalf("after a close: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -483,7 +485,10 @@ func TestSystemEventBounds(t *testing.T) {
 	s.events.mu.Lock()
 	s.events.ttl = 0
 	s.events.mu.Unlock()
-	waitFor(t, func() bool { return len(s.hub.presenceList()) <= 2 }) // the gateway and the operator
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "presence of only the gateway and the operator", func() (bool, string) {
+		n := len(s.hub.presenceList())
+		return n <= 2, fmt.Sprintf("%d entries", n)
+	})
 	// The node saw no presence or health event; the operator did.
 	s.Apply(*s.settings.Load()) // broadcasts health
 	sawOp := false

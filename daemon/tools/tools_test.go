@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/procs/procstest"
 )
 
@@ -232,29 +233,19 @@ func procGone(pid int) bool {
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		<-tick.C
-	}
-}
-
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "the tool's pid file", 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, 10*time.Millisecond, "the tool's pid file", func() (bool, string) {
 		b, err := os.ReadFile(path)
-		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
-			return false
+		if err != nil {
+			return false, err.Error()
+		}
+		if !bytes.HasSuffix(b, []byte("\n")) {
+			return false, fmt.Sprintf("no full line yet: %q", b)
 		}
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
+		return err == nil, fmt.Sprintf("%q", b)
 	})
 	return pid
 }
@@ -329,9 +320,14 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	cancel()
 	<-done
 	if _, err := os.Stat("/proc/self/stat"); err == nil {
-		waitFor(t, "the cancelled tool to die", 5*time.Second, func() bool { return procGone(pid) })
+		testutil.WaitFor(t, 5*time.Second, 10*time.Millisecond, "the cancelled tool to die", func() (bool, string) {
+			return procGone(pid), fmt.Sprintf("pid %d still there", pid)
+		})
 	}
-	waitFor(t, "the slot to free up", 5*time.Second, func() bool { return s.running.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, 10*time.Millisecond, "the slot to free up", func() (bool, string) {
+		n := s.running.Load()
+		return n == 0, fmt.Sprintf("%d running", n)
+	})
 	if a := invoke(t, context.Background(), base, testToken, `{"tool":"gateway.tools"}`); a.code != 200 {
 		t.Errorf("after the slow tool ended: %d %+v", a.code, a.Error)
 	}

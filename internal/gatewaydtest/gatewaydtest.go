@@ -27,9 +27,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // Package is the import path of the daemon's main package.
@@ -105,25 +106,16 @@ type Gateway struct {
 	ConfigPath string
 	Started    time.Time // just before exec
 
-	mu     sync.Mutex
-	output bytes.Buffer
+	output testutil.SyncBuffer
 	exited chan struct{}
 	err    error // from Wait, valid after exited is closed
 }
 
 // Write collects the child's stdout and stderr.
-func (g *Gateway) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.output.Write(p)
-}
+func (g *Gateway) Write(p []byte) (int, error) { return g.output.Write(p) }
 
 // Output returns what the child wrote to stdout and stderr so far.
-func (g *Gateway) Output() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.output.String()
-}
+func (g *Gateway) Output() string { return g.output.String() }
 
 // Exited is closed when the child has exited.
 func (g *Gateway) Exited() <-chan struct{} { return g.exited }
