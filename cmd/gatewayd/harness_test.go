@@ -117,7 +117,7 @@ func (g *gw) waitReady(d time.Duration) {
 	}
 }
 
-// rawConn is a protocol client written only from PROTOCOL.md: raw JSON.
+// rawConn is a protocol client written only from docs/protocol.md: raw JSON.
 type rawConn struct {
 	t   testing.TB
 	ws  *websocket.Conn
