@@ -15,7 +15,8 @@ import (
 	"github.com/coder/websocket"
 )
 
-// signDevice is written from PROTOCOL.md alone (not the gateway's code):
+// signDevice is written from docs/protocol.md ("Wire reference") alone,
+// not from the gateway's code:
 // v2|deviceId|clientId|clientMode|role|scopesCsv|signedAtMs|token|nonce.
 func signDevice(priv ed25519.PrivateKey, clientID, mode, role string, scopes []string, token, nonce string, at time.Time) frame {
 	pub := priv.Public().(ed25519.PublicKey)

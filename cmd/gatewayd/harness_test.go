@@ -117,7 +117,8 @@ func (g *gw) waitReady(d time.Duration) {
 	}
 }
 
-// rawConn is a protocol client written only from docs/protocol.md: raw JSON.
+// rawConn is a protocol client written only from docs/protocol.md ("Wire
+// reference"): raw JSON.
 type rawConn struct {
 	t   testing.TB
 	ws  *websocket.Conn

@@ -1,7 +1,8 @@
 // Command gatewayd is the gateway daemon: flags → config → run. It takes its
 // listening sockets from systemd socket activation, launchd, or binds them
 // itself, and reports readiness, status, watchdog, reload and stop to the
-// service manager. See `gatewayd --help` and the README's runbook.
+// service manager. See `gatewayd --help`, docs/man/gatewayd.8.md and
+// docs/runbook.md.
 //
 // The process's life (listeners, auth, reload, restart, stop) is
 // daemon/lifecycle; this command parses flags and wires the features.

@@ -193,7 +193,7 @@ func New(o Options) (*Daemon, int) {
 func (d *Daemon) Logger() *slog.Logger { return d.log }
 
 // effective overlays the overrides on the file's config: flag/env → config
-// file → default, as DESIGN.md orders them.
+// file → default, as docs/config.md ("Precedence") orders them.
 func (d *Daemon) effective(file *config.Config) (*config.Config, error) {
 	return Effective(file, d.o.Overrides, d.o.Profile, d.paths.ConfigPath)
 }

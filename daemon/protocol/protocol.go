@@ -17,8 +17,8 @@ import (
 const Version = 4
 
 // MinCompatVersion is the oldest protocol version accepted from node and
-// probe clients (PROTOCOL.md: "Role node and probe clients may connect with
-// protocol 3").
+// probe clients (docs/protocol.md, "Wire reference": "Role node and probe
+// clients may connect with protocol 3").
 const MinCompatVersion = 3
 
 // Frame type discriminators.
