@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -24,17 +23,6 @@ import (
 
 const testToken = "tools-test-token-0123456789"
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 // serve runs a real in-process gateway server on loopback with the tools
 // feature and returns its base URL.
 func serve(t *testing.T, s *Service) string {
@@ -44,7 +32,7 @@ func serve(t *testing.T, s *Service) string {
 		t.Fatal(err)
 	}
 	srv := gateway.New(gateway.Options{Settings: gateway.Settings{Auth: gateway.AuthSettings{Mode: "token", Token: testToken}},
-		Logger: testLog(t), Version: "test", Extensions: []gateway.Extension{s}})
+		Logger: testutil.Logger(t), Version: "test", Extensions: []gateway.Extension{s}})
 	srv.Serve([]net.Listener{l})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -114,7 +102,7 @@ func TestInvoke(t *testing.T) {
 		},
 	})
 	t.Setenv("GATEWAY_TOKEN", "must-not-leak")
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t), Builtins: CoreBuiltins()}))
+	base := serve(t, New(Options{Config: cfg, Log: testutil.Logger(t), Builtins: CoreBuiltins()}))
 	ctx := context.Background()
 	tests := []struct {
 		name, token, body string
@@ -261,7 +249,7 @@ func TestTimeoutKillsEveryProcess(t *testing.T) {
 	cfg := toolsConfig(t, config.ToolsConfig{Exec: map[string]config.ExecToolConfig{
 		"hang": {Command: []string{"/bin/sh", "-c", procstest.Script, "sh", "wait"}, TimeoutMs: 3000, Env: map[string]string{"DIR": dir}},
 	}})
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t)}))
+	base := serve(t, New(Options{Config: cfg, Log: testutil.Logger(t)}))
 	start := time.Now()
 	a := invoke(t, context.Background(), base, testToken, `{"tool":"hang"}`)
 	if a.code != http.StatusRequestTimeout || a.Error.Type != TypeTimeout || !strings.Contains(a.Error.Message, "every process it started were killed") {
@@ -283,7 +271,7 @@ func TestToolRunEndsEveryProcess(t *testing.T) {
 		"spawner": {Command: []string{"/bin/sh", "-c", procstest.Script, "sh", "exit"}, Env: map[string]string{"DIR": dir},
 			Limits: &config.ProcessLimits{OpenFiles: 64}},
 	}})
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t)}))
+	base := serve(t, New(Options{Config: cfg, Log: testutil.Logger(t)}))
 	a := invoke(t, context.Background(), base, testToken, `{"tool":"spawner"}`)
 	if a.code != 200 || string(a.Result) != `"started"` {
 		t.Fatalf("spawner: %d %s %+v", a.code, a.Result, a.Error)
@@ -297,7 +285,7 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	cfg := toolsConfig(t, config.ToolsConfig{MaxConcurrent: 1, Exec: map[string]config.ExecToolConfig{
 		"slow": {Command: []string{"/bin/sh", "-c", `echo $$ > "$PIDFILE"; exec sleep 60`}, Env: map[string]string{"PIDFILE": pidFile}},
 	}})
-	s := New(Options{Config: cfg, Log: testLog(t)})
+	s := New(Options{Config: cfg, Log: testutil.Logger(t)})
 	base := serve(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan answer, 1)
@@ -334,7 +322,7 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 }
 
 func TestApplyAddsTool(t *testing.T) {
-	s := New(Options{Config: toolsConfig(t, config.ToolsConfig{}), Log: testLog(t)})
+	s := New(Options{Config: toolsConfig(t, config.ToolsConfig{}), Log: testutil.Logger(t)})
 	base := serve(t, s)
 	if a := invoke(t, context.Background(), base, testToken, `{"tool":"late"}`); a.code != 404 {
 		t.Fatalf("before reload: %d", a.code)
