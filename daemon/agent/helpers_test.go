@@ -31,16 +31,10 @@ func startGateway(t testing.TB, dir, cfg string) *gatewaydtest.Gateway {
 	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Config: cfg})
 }
 
+// dial connects an operator (read and write) to g.
 func dial(t testing.TB, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, EventBuffer: 4096})
-	if err != nil {
-		t.Fatalf("Dial %s: %v", g.URL, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, EventBuffer: 4096})
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {

@@ -81,16 +81,10 @@ func start(t *testing.T, dir string) *gatewaydtest.Gateway {
 	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 }
 
+// dial connects an operator (read and write) to g.
 func dial(t *testing.T, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
-	if err != nil {
-		t.Fatalf("dial: %v\n%s", err, g.Output())
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
 }
 
 func send(t *testing.T, c *client.Conn, p channels.SendParams) (channels.Delivery, *protocol.Error) {

@@ -28,18 +28,6 @@ func startGateway(t *testing.T, args ...string) *gatewaydtest.Gateway {
 	return gatewaydtest.StartT(t, gatewaydtest.Options{Args: args})
 }
 
-func dial(t *testing.T, o client.Options) *client.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, o)
-	if err != nil {
-		t.Fatalf("Dial %s: %v", o.URL, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -48,7 +36,7 @@ func ctxT(t *testing.T) context.Context {
 
 func TestDialHelloAndHealth(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead}})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead}})
 
 	h := c.Hello()
 	if h.Type != "hello-ok" || h.Protocol != protocol.Version {
@@ -88,7 +76,7 @@ func TestURLForms(t *testing.T) {
 	hostPort := strings.TrimPrefix(g.URL, "ws://")
 	for _, u := range []string{g.URL, g.URL + "/", "http://" + hostPort, hostPort} {
 		t.Run(u, func(t *testing.T) {
-			c := dial(t, client.Options{URL: u, Token: g.Token})
+			c := gatewaydtest.Dial(t, client.Options{URL: u, Token: g.Token})
 			if want := "ws://" + hostPort + "/"; c.URL() != want {
 				t.Errorf("URL() = %q, want %q", c.URL(), want)
 			}
@@ -125,7 +113,7 @@ func TestNormalizeURL(t *testing.T) {
 
 func TestCallErrors(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token,
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token,
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopeAdmin}})
 	tests := []struct {
 		method  string
@@ -165,7 +153,7 @@ func TestCallErrors(t *testing.T) {
 
 func TestConcurrentCalls(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	const workers, calls = 32, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*calls)
@@ -199,7 +187,7 @@ func TestConcurrentCalls(t *testing.T) {
 
 func TestCallContext(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.Call(ctx, "health", nil); !errors.Is(err, context.Canceled) {
@@ -303,7 +291,7 @@ func TestDeviceProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token, Device: priv, ClientID: "gateway-client", Mode: "backend",
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Device: priv, ClientID: "gateway-client", Mode: "backend",
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, Caps: []string{}, Commands: []string{}})
 	if _, err := c.Call(ctxT(t), "health", nil); err != nil {
 		t.Errorf("health over a device-signed connection: %v", err)
@@ -342,10 +330,10 @@ func nextEvent(t *testing.T, c *client.Conn, name string) client.Event {
 
 func TestPresenceEvents(t *testing.T) {
 	g := startGateway(t)
-	a := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "watcher"})
+	a := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "watcher"})
 	attached(t, a)
 	// A backend client: one-off cli connections are not presence entries.
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster", ClientID: "gateway-client", Mode: "backend",
+	b := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster", ClientID: "gateway-client", Mode: "backend",
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopeAdmin}}) // system-event is admin, as in OpenClaw
 
 	ev := nextEvent(t, a, "presence")
@@ -377,9 +365,9 @@ func TestEventOverflowReportsGap(t *testing.T) {
 	g := startGateway(t)
 	// A consumer that never reads, with the smallest buffer: one event fits,
 	// the last slot is the gap marker's.
-	a := dial(t, client.Options{URL: g.URL, Token: g.Token, EventBuffer: 2})
+	a := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, EventBuffer: 2})
 	attached(t, a)
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeAdmin}})
+	b := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeAdmin}})
 	for i := range 4 {
 		// Past the gateway's 50 ms presence coalescing window, so each
 		// note is an event of its own.
@@ -406,7 +394,7 @@ func TestEventOverflowReportsGap(t *testing.T) {
 
 func TestShutdownAndClosed(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	if err := g.Stop(); err != nil {
 		t.Errorf("gatewayd did not exit cleanly on SIGTERM: %v\n%s", err, g.Output())
 	}
@@ -430,7 +418,7 @@ func TestShutdownAndClosed(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	if code, _ := c.CloseStatus(); code != 0 {
 		t.Errorf("CloseStatus of an open connection = %d, want 0", code)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gobwas/ws"
 )
@@ -439,8 +440,8 @@ func TestSystemEventBounds(t *testing.T) {
 	url := "ws://" + addr
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	op := dialT(t, client.Options{URL: url, Token: livenessToken, EventBuffer: 4096})
-	node := dialT(t, client.Options{URL: url, Token: livenessToken, Role: protocol.RoleNode, ClientID: "node-host", Mode: "node"})
+	op := gatewaydtest.Dial(t, client.Options{URL: url, Token: livenessToken, EventBuffer: 4096})
+	node := gatewaydtest.Dial(t, client.Options{URL: url, Token: livenessToken, Role: protocol.RoleNode, ClientID: "node-host", Mode: "node"})
 	if h, _ := json.Marshal(node.Hello().Snapshot); strings.Contains(string(h), "components") || strings.Count(string(h), `"mode"`) > 1 {
 		t.Fatalf("a node's hello-ok snapshot carries operator data: %s", h)
 	}
@@ -511,16 +512,4 @@ func TestSystemEventBounds(t *testing.T) {
 		}
 		break
 	}
-}
-
-func dialT(t *testing.T, o client.Options) *client.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }
