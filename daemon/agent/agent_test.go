@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/procs/procstest"
 )
@@ -417,7 +418,7 @@ func TestHotReload(t *testing.T) {
 	dir := t.TempDir()
 	g := startGateway(t, dir, `{}`)
 	c := dial(t, g)
-	writeConfig(t, dir, `{"agents":{"list":{"later":{"backend":"exec","exec":{"command":"tr","args":["a-z","A-Z"]}}}}}`)
+	gatewaydtest.WriteConfigT(t, gatewaydtest.ConfigPath(dir), `{"agents":{"list":{"later":{"backend":"exec","exec":{"command":"tr","args":["a-z","A-Z"]}}}}}`)
 	i := 0
 	testutil.WaitFor(t, 10*time.Second, 20*time.Millisecond, "agent later to appear", func() (bool, string) {
 		i++

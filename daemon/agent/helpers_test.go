@@ -16,14 +16,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
-// writeConfig writes the gateway's config file under dir.
-func writeConfig(t testing.TB, dir, cfg string) {
-	t.Helper()
-	if err := gatewaydtest.WriteConfig(gatewaydtest.ConfigPath(dir), cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // startGateway runs a fresh gatewayd in dir with config cfg ("" = none)
 // and stops it (by PID) at the end of the test.
 func startGateway(t testing.TB, dir, cfg string) *gatewaydtest.Gateway {

@@ -71,9 +71,7 @@ func writeConfig(t *testing.T, dir string, cfg any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gatewaydtest.WriteConfig(gatewaydtest.ConfigPath(dir), string(raw)); err != nil {
-		t.Fatal(err)
-	}
+	gatewaydtest.WriteConfigT(t, gatewaydtest.ConfigPath(dir), string(raw))
 }
 
 func start(t *testing.T, dir string) *gatewaydtest.Gateway {

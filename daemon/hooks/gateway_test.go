@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -14,30 +12,14 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 const hookToken = "real-daemon-hook-token-0123456789"
 
-func writeConfig(t *testing.T, path, cfg string) {
-	t.Helper()
-	if err := gatewaydtest.WriteConfig(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func post(t *testing.T, url string, headers map[string]string, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := testutil.PostJSON(t, context.Background(), url, headers, body)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatalf("%s answered non-JSON %q", url, raw)
@@ -60,7 +42,7 @@ func TestGatewayHooks(t *testing.T) {
 		t.Fatalf("agent hook off by default: %d, want 404", code)
 	}
 	pid := g.Cmd.Process.Pid
-	writeConfig(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`"}}`)
+	gatewaydtest.WriteConfigT(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`"}}`)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		code, body := post(t, g.HTTPURL+"/hooks/wake", good, `{"text":"deploy finished"}`)
@@ -179,7 +161,7 @@ func TestGatewayHooksReach(t *testing.T) {
 	if code != 403 || !strings.Contains(errMessage(body), "hooks.allowedAgentIds is unset") {
 		t.Errorf("agent ops with allowedAgentIds unset: %d %v, want 403", code, body)
 	}
-	writeConfig(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`", "allowedAgentIds": ["ops"]},
+	gatewaydtest.WriteConfigT(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`", "allowedAgentIds": ["ops"]},
 		"agents": {"list": {"main": {}, "ops": {"backend": "echo"}}}}`)
 	deadline := time.Now().Add(15 * time.Second)
 	for {

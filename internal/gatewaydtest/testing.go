@@ -82,3 +82,12 @@ func Port(tb testing.TB) int {
 	}
 	return p
 }
+
+// WriteConfigT is WriteConfig for a test (the config file at path, say a
+// running Gateway's ConfigPath); a failure fails tb.
+func WriteConfigT(tb testing.TB, path, cfg string) {
+	tb.Helper()
+	if err := WriteConfig(path, cfg); err != nil {
+		tb.Fatal(err)
+	}
+}
