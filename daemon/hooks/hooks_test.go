@@ -3,7 +3,6 @@ package hooks
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -93,17 +92,7 @@ type reply struct {
 
 func post(t *testing.T, url string, headers map[string]string, body string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := testutil.PostJSON(t, context.Background(), url, headers, body)
 	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	if err := json.Unmarshal(raw, &r.body); err != nil {
 		t.Fatalf("answer is not a JSON object: %v: %s", err, raw)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -65,17 +64,7 @@ type answer struct {
 
 func invoke(t *testing.T, ctx context.Context, base, token, body string) answer {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+Path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", Path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := testutil.PostJSON(t, ctx, base+Path, testutil.Bearer(token), body)
 	var a answer
 	if err := json.Unmarshal(raw, &a); err != nil {
 		t.Fatalf("answer is not JSON: %v: %s", err, raw)

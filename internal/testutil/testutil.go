@@ -6,7 +6,10 @@ package testutil
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -81,4 +84,37 @@ type logWriter struct{ tb testing.TB }
 func (w logWriter) Write(p []byte) (int, error) {
 	w.tb.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// PostJSON posts body to url as application/json (the gateway refuses
+// other bodies) with the extra headers, and returns the response with its
+// body read and closed. A request that gets no response fails tb.
+func PostJSON(tb testing.TB, ctx context.Context, url string, headers map[string]string, body string) (*http.Response, []byte) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("POST %s: read the answer: %v", url, err)
+	}
+	return resp, raw
+}
+
+// Bearer is the Authorization header for token, none when token is "".
+func Bearer(token string) map[string]string {
+	if token == "" {
+		return nil
+	}
+	return map[string]string{"Authorization": "Bearer " + token}
 }
