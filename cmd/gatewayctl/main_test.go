@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -94,6 +95,20 @@ func buildGatewayd(t *testing.T) string {
 		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", err)
 	}
 	return bin
+}
+
+// startGatewayd runs the real daemon (buildGatewayd) with its state under
+// dir, a new temporary directory, and stops it when the test ends.
+func startGatewayd(t *testing.T) (g *gatewaydtest.Gateway, dir string) {
+	t.Helper()
+	bin := buildGatewayd(t)
+	dir = t.TempDir()
+	g, err := gatewaydtest.Start(context.Background(), bin, gatewaydtest.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Stop() })
+	return g, dir
 }
 
 // cmdExitcode is `exitcode N PROG ARGS...`: run PROG and check its exit

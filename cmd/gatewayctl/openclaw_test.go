@@ -244,13 +244,7 @@ func invokeWhichAndRun(t *testing.T, ctl func(...string) (int, string, string), 
 // after pairing its log has no scope, role or unknown-method errors.
 func TestOpenClawNodeHost(t *testing.T) {
 	tl := needOpenClaw(t)
-	bin := buildGatewayd(t)
-	dir := t.TempDir()
-	g, err := gatewaydtest.Start(context.Background(), bin, gatewaydtest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Stop()
+	g, dir := startGatewayd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	ctl := ctlAgainst(t, ctx, g.URL, g.Token)
@@ -293,7 +287,7 @@ func TestOpenClawNodeHost(t *testing.T) {
 	// (retrying with operator.admin after gatewayd's "device pairing
 	// approval denied", as against OpenClaw).
 	key, _ := client.NewDeviceKey()
-	_, err = client.DialNode(ctx, client.Options{URL: g.URL, Token: g.Token, Device: key, DisplayName: "go-node", Commands: []string{"system.run"}})
+	_, err := client.DialNode(ctx, client.Options{URL: g.URL, Token: g.Token, Device: key, DisplayName: "go-node", Commands: []string{"system.run"}})
 	rid, ok := client.PairingRequired(err)
 	if !ok {
 		t.Fatalf("unpaired Go node: %v", err)

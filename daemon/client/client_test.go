@@ -198,16 +198,18 @@ func TestCallContext(t *testing.T) {
 	}
 }
 
-func TestDialErrors(t *testing.T) {
-	g := startGateway(t)
-	freePort, err := gatewaydtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A peer that accepts TCP and never answers: the upgrade must time out.
-	silent := silentPeer(t)
+// dialTargets starts a gateway and returns it with the bad targets of the
+// dial-error tests: the URL of a loopback port where nothing listens, and
+// the address of a peer that accepts TCP and never answers (the upgrade
+// must time out).
+func dialTargets(t *testing.T) (g *gatewaydtest.Gateway, refusedURL, silent string) {
+	t.Helper()
+	g = startGateway(t)
+	return g, fmt.Sprintf("ws://127.0.0.1:%d", gatewaydtest.Port(t)), silentPeer(t)
+}
 
-	refusedURL := fmt.Sprintf("ws://127.0.0.1:%d", freePort)
+func TestDialErrors(t *testing.T) {
+	g, refusedURL, silent := dialTargets(t)
 	tests := []struct {
 		name        string
 		o           client.Options

@@ -129,13 +129,7 @@ func TestPipeHandshakeAndBatch(t *testing.T) {
 // DialPipe: callers' auth fixes and retry decisions read Stage,
 // HTTPStatus, CloseCode and the server error, so both must agree.
 func TestPipeDialErrorsMatchDial(t *testing.T) {
-	g := startGateway(t)
-	freePort, err := gatewaydtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	silent := silentPeer(t)
-
+	g, refusedURL, silent := dialTargets(t)
 	tests := []struct {
 		name      string
 		o         client.Options
@@ -145,7 +139,7 @@ func TestPipeDialErrorsMatchDial(t *testing.T) {
 		http      bool
 		auth      bool
 	}{
-		{name: "refused", o: client.Options{URL: fmt.Sprintf("ws://127.0.0.1:%d", freePort)}, stage: client.StageConnect},
+		{name: "refused", o: client.Options{URL: refusedURL}, stage: client.StageConnect},
 		{name: "silent peer", o: client.Options{URL: "ws://" + silent, HandshakeTimeout: 200 * time.Millisecond},
 			stage: client.StageConnect},
 		{name: "wrong path", o: client.Options{URL: g.URL + "/not-the-gateway", Token: g.Token}, stage: client.StageConnect, http: true},
