@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/debugger"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -71,13 +70,7 @@ type tab struct {
 
 func evalIn[T any](p *tab, expr string) T {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		p.t.Fatalf("evaluate %s: %v\n%s", expr, err, p.state())
-	}
-	return v
+	return browsertest.Eval[T](p.t, p.ctx, expr, p.state)
 }
 
 // wait polls a JavaScript condition until it is truthy, for at most d
@@ -140,8 +133,8 @@ func (p *tab) screenshot(dir, name string) string {
 }
 
 type pageLog struct {
+	exceptions *browsertest.Exceptions
 	mu         sync.Mutex
-	exceptions []string
 	console    []string
 }
 
@@ -164,28 +157,12 @@ func (l *pageLog) watch(ctx context.Context) {
 			l.mu.Unlock()
 		}
 	}()
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-			if err != nil {
-				return
-			}
-			d := ev.ExceptionDetails
-			text := d.Text
-			if d.Exception != nil && d.Exception.Description != "" {
-				text += ": " + d.Exception.Description
-			}
-			l.mu.Lock()
-			l.exceptions = append(l.exceptions, text)
-			l.mu.Unlock()
-		}
-	}()
+	l.exceptions = browsertest.WatchExceptions(ctx)
 }
 
 func startBrowser(t *testing.T, bg context.Context) *tab {
 	ctx := browsertest.Start(t, bg, 1280, 900)
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
-		t.Fatalf("inject the WebSocket spy: %v", err)
-	}
+	browsertest.Inject(t, ctx, spy)
 	return &tab{t: t, ctx: ctx}
 }
 
@@ -278,9 +255,7 @@ func TestControlUIChat(t *testing.T) {
 			t.Errorf("the UI did not call %s after the page load", m)
 		}
 	}
-	plog.mu.Lock()
-	defer plog.mu.Unlock()
-	for _, e := range plog.exceptions {
+	for _, e := range plog.exceptions.List() {
 		t.Logf("page exception: %s", e)
 	}
 }
