@@ -233,15 +233,7 @@ func TestDialErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := client.Dial(context.Background(), tt.o)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded, want an error")
-			}
-			var de *client.DialError
-			if !errors.As(err, &de) {
-				t.Fatalf("error %T %v, want *DialError", err, err)
-			}
+			de := dialError(t, tt.o)
 			if de.Stage != tt.stage || de.DetailCode() != tt.detail || de.IsAuth() != tt.auth || de.IsUnreachable() != tt.unreachable {
 				t.Errorf("stage %q detail %q auth %v unreachable %v; want %q %q %v %v",
 					de.Stage, de.DetailCode(), de.IsAuth(), de.IsUnreachable(), tt.stage, tt.detail, tt.auth, tt.unreachable)
@@ -250,12 +242,27 @@ func TestDialErrors(t *testing.T) {
 				t.Errorf("close code %d (%q), want %d", de.CloseCode, de.CloseReason, tt.closeCode)
 			}
 			for _, m := range tt.msg {
-				if !strings.Contains(err.Error(), m) {
-					t.Errorf("error %q does not contain %q", err, m)
+				if !strings.Contains(de.Error(), m) {
+					t.Errorf("error %q does not contain %q", de, m)
 				}
 			}
 		})
 	}
+}
+
+// dialError dials o and returns the *DialError the dial must fail with.
+func dialError(t *testing.T, o client.Options) *client.DialError {
+	t.Helper()
+	c, err := client.Dial(context.Background(), o)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded, want an error")
+	}
+	var de *client.DialError
+	if !errors.As(err, &de) {
+		t.Fatalf("Dial error %T %v, want *DialError", err, err)
+	}
+	return de
 }
 
 func TestDialMissingToken(t *testing.T) {

@@ -161,15 +161,7 @@ func TestPipeDialErrorsMatchDial(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("DialPipe error %T %v, want *DialError", err, err)
 			}
-			c, err := client.Dial(context.Background(), tt.o)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded, want an error")
-			}
-			var de *client.DialError
-			if !errors.As(err, &de) {
-				t.Fatalf("Dial error %T %v, want *DialError", err, err)
-			}
+			de := dialError(t, tt.o)
 			if pe.Stage != tt.stage || (tt.detail != "" && pe.DetailCode() != tt.detail) || pe.IsAuth() != tt.auth || (pe.HTTPStatus != 0) != tt.http {
 				t.Errorf("DialPipe: stage %q detail %q auth %v HTTP %d; want %q %q %v HTTP status %v (%v)",
 					pe.Stage, pe.DetailCode(), pe.IsAuth(), pe.HTTPStatus, tt.stage, tt.detail, tt.auth, tt.http, pe)
