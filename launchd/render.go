@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -111,8 +110,6 @@ type socket struct {
 	SockType        string `plist:"SockType"`
 	SockFamily      string `plist:"SockFamily"`
 }
-
-var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
 
 // Label returns the launchd label of a profile: "org.gatewayd.gateway" for
 // the default profile, "org.gatewayd.<profile>" otherwise. (A profile named
@@ -245,17 +242,8 @@ func build(p Params) (*job, error) {
 			j.EnvironmentVariables[k] = v
 		}
 		j.WorkingDirectory = "/"
-		j.UserName, j.GroupName = p.User, p.Group
-		if j.UserName == "" {
-			j.UserName = DefaultUser
-		}
-		if j.GroupName == "" {
-			j.GroupName = DefaultUser
-		}
-		for _, a := range []string{j.UserName, j.GroupName} {
-			if !accountRE.MatchString(a) {
-				return nil, fmt.Errorf("invalid user or group name %q for the LaunchDaemon: use an account name such as %q", a, DefaultUser)
-			}
+		if j.UserName, j.GroupName, err = units.Accounts(p.User, p.Group, DefaultUser); err != nil {
+			return nil, fmt.Errorf("%w for the LaunchDaemon: use an account name such as %q", err, DefaultUser)
 		}
 	default:
 		return nil, fmt.Errorf("invalid launchd scope %q: use %q (LaunchAgent) or %q (LaunchDaemon)", p.Scope, ScopeUser, ScopeSystem)

@@ -250,9 +250,10 @@ func diffModels(unit string, exp, inst *model) []Finding {
 	return out
 }
 
-// sortedDropins orders drop-in paths the way systemd applies them: by file
-// name across all directories, then by path for a stable result.
-func sortedDropins(dropins map[string][]byte) []string {
+// DropinOrder returns the drop-in paths in the order systemd applies them:
+// by file name across all directories, then by path for a stable result.
+// Compare and the doctor's effective-unit checks both use it.
+func DropinOrder(dropins map[string][]byte) []string {
 	paths := make([]string, 0, len(dropins))
 	for p := range dropins {
 		paths = append(paths, p)
@@ -276,7 +277,7 @@ func compareDropins(unit string, base *Unit, dropins map[string][]byte) []Findin
 	if base != nil {
 		parsed = append(parsed, base)
 	}
-	for _, p := range sortedDropins(dropins) {
+	for _, p := range DropinOrder(dropins) {
 		du, err := Parse(dropins[p])
 		if err != nil {
 			out = append(out, Finding{Kind: KindInvalid, Unit: unit, Path: p,

@@ -220,3 +220,15 @@ func TestSymlinks(t *testing.T) {
 		}
 	}
 }
+
+func TestDropinOrder(t *testing.T) {
+	got := DropinOrder(map[string][]byte{
+		"/run/systemd/system/u.d/20-b.conf": nil,
+		"/etc/systemd/system/u.d/10-a.conf": nil,
+		"/run/systemd/system/u.d/10-a.conf": nil,
+	})
+	want := []string{"/etc/systemd/system/u.d/10-a.conf", "/run/systemd/system/u.d/10-a.conf", "/run/systemd/system/u.d/20-b.conf"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("DropinOrder = %q, want %q", got, want)
+	}
+}

@@ -97,6 +97,26 @@ var (
 	accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
 )
 
+// Accounts returns the user and group a system-scope job runs as, for the
+// systemd unit and the LaunchDaemon alike: an empty name takes def, and
+// each must be a portable account name (a letter or underscore, then up to
+// 31 letters, digits, '_', '.' or '-'). The error names the first invalid
+// one; callers add what the account is for.
+func Accounts(user, group, def string) (string, string, error) {
+	if user == "" {
+		user = def
+	}
+	if group == "" {
+		group = def
+	}
+	for _, a := range []string{user, group} {
+		if !accountRE.MatchString(a) {
+			return "", "", fmt.Errorf("invalid user or group name %q", a)
+		}
+	}
+	return user, group, nil
+}
+
 // ProfileName returns the canonical profile name: "default" for "" and
 // "default", otherwise the name itself.
 func ProfileName(profile string) string {
@@ -183,17 +203,9 @@ func prepare(p Params) (*renderData, error) {
 	switch p.Scope {
 	case ScopeSystem:
 		d.Systemctl = "systemctl"
-		d.User, d.Group = p.User, p.Group
-		if d.User == "" {
-			d.User = DefaultUser
-		}
-		if d.Group == "" {
-			d.Group = DefaultUser
-		}
-		for _, a := range []string{d.User, d.Group} {
-			if !accountRE.MatchString(a) {
-				return nil, fmt.Errorf("invalid user or group name %q for the system unit: use a POSIX account name such as %q", a, DefaultUser)
-			}
+		var err error
+		if d.User, d.Group, err = Accounts(p.User, p.Group, DefaultUser); err != nil {
+			return nil, fmt.Errorf("%w for the system unit: use a POSIX account name such as %q", err, DefaultUser)
 		}
 	case ScopeUser:
 		d.Systemctl = "systemctl --user"

@@ -3,6 +3,7 @@ package units
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -274,5 +275,21 @@ func wantGet(t *testing.T, u *Unit, section, key, want string) {
 		t.Errorf("[%s] %s = %q, want it unset", section, key, got)
 	case want != "" && got != want:
 		t.Errorf("[%s] %s = %q (set: %v), want %q", section, key, got, ok, want)
+	}
+}
+
+func TestAccounts(t *testing.T) {
+	u, g, err := Accounts("", "", "svc")
+	if err != nil || u != "svc" || g != "svc" {
+		t.Errorf(`Accounts("", "", "svc") = %q, %q, %v; want the default for both`, u, g, err)
+	}
+	u, g, err = Accounts("_gw", "staff.x-1", "svc")
+	if err != nil || u != "_gw" || g != "staff.x-1" {
+		t.Errorf("Accounts(_gw, staff.x-1) = %q, %q, %v", u, g, err)
+	}
+	for _, bad := range []string{"a b", "1abc", "root;rm", strings.Repeat("a", 33)} {
+		if _, _, err := Accounts("ok", bad, "svc"); err == nil || err.Error() != fmt.Sprintf("invalid user or group name %q", bad) {
+			t.Errorf("Accounts(ok, %q) error = %v", bad, err)
+		}
 	}
 }

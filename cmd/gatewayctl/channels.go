@@ -10,7 +10,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/gatewayd/gatewayd/daemon/channels"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // probeWait bounds channels status --probe (the gateway bounds each probe
@@ -67,11 +67,11 @@ func (a *app) channelsStatus(ctx context.Context, probe bool) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	raw, err := callRPC(cctx, c, "channels.status", channels.StatusParams{Probe: probe})
+	raw, err := callRPC(cctx, c, "channels.status", channelproto.StatusParams{Probe: probe})
 	if err != nil {
 		return err
 	}
-	st, err := decodePayload[channels.StatusPayload]("channels.status", raw)
+	st, err := decodePayload[channelproto.StatusPayload]("channels.status", raw)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (a *app) channelsStatus(ctx context.Context, probe bool) error {
 	return nil
 }
 
-func printChannels(a *app, st *channels.StatusPayload) {
+func printChannels(a *app, st *channelproto.StatusPayload) {
 	if len(st.Channels) == 0 {
 		fmt.Fprintln(a.stdout, "no channels configured: send answers NOT_LINKED (add one under channels.webhooks, channels.telegram or channels.matrix in the config file)")
 		return
@@ -121,7 +121,7 @@ func printChannels(a *app, st *channels.StatusPayload) {
 			lastErr = fmt.Sprintf("%s to %s", ago(e.TS), e.To)
 		}
 		state := ch.State
-		if ch.Link != nil && ch.Link.Account != "" && ch.State == channels.StateConnected {
+		if ch.Link != nil && ch.Link.Account != "" && ch.State == channelproto.StateConnected {
 			state += " as " + ch.Link.Account
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ch.Name, ch.Kind, state, linked, targets, last, lastErr)

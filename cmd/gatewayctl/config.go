@@ -11,7 +11,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
-	"github.com/gatewayd/gatewayd/daemon/lifecycle"
+	"github.com/gatewayd/gatewayd/daemon/startcheck"
 )
 
 // ExitConfig is config validate's status for an invalid config: 78
@@ -98,7 +98,7 @@ func (a *app) configValidate(path string) error {
 	if err != nil {
 		return usageErr(err)
 	}
-	verr := lifecycle.CheckConfig(lifecycle.Options{Profile: p, Paths: paths, Overrides: ov})
+	verr := startcheck.CheckConfig(paths.ConfigPath, ov, p)
 	_, statErr := os.Stat(paths.ConfigPath)
 	r := validateReport{OK: verr == nil, Path: paths.ConfigPath, Exists: statErr == nil}
 	if verr != nil {
@@ -122,8 +122,8 @@ func (a *app) configValidate(path string) error {
 
 // envOverrides reads the GATEWAY_* settings gatewayd takes from its
 // environment (gatewayd's flags, as ff reads them).
-func envOverrides(getenv func(string) string) (lifecycle.Overrides, error) {
-	ov := lifecycle.Overrides{Set: map[string]bool{}}
+func envOverrides(getenv func(string) string) (startcheck.Overrides, error) {
+	ov := startcheck.Overrides{Set: map[string]bool{}}
 	if v := getenv("GATEWAY_PORT"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // sendScopes: send needs operator.write.
@@ -75,12 +75,12 @@ Examples:
 			if k == "" {
 				k = uuid.NewString()
 			}
-			return a.messageSend(ctx, channels.SendParams{To: *targetF, Message: *text, Channel: *channel, IdempotencyKey: k}, *wait)
+			return a.messageSend(ctx, channelproto.SendParams{To: *targetF, Message: *text, Channel: *channel, IdempotencyKey: k}, *wait)
 		},
 	}
 }
 
-func (a *app) messageSend(ctx context.Context, p channels.SendParams, wait time.Duration) error {
+func (a *app) messageSend(ctx context.Context, p channelproto.SendParams, wait time.Duration) error {
 	c, err := a.connect(ctx, sendScopes)
 	if err != nil {
 		return err
@@ -95,14 +95,14 @@ func (a *app) messageSend(ctx context.Context, p channels.SendParams, wait time.
 		}
 		return err
 	}
-	return printPayload(a, "send", raw, func(d *channels.Delivery) error {
+	return printPayload(a, "send", raw, func(d *channelproto.Delivery) error {
 		a.printDelivery(d)
 		return nil
 	})
 }
 
 // printDelivery says where the send went (or that it was a repeat).
-func (a *app) printDelivery(d *channels.Delivery) {
+func (a *app) printDelivery(d *channelproto.Delivery) {
 	how := fmt.Sprintf("%d attempt%s", d.Attempts, map[bool]string{true: "", false: "s"}[d.Attempts == 1])
 	if d.Status != 0 {
 		how += fmt.Sprintf(", HTTP %d", d.Status)

@@ -16,8 +16,8 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/nodes"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
 // Scopes of the node and pairing commands.
@@ -67,7 +67,7 @@ payload ({ts, nodes:[…]}).`,
 				return usageErr(fmt.Errorf("nodes list takes no arguments, got %q", strings.Join(args, " ")))
 			}
 			return a.withConn(ctx, readScopes, func(cctx context.Context, c *client.Conn) error {
-				return callPrint(a, cctx, c, nodes.MethodList, nil, func(l *nodes.NodeList) error {
+				return callPrint(a, cctx, c, nodeproto.MethodList, nil, func(l *nodeproto.NodeList) error {
 					printNodeList(a.stdout, l.Nodes)
 					return nil
 				})
@@ -93,7 +93,7 @@ func (a *app) nodesDescribeCommand() *ffcli.Command {
 				if err != nil {
 					return err
 				}
-				return callPrint(a, cctx, c, nodes.MethodDescribe, map[string]string{"nodeId": id}, func(n *nodes.NodeInfo) error {
+				return callPrint(a, cctx, c, nodeproto.MethodDescribe, map[string]string{"nodeId": id}, func(n *nodeproto.NodeInfo) error {
 					printNodeInfo(a.stdout, n)
 					return nil
 				})
@@ -160,7 +160,7 @@ Examples:
 				req["nodeId"] = id
 				ictx, cancel := context.WithTimeout(ctx, wait)
 				defer cancel()
-				return callPrint(a, ictx, c, nodes.MethodInvoke, req, func(res *nodes.InvokeResponse) error {
+				return callPrint(a, ictx, c, nodeproto.MethodInvoke, req, func(res *nodeproto.InvokeResponse) error {
 					return writeJSON(a.stdout, res.Payload)
 				})
 			})
@@ -195,7 +195,7 @@ func resolveNode(ctx context.Context, c *client.Conn, arg string) (string, error
 	if nodesIsID(strings.ToLower(arg)) {
 		return strings.ToLower(arg), nil
 	}
-	l, err := callDecode[nodes.NodeList](ctx, c, nodes.MethodList, nil)
+	l, err := callDecode[nodeproto.NodeList](ctx, c, nodeproto.MethodList, nil)
 	if err != nil {
 		return "", err
 	}
@@ -258,7 +258,7 @@ func nodesListDash(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-func printNodeList(w io.Writer, list []nodes.NodeInfo) {
+func printNodeList(w io.Writer, list []nodeproto.NodeInfo) {
 	if len(list) == 0 {
 		fmt.Fprintln(w, "no paired nodes (a node asks to pair when it connects: see gatewayctl pairing list)")
 		return
@@ -275,7 +275,7 @@ func printNodeList(w io.Writer, list []nodes.NodeInfo) {
 	tw.Flush()
 }
 
-func printNodeInfo(w io.Writer, n *nodes.NodeInfo) {
+func printNodeInfo(w io.Writer, n *nodeproto.NodeInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	status := "offline, last seen " + nodesTime(n.LastSeenMs)
 	if n.Connected {

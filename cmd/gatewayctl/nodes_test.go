@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
 // TestNodesAndPairingCommands drives `gatewayctl pairing …` and `gatewayctl
@@ -36,7 +36,7 @@ func TestNodesAndPairingCommands(t *testing.T) {
 	rid2, _ := client.PairingRequired(err)
 
 	code, out, _ := ctl("pairing", "list", "--json")
-	var pl nodes.PairList
+	var pl nodeproto.PairList
 	if code != 0 || json.Unmarshal([]byte(out), &pl) != nil || len(pl.Pending) != 2 {
 		t.Fatalf("pairing list --json = %d %s", code, out)
 	}

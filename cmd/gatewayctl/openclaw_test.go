@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/nodes"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 )
@@ -170,15 +170,15 @@ func ctlAgainst(t *testing.T, ctx context.Context, url, token string) func(args 
 
 // pendingFor waits for a pending pairing request of a node named like
 // this host (gatewayctl pairing list --json) and returns it.
-func pendingFor(t *testing.T, ctl func(...string) (int, string, string), p *ocProc, timeout time.Duration) nodes.PairingRequest {
+func pendingFor(t *testing.T, ctl func(...string) (int, string, string), p *ocProc, timeout time.Duration) nodeproto.PairingRequest {
 	t.Helper()
-	var req nodes.PairingRequest
+	var req nodeproto.PairingRequest
 	waitUntil(t, "a pending pairing request in gatewayctl pairing list", timeout, p, func() (bool, error) {
 		code, out, errs := ctl("pairing", "list", "--json")
 		if code != 0 {
 			return false, fmt.Errorf("pairing list --json = %d: %s", code, errs)
 		}
-		var l nodes.PairList
+		var l nodeproto.PairList
 		if err := json.Unmarshal([]byte(out), &l); err != nil {
 			return false, fmt.Errorf("pairing list --json: %v: %s", err, out)
 		}
@@ -202,7 +202,7 @@ func waitConnected(t *testing.T, ctl func(...string) (int, string, string), p *o
 		if code != 0 {
 			return false, fmt.Errorf("nodes list --json = %d: %s", code, errs)
 		}
-		var l nodes.NodeList
+		var l nodeproto.NodeList
 		if err := json.Unmarshal([]byte(out), &l); err != nil {
 			return false, err
 		}
@@ -269,14 +269,14 @@ func TestOpenClawNodeHost(t *testing.T) {
 	// connects: they reach node.describe.
 	waitUntil(t, "the node's node.host.stats in gatewayctl nodes describe", time.Minute, host, func() (bool, error) {
 		code, out, _ := ctl("nodes", "describe", req.NodeID[:12], "--json")
-		var info nodes.NodeInfo
+		var info nodeproto.NodeInfo
 		return code == 0 && json.Unmarshal([]byte(out), &info) == nil && len(info.HostStats) > 0, nil
 	})
 
 	// OpenClaw's CLI sees the same pairing store through device.pair.list.
 	out = runOpenClaw(t, tl, filepath.Join(dir, "clihome"), 3*time.Minute,
 		"devices", "list", "--json", "--url", g.URL, "--token", g.Token)
-	var dl nodes.DevicePairList
+	var dl nodeproto.DevicePairList
 	// Its output may carry OpenClaw's own warnings around the JSON.
 	if i := strings.Index(out, "{\n"); i < 0 || json.NewDecoder(strings.NewReader(out[i:])).Decode(&dl) != nil ||
 		len(dl.Paired) != 1 || dl.Paired[0].DeviceID != req.NodeID || !dl.Paired[0].Connected || dl.Paired[0].Roles[0] != "node" {
@@ -297,7 +297,7 @@ func TestOpenClawNodeHost(t *testing.T) {
 		t.Errorf("openclaw devices approve = %s", testutil.Tail(out, 10))
 	}
 	code, out, errs = ctl("pairing", "list", "--json")
-	var pl nodes.PairList
+	var pl nodeproto.PairList
 	if code != 0 || json.Unmarshal([]byte(out), &pl) != nil || len(pl.Paired) != 2 {
 		t.Errorf("pairing list after openclaw devices approve = %d %s %s", code, out, errs)
 	}

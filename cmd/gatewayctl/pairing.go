@@ -12,8 +12,8 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/nodes"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
 func (a *app) pairingCommand() *ffcli.Command {
@@ -61,9 +61,9 @@ func (a *app) pairingListCommand() *ffcli.Command {
 			}
 			return a.withConn(ctx, pairingScopes, func(cctx context.Context, c *client.Conn) error {
 				if a.g.json {
-					return callPrint(a, cctx, c, nodes.MethodPairList, nil, func(l *nodes.PairList) error { return nil })
+					return callPrint(a, cctx, c, nodeproto.MethodPairList, nil, func(l *nodeproto.PairList) error { return nil })
 				}
-				if err := callPrint(a, cctx, c, nodes.MethodPairList, nil, func(l *nodes.PairList) error {
+				if err := callPrint(a, cctx, c, nodeproto.MethodPairList, nil, func(l *nodeproto.PairList) error {
 					printPairList(a.stdout, l)
 					return nil
 				}); err != nil {
@@ -76,10 +76,10 @@ func (a *app) pairingListCommand() *ffcli.Command {
 }
 
 func (a *app) pairingResolveCommand(approve bool) *ffcli.Command {
-	name, method, verb := "reject", nodes.MethodPairReject, "rejected"
+	name, method, verb := "reject", nodeproto.MethodPairReject, "rejected"
 	help := "Reject a pending pairing request (the node stays unpaired)."
 	if approve {
-		name, method, verb = "approve", nodes.MethodPairApprove, "approved"
+		name, method, verb = "approve", nodeproto.MethodPairApprove, "approved"
 		help = "Approve a pending pairing request: the node is paired."
 	}
 	fs := a.flagSet("pairing " + name)
@@ -131,7 +131,7 @@ func (a *app) pairingRemoveCommand() *ffcli.Command {
 				if err != nil {
 					return err
 				}
-				return callPrint(a, cctx, c, nodes.MethodPairRemove, map[string]string{"nodeId": id}, func(*json.RawMessage) error {
+				return callPrint(a, cctx, c, nodeproto.MethodPairRemove, map[string]string{"nodeId": id}, func(*json.RawMessage) error {
 					fmt.Fprintf(a.stdout, "unpaired node %s\n", id)
 					return nil
 				})
@@ -142,13 +142,13 @@ func (a *app) pairingRemoveCommand() *ffcli.Command {
 
 // resolveRequest finds the pending request an argument names: its id, a
 // unique prefix of it, or a unique prefix of its node id.
-func resolveRequest(ctx context.Context, c *client.Conn, arg string) (*nodes.PairingRequest, error) {
-	l, err := callDecode[nodes.PairList](ctx, c, nodes.MethodPairList, nil)
+func resolveRequest(ctx context.Context, c *client.Conn, arg string) (*nodeproto.PairingRequest, error) {
+	l, err := callDecode[nodeproto.PairList](ctx, c, nodeproto.MethodPairList, nil)
 	if err != nil {
 		return nil, err
 	}
 	low := strings.ToLower(arg)
-	var exact, prefix []*nodes.PairingRequest
+	var exact, prefix []*nodeproto.PairingRequest
 	for i := range l.Pending {
 		r := &l.Pending[i]
 		switch {
@@ -183,7 +183,7 @@ type pendingRow struct {
 }
 
 // nodePendingRows are the node pairing requests of l.
-func nodePendingRows(l *nodes.PairList) []pendingRow {
+func nodePendingRows(l *nodeproto.PairList) []pendingRow {
 	rows := make([]pendingRow, 0, len(l.Pending))
 	for _, r := range l.Pending {
 		name := nodesDash(r.DisplayName)
@@ -208,7 +208,7 @@ func printPending(tw io.Writer, rows []pendingRow) {
 	}
 }
 
-func printPairList(w io.Writer, l *nodes.PairList) {
+func printPairList(w io.Writer, l *nodeproto.PairList) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	printPending(tw, nodePendingRows(l))
 	fmt.Fprintln(tw)

@@ -8,15 +8,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // printChannelPairing lists the chat channels' pending DM pairing
 // requests (channels.pairing.list). A gateway without chat channels (or an
 // older one) lists none.
 func printChannelPairing(ctx context.Context, w io.Writer, c *client.Conn) error {
-	l, err := callDecode[channels.PairingList](ctx, c, channels.MethodPairingList, nil)
+	l, err := callDecode[channelproto.PairingList](ctx, c, channelproto.MethodPairingList, nil)
 	if err != nil {
 		return nil // node pairing was listed; a gateway without channel pairing lists none
 	}
@@ -53,17 +53,17 @@ func rfcAgo(s string) string {
 // named by its code or request id. done is false when arg names none (then
 // it may be a node request).
 func (a *app) resolveChannelPairing(ctx context.Context, c *client.Conn, arg string, approve bool) (done bool, err error) {
-	l, err := callDecode[channels.PairingList](ctx, c, channels.MethodPairingList, nil)
+	l, err := callDecode[channelproto.PairingList](ctx, c, channelproto.MethodPairingList, nil)
 	if err != nil {
 		return false, nil
 	}
-	var match *channels.PairingRequest
+	var match *channelproto.PairingRequest
 	for i := range l.Requests {
 		if l.Requests[i].RequestID == arg {
 			match = &l.Requests[i]
 		}
 	}
-	p := channels.PairingResolveParams{RequestID: arg}
+	p := channelproto.PairingResolveParams{RequestID: arg}
 	if match == nil {
 		// Not a request id: a code, if it looks like one (codes are not
 		// listed, the gateway checks them).
@@ -71,13 +71,13 @@ func (a *app) resolveChannelPairing(ctx context.Context, c *client.Conn, arg str
 		if len(code) != 8 || len(l.Requests) == 0 {
 			return false, nil
 		}
-		p = channels.PairingResolveParams{Code: code}
+		p = channelproto.PairingResolveParams{Code: code}
 	}
-	method, verb := channels.MethodPairingDismiss, "rejected"
+	method, verb := channelproto.MethodPairingDismiss, "rejected"
 	if approve {
-		method, verb = channels.MethodPairingApprove, "approved"
+		method, verb = channelproto.MethodPairingApprove, "approved"
 	}
-	res, err := callDecode[channels.PairingResolved](ctx, c, method, p)
+	res, err := callDecode[channelproto.PairingResolved](ctx, c, method, p)
 	if err != nil {
 		if match == nil && strings.Contains(err.Error(), "no longer exists") {
 			return false, nil // not a channel code: maybe a node request

@@ -21,6 +21,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/buildinfo"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/lifecycle"
+	"github.com/gatewayd/gatewayd/daemon/startcheck"
 	"github.com/peterbourgon/ff/v3"
 )
 
@@ -122,10 +123,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	o := lifecycle.Options{Profile: profile, Paths: paths, Version: buildinfo.Get().Version, Stderr: stderr,
 		Getenv: os.Getenv, Features: features(), Probe: probeGateway,
-		Overrides: lifecycle.Overrides{Port: f.port, Bind: f.bind, Listen: f.listen, Token: f.token, Password: f.password,
+		Overrides: startcheck.Overrides{Port: f.port, Bind: f.bind, Listen: f.listen, Token: f.token, Password: f.password,
 			Set: f.set, Verbose: f.verbose, Force: f.force}}
 	if f.check {
-		if e := lifecycle.CheckConfig(o); e != nil {
+		if e := startcheck.CheckConfig(o.Paths.ConfigPath, o.Overrides, o.Profile); e != nil {
 			fmt.Fprintln(stderr, e.Located())
 			return exitConfig
 		}

@@ -13,12 +13,19 @@
 // 24 h), so a repeated send, also after a restart, returns the first result
 // and is not delivered again. Nothing here depends on the operating system;
 // with no channels configured every send is NOT_LINKED.
+//
+// The params and payloads of send, channels.status and
+// channels.pairing.*, and the link states, are in
+// daemon/protocol/channelproto, so clients use them without linking this
+// package.
 package channels
 
 import (
 	"context"
 	"path"
 	"slices"
+
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // Message is one message to deliver.
@@ -26,29 +33,6 @@ type Message struct {
 	To             string // the target, e.g. "ops"
 	Text           string // the message text
 	IdempotencyKey string // the send's key; receivers can dedupe by it too
-}
-
-// Delivery is the result of a successful Send.
-type Delivery struct {
-	Channel        string `json:"channel"`
-	Kind           string `json:"kind"`
-	To             string `json:"to"`
-	IdempotencyKey string `json:"idempotencyKey"`
-	DeliveryID     string `json:"deliveryId"`           // the gateway's id of this delivery
-	Attempts       int    `json:"attempts"`             // requests made, 1 when the first one worked
-	Status         int    `json:"status,omitempty"`     // the receiver's HTTP status, for webhooks
-	DeliveredAt    int64  `json:"deliveredAt"`          // unix ms
-	Deduplicated   bool   `json:"deduplicated"`         // true: an earlier send with this key delivered it
-	DurationMs     int64  `json:"durationMs,omitempty"` // from the first attempt to the answer
-}
-
-// Probe is the result of a live check of a channel.
-type Probe struct {
-	OK        bool   `json:"ok"`
-	LatencyMs int64  `json:"latencyMs"`
-	Status    int    `json:"status,omitempty"`  // HTTP status, for webhooks
-	Account   string `json:"account,omitempty"` // who the channel is connected as, for chat channels
-	Error     string `json:"error,omitempty"`
 }
 
 // Channel is a configured delivery channel. Implementations are safe for
@@ -63,10 +47,10 @@ type Channel interface {
 	Linked() (ok bool, reason string)
 	// Send delivers m, retrying as the channel's policy says. A failure
 	// is a *DeliveryError.
-	Send(ctx context.Context, m Message) (Delivery, error)
+	Send(ctx context.Context, m Message) (channelproto.Delivery, error)
 	// Probe checks that the channel's far end is reachable, without
 	// delivering anything.
-	Probe(ctx context.Context) Probe
+	Probe(ctx context.Context) channelproto.Probe
 }
 
 // DeliveryError is a failed Send.

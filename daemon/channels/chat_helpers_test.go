@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -74,7 +74,7 @@ func dialAll(t *testing.T, g *gatewaydtest.Gateway) *client.Conn {
 	return c
 }
 
-func channelStatus(t *testing.T, c *client.Conn, name string) channels.ChannelStatus {
+func channelStatus(t *testing.T, c *client.Conn, name string) channelproto.ChannelStatus {
 	t.Helper()
 	st, ok := findChannel(t, c, name)
 	if !ok {
@@ -84,12 +84,12 @@ func channelStatus(t *testing.T, c *client.Conn, name string) channels.ChannelSt
 }
 
 // findChannel is channel name's channels.status entry, if it is listed.
-func findChannel(t *testing.T, c *client.Conn, name string) (channels.ChannelStatus, bool) {
+func findChannel(t *testing.T, c *client.Conn, name string) (channelproto.ChannelStatus, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var st channels.StatusPayload
-	if err := c.CallInto(ctx, "channels.status", channels.StatusParams{}, &st); err != nil {
+	var st channelproto.StatusPayload
+	if err := c.CallInto(ctx, "channels.status", channelproto.StatusParams{}, &st); err != nil {
 		t.Fatalf("channels.status: %v", err)
 	}
 	for _, ch := range st.Channels {
@@ -97,11 +97,11 @@ func findChannel(t *testing.T, c *client.Conn, name string) (channels.ChannelSta
 			return ch, true
 		}
 	}
-	return channels.ChannelStatus{}, false
+	return channelproto.ChannelStatus{}, false
 }
 
 // waitState waits (bounded) until the channel's state is want.
-func waitState(t *testing.T, g *gatewaydtest.Gateway, c *client.Conn, name, want string, within time.Duration) channels.ChannelStatus {
+func waitState(t *testing.T, g *gatewaydtest.Gateway, c *client.Conn, name, want string, within time.Duration) channelproto.ChannelStatus {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -130,14 +130,14 @@ func statusText(t *testing.T, c *client.Conn) string {
 	return st.StatusText
 }
 
-func healthChannels(t *testing.T, c *client.Conn) channels.HealthChannels {
+func healthChannels(t *testing.T, c *client.Conn) channelproto.HealthChannels {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var h struct {
 		OK         bool `json:"ok"`
 		Components struct {
-			Channels channels.HealthChannels `json:"channels"`
+			Channels channelproto.HealthChannels `json:"channels"`
 		} `json:"components"`
 	}
 	if err := c.CallInto(ctx, "health", nil, &h); err != nil {
@@ -181,12 +181,12 @@ func waitInboxEmpty(t *testing.T, g *gatewaydtest.Gateway, c *client.Conn, name 
 	}
 }
 
-func pairingList(t *testing.T, c *client.Conn) (*channels.PairingList, error) {
+func pairingList(t *testing.T, c *client.Conn) (*channelproto.PairingList, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var l channels.PairingList
-	err := c.CallInto(ctx, channels.MethodPairingList, nil, &l)
+	var l channelproto.PairingList
+	err := c.CallInto(ctx, channelproto.MethodPairingList, nil, &l)
 	return &l, err
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -85,11 +86,11 @@ func dial(t *testing.T, g *gatewaydtest.Gateway) *client.Conn {
 	return gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
 }
 
-func send(t *testing.T, c *client.Conn, p channels.SendParams) (channels.Delivery, *protocol.Error) {
+func send(t *testing.T, c *client.Conn, p channelproto.SendParams) (channelproto.Delivery, *protocol.Error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var d channels.Delivery
+	var d channelproto.Delivery
 	err := c.CallInto(ctx, "send", p, &d)
 	var ce *client.CallError
 	if errors.As(err, &ce) {
@@ -113,7 +114,7 @@ func TestGatewaySendWebhook(t *testing.T) {
 	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
 	c := dial(t, g)
 
-	d, perr := send(t, c, channels.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"})
+	d, perr := send(t, c, channelproto.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"})
 	if perr != nil {
 		t.Fatalf("send: %v\n%s", perr, g.Output())
 	}
@@ -127,12 +128,12 @@ func TestGatewaySendWebhook(t *testing.T) {
 		t.Errorf("receiver payload: %+v", p)
 	}
 	// The same key again: not delivered.
-	if d2, perr := send(t, c, channels.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"}); perr != nil || !d2.Deduplicated {
+	if d2, perr := send(t, c, channelproto.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"}); perr != nil || !d2.Deduplicated {
 		t.Errorf("repeat: %+v, %v; want deduplicated", d2, perr)
 	}
 
 	// A receiver that keeps failing: retried, then a clear error.
-	_, perr = send(t, c, channels.SendParams{To: "flaky-1", Message: "m", IdempotencyKey: "f-1"})
+	_, perr = send(t, c, channelproto.SendParams{To: "flaky-1", Message: "m", IdempotencyKey: "f-1"})
 	if perr == nil || perr.Code != protocol.ErrUnavailable || !strings.Contains(perr.Message, "channel flaky: delivery to http://127.0.0.1:") ||
 		!strings.Contains(perr.Message, "failed after 3 attempts") || !strings.Contains(perr.Message, "500 Internal Server Error") {
 		t.Errorf("send to a failing receiver: %v", perr)
@@ -142,19 +143,19 @@ func TestGatewaySendWebhook(t *testing.T) {
 	}
 
 	// No channel for the target.
-	_, perr = send(t, c, channels.SendParams{To: "nobody", Message: "m", IdempotencyKey: "n-1"})
+	_, perr = send(t, c, channelproto.SendParams{To: "nobody", Message: "m", IdempotencyKey: "n-1"})
 	if perr == nil || perr.Code != protocol.ErrNotLinked {
 		t.Errorf("send to an unrouted target: %v, want NOT_LINKED", perr)
 	}
 
 	// channels.status reports the last delivery and error, and probes.
-	var st channels.StatusPayload
+	var st channelproto.StatusPayload
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := c.CallInto(ctx, "channels.status", channels.StatusParams{Probe: true}, &st); err != nil {
+	if err := c.CallInto(ctx, "channels.status", channelproto.StatusParams{Probe: true}, &st); err != nil {
 		t.Fatal(err)
 	}
-	byName := map[string]channels.ChannelStatus{}
+	byName := map[string]channelproto.ChannelStatus{}
 	for _, ch := range st.Channels {
 		byName[ch.Name] = ch
 	}
@@ -172,7 +173,7 @@ func TestGatewaySendWebhook(t *testing.T) {
 	}
 	g = start(t, dir)
 	c = dial(t, g)
-	if d3, perr := send(t, c, channels.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"}); perr != nil || !d3.Deduplicated || d3.DeliveryID != d.DeliveryID {
+	if d3, perr := send(t, c, channelproto.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"}); perr != nil || !d3.Deduplicated || d3.DeliveryID != d.DeliveryID {
 		t.Errorf("repeat after restart: %+v, %v; want the first delivery, deduplicated", d3, perr)
 	}
 	if n, _ := good.count(); n != 1 {
@@ -186,14 +187,14 @@ func TestGatewayChannelsHotReload(t *testing.T) {
 	writeConfig(t, dir, map[string]any{})
 	g := start(t, dir)
 	c := dial(t, g)
-	if _, perr := send(t, c, channels.SendParams{To: "ops", Message: "m", IdempotencyKey: "before"}); perr == nil || perr.Code != protocol.ErrNotLinked {
+	if _, perr := send(t, c, channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "before"}); perr == nil || perr.Code != protocol.ErrNotLinked {
 		t.Fatalf("send with no channels: %v, want NOT_LINKED", perr)
 	}
 	writeConfig(t, dir, map[string]any{"channels": map[string]any{"default": "late", "webhooks": map[string]any{
 		"late": map[string]any{"url": rcv.srv.URL, "secret": "reload-secret-1"}}}})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		d, perr := send(t, c, channels.SendParams{To: "ops", Message: "m", IdempotencyKey: "after"})
+		d, perr := send(t, c, channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "after"})
 		if perr == nil {
 			if d.Channel != "late" {
 				t.Errorf("delivery after reload: %+v", d)

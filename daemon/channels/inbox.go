@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
 )
 
@@ -296,7 +297,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 			if de, ok := err.(*DeliveryError); ok && !de.Retryable {
 				s.log.Warn("answer refused by the provider; dropped", "channel", rec.Channel, "chat", rec.ChatID, "err", err)
 				s.record(rec.Channel, func(st *channelState) {
-					st.LastError = &LastError{TS: time.Now().UnixMilli(), To: rec.ChatID, Message: err.Error()}
+					st.LastError = &channelproto.LastError{TS: time.Now().UnixMilli(), To: rec.ChatID, Message: err.Error()}
 				})
 				s.dropInbox(key, rec)
 				return 0, true
@@ -314,7 +315,7 @@ func (s *Service) handle(key string, rec *inboxRecord) (wait time.Duration, done
 	s.dropInbox(key, rec)
 	now := time.Now().UnixMilli()
 	s.record(rec.Channel, func(st *channelState) {
-		st.LastInbound = &LastInbound{TS: now, Chat: rec.ChatID, Sender: rec.SenderID, LatencyMs: now - rec.ReceivedAt}
+		st.LastInbound = &channelproto.LastInbound{TS: now, Chat: rec.ChatID, Sender: rec.SenderID, LatencyMs: now - rec.ReceivedAt}
 	})
 	return 0, true
 }

@@ -15,17 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
-)
-
-// Link states, as channels.status, health and STATUS= show them.
-const (
-	StateReady        = "ready"        // a webhook: nothing to connect, it delivers per send
-	StateConnecting   = "connecting"   // the first attempt is under way
-	StateConnected    = "connected"    // receiving and able to send
-	StateDisconnected = "disconnected" // the last attempt failed; retrying with backoff
-	StateDisabled     = "disabled"     // configured with disabled: true
-	StateUnlinked     = "unlinked"     // cannot start: a secret is missing (see the reason)
-	StateStopped      = "stopped"      // the gateway is stopping or the channel was removed
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // Inbound is one message received from a chat network.
@@ -63,7 +53,7 @@ type Link interface {
 	// Stop disconnects and waits for the background work to end.
 	Stop()
 	// Status is the link's connection state.
-	Status() LinkStatus
+	Status() channelproto.LinkStatus
 	// Chat is the channel's routing and access config.
 	Chat() config.ChatConfig
 	// SetChat takes a reloaded routing and access config; the connection
@@ -80,29 +70,18 @@ type Link interface {
 	Fingerprint() string
 }
 
-// LinkStatus is a channel's connection state.
-type LinkStatus struct {
-	State       string `json:"state"`
-	Account     string `json:"account,omitempty"`     // who the channel is connected as: @gw:example.org, @gw_bot
-	Since       int64  `json:"since,omitempty"`       // unix ms of the last state change
-	Error       string `json:"error,omitempty"`       // the last connection error, when not connected
-	ErrorAt     int64  `json:"errorAt,omitempty"`     // unix ms
-	NextRetryAt int64  `json:"nextRetryAt,omitempty"` // unix ms, when disconnected
-	Failures    int    `json:"failures,omitempty"`    // attempts failed in a row
-}
-
 // linkState is the state shared by the chat links.
 type linkState struct {
 	mu     sync.Mutex
-	st     LinkStatus
+	st     channelproto.LinkStatus
 	notify func()
 }
 
 func newLinkState(state string) *linkState {
-	return &linkState{st: LinkStatus{State: state, Since: time.Now().UnixMilli()}}
+	return &linkState{st: channelproto.LinkStatus{State: state, Since: time.Now().UnixMilli()}}
 }
 
-func (l *linkState) get() LinkStatus {
+func (l *linkState) get() channelproto.LinkStatus {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.st
@@ -111,10 +90,10 @@ func (l *linkState) get() LinkStatus {
 func (l *linkState) isConnected() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.st.State == StateConnected
+	return l.st.State == channelproto.StateConnected
 }
 
-func (l *linkState) set(fn func(st *LinkStatus)) {
+func (l *linkState) set(fn func(st *channelproto.LinkStatus)) {
 	l.mu.Lock()
 	before := l.st
 	fn(&l.st)
@@ -130,14 +109,14 @@ func (l *linkState) set(fn func(st *LinkStatus)) {
 }
 
 func (l *linkState) setConnected(account string) {
-	l.set(func(st *LinkStatus) {
-		st.State, st.Account, st.Error, st.ErrorAt, st.NextRetryAt, st.Failures = StateConnected, account, "", 0, 0, 0
+	l.set(func(st *channelproto.LinkStatus) {
+		st.State, st.Account, st.Error, st.ErrorAt, st.NextRetryAt, st.Failures = channelproto.StateConnected, account, "", 0, 0, 0
 	})
 }
 
 func (l *linkState) setFailed(err error, next time.Time) {
-	l.set(func(st *LinkStatus) {
-		st.State, st.Error, st.ErrorAt, st.NextRetryAt = StateDisconnected, err.Error(), time.Now().UnixMilli(), next.UnixMilli()
+	l.set(func(st *channelproto.LinkStatus) {
+		st.State, st.Error, st.ErrorAt, st.NextRetryAt = channelproto.StateDisconnected, err.Error(), time.Now().UnixMilli(), next.UnixMilli()
 		st.Failures++
 	})
 }
@@ -228,12 +207,12 @@ func newLinkBase(kind, name string, conn any, chat config.ChatConfig, secret str
 	l.chat.Store(&chat)
 	switch {
 	case disabled:
-		l.state = newLinkState(StateDisabled)
+		l.state = newLinkState(channelproto.StateDisabled)
 	case secretErr != nil:
-		l.state = newLinkState(StateUnlinked)
+		l.state = newLinkState(channelproto.StateUnlinked)
 		l.state.st.Error = secretErr.Error()
 	default:
-		l.state = newLinkState(StateConnecting)
+		l.state = newLinkState(channelproto.StateConnecting)
 	}
 	return l
 }
@@ -245,7 +224,7 @@ func (l *linkBase) Name() string { return l.name }
 func (l *linkBase) Kind() string { return l.kind }
 
 // Status implements Link.
-func (l *linkBase) Status() LinkStatus { return l.state.get() }
+func (l *linkBase) Status() channelproto.LinkStatus { return l.state.get() }
 
 // Fingerprint implements Link.
 func (l *linkBase) Fingerprint() string { return l.fp }
@@ -260,15 +239,15 @@ func (l *linkBase) SetChat(c config.ChatConfig) { l.chat.Store(&c) }
 func (l *linkBase) Linked() (bool, string) {
 	st := l.state.get()
 	switch st.State {
-	case StateConnected:
+	case channelproto.StateConnected:
 		return true, ""
-	case StateDisabled:
+	case channelproto.StateDisabled:
 		return false, fmt.Sprintf("disabled in config (remove channels.%s.%s.disabled to connect)", l.kind, l.name)
-	case StateUnlinked:
+	case channelproto.StateUnlinked:
 		return false, st.Error
-	case StateConnecting:
+	case channelproto.StateConnecting:
 		return false, "not connected yet: the first connection attempt is under way"
-	case StateStopped:
+	case channelproto.StateStopped:
 		return false, "stopped (the gateway is stopping or the channel was removed)"
 	}
 	why := "not connected"
@@ -286,7 +265,7 @@ func (l *linkBase) Linked() (bool, string) {
 // unlinked; state changes are reported to r.
 func (l *linkBase) start(r Receiver, loop func(ctx context.Context)) {
 	l.state.notify = func() { r.StateChanged(l.name) }
-	if st := l.state.get().State; st == StateDisabled || st == StateUnlinked {
+	if st := l.state.get().State; st == channelproto.StateDisabled || st == channelproto.StateUnlinked {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -308,7 +287,7 @@ func (l *linkBase) Stop() {
 		cancel()
 		<-done
 	}
-	l.state.set(func(st *LinkStatus) { st.State = StateStopped })
+	l.state.set(func(st *channelproto.LinkStatus) { st.State = channelproto.StateStopped })
 }
 
 // retry records a failed attempt and waits out the backoff; false when ctx

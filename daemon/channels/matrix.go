@@ -21,6 +21,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // KindMatrix is the Matrix channel's kind.
@@ -440,23 +441,23 @@ func (m *Matrix) WasSent(ctx context.Context, chat, key string) (bool, error) {
 }
 
 // Send implements Channel: m.To is a room id (!room:server).
-func (m *Matrix) Send(ctx context.Context, msg Message) (Delivery, error) {
+func (m *Matrix) Send(ctx context.Context, msg Message) (channelproto.Delivery, error) {
 	if !strings.HasPrefix(msg.To, "!") {
-		return Delivery{}, &DeliveryError{Channel: m.name, Msg: fmt.Sprintf("channel %s: %q is not a Matrix room id (like !abc:example.org)", m.name, msg.To)}
+		return channelproto.Delivery{}, &DeliveryError{Channel: m.name, Msg: fmt.Sprintf("channel %s: %q is not a Matrix room id (like !abc:example.org)", m.name, msg.To)}
 	}
 	return sendChunks(ctx, m, KindMatrix, msg)
 }
 
 // Probe implements Channel: a live whoami.
-func (m *Matrix) Probe(ctx context.Context) Probe {
+func (m *Matrix) Probe(ctx context.Context) channelproto.Probe {
 	cli := m.currentClient()
 	if cli == nil {
 		_, why := m.Linked()
-		return Probe{Error: "not linked: " + why}
+		return channelproto.Probe{Error: "not linked: " + why}
 	}
 	start := time.Now()
 	who, err := cli.Whoami(ctx)
-	p := Probe{LatencyMs: time.Since(start).Milliseconds()}
+	p := channelproto.Probe{LatencyMs: time.Since(start).Milliseconds()}
 	if err != nil {
 		p.Error = "whoami: " + matrixErr(err)
 		return p

@@ -19,6 +19,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -287,7 +288,7 @@ func TestMatrixDendrite(t *testing.T) {
 	writeConfig(t, dir, matrixConfig(hs.URL, pw, map[string]any{"allowFrom": []string{"@alice:localhost"}}))
 	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
-	st := waitState(t, g, c, "mx", channels.StateConnected, 30*time.Second)
+	st := waitState(t, g, c, "mx", channelproto.StateConnected, 30*time.Second)
 	if st.Link.Account != string(bot) || st.Kind != channels.KindMatrix {
 		t.Errorf("status: %+v link %+v", st, st.Link)
 	}
@@ -342,14 +343,14 @@ func TestMatrixDendrite(t *testing.T) {
 
 	// Outage: the homeserver stops.
 	hs.stop()
-	st = waitState(t, g, c, "mx", channels.StateDisconnected, 60*time.Second)
+	st = waitState(t, g, c, "mx", channelproto.StateDisconnected, 60*time.Second)
 	if st.Link.Error == "" {
 		t.Errorf("no error while the homeserver is down: %+v", st.Link)
 	}
 	if line := statusText(t, c); !strings.Contains(line, "mx disconnected") {
 		t.Errorf("status line while the homeserver is down: %q", line)
 	}
-	if h := healthChannels(t, c); h.OK || h.Channels[0].State != channels.StateDisconnected {
+	if h := healthChannels(t, c); h.OK || h.Channels[0].State != channelproto.StateDisconnected {
 		t.Errorf("health while the homeserver is down: %+v", h)
 	}
 	out, err := gatewayctl(t, g, "message", "send", "--channel", "mx", "--target", string(dm), "--message", "lost?")
@@ -359,7 +360,7 @@ func TestMatrixDendrite(t *testing.T) {
 	hs.start(t)
 	back := time.Now()
 	say(t, alice, dm, "after the outage")
-	waitState(t, g, c, "mx", channels.StateConnected, 10*time.Second)
+	waitState(t, g, c, "mx", channelproto.StateConnected, 10*time.Second)
 	if took := time.Since(back); took > 5*time.Second {
 		t.Errorf("reconnected %s after the homeserver came back; the backoff bound is 1 s", took)
 	}
@@ -384,7 +385,7 @@ func TestMatrixCrashExactlyOnce(t *testing.T) {
 	writeConfig(t, dir, matrixConfig(hs.URL, pw, map[string]any{"dmPolicy": "open"}))
 	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
-	waitState(t, g, c, "mx", channels.StateConnected, 30*time.Second)
+	waitState(t, g, c, "mx", channelproto.StateConnected, 30*time.Second)
 	dm := openRoom(t, g, alice, true, []id.UserID{bot})
 
 	const n = 30

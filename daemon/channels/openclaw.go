@@ -7,6 +7,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // What OpenClaw's clients read from the channels: channels.status's
@@ -17,36 +18,12 @@ import (
 // defaultAccount is the account id of every gatewayd channel.
 const defaultAccount = "default"
 
-// OpenClawStatus are OpenClaw's fields of channels.status.
-type OpenClawStatus struct {
-	ChannelOrder            []string                   `json:"channelOrder"`
-	ChannelLabels           map[string]string          `json:"channelLabels"`
-	ChannelAccounts         map[string][]AccountStatus `json:"channelAccounts"`
-	ChannelDefaultAccountID map[string]string          `json:"channelDefaultAccountId"`
-	ChannelMeta             []map[string]string        `json:"channelMeta"`
-}
-
-// AccountStatus is a channel's account in OpenClaw's channels.status.
-type AccountStatus struct {
-	AccountID      string  `json:"accountId"`
-	Name           string  `json:"name"`
-	Enabled        bool    `json:"enabled"`
-	Configured     bool    `json:"configured"`
-	Linked         bool    `json:"linked"`
-	Running        bool    `json:"running"`
-	Mode           string  `json:"mode"` // the channel's kind
-	LastError      *string `json:"lastError"`
-	LastOutboundAt *int64  `json:"lastOutboundAt"`
-	LastProbeAt    *int64  `json:"lastProbeAt,omitempty"`
-	Probe          *Probe  `json:"probe,omitempty"`
-}
-
 // fillOpenClaw sets OpenClaw's fields from Channels.
-func (p *StatusPayload) fillOpenClaw() {
-	p.OpenClawStatus = OpenClawStatus{ChannelOrder: []string{}, ChannelLabels: map[string]string{},
-		ChannelAccounts: map[string][]AccountStatus{}, ChannelDefaultAccountID: map[string]string{}, ChannelMeta: []map[string]string{}}
+func fillOpenClaw(p *channelproto.StatusPayload) {
+	p.OpenClawStatus = channelproto.OpenClawStatus{ChannelOrder: []string{}, ChannelLabels: map[string]string{},
+		ChannelAccounts: map[string][]channelproto.AccountStatus{}, ChannelDefaultAccountID: map[string]string{}, ChannelMeta: []map[string]string{}}
 	for _, c := range p.Channels {
-		a := AccountStatus{AccountID: defaultAccount, Name: c.Name, Enabled: true, Configured: c.Configured, Linked: c.Linked,
+		a := channelproto.AccountStatus{AccountID: defaultAccount, Name: c.Name, Enabled: true, Configured: c.Configured, Linked: c.Linked,
 			Running: c.Linked, Mode: c.Kind, Probe: c.Probe}
 		switch {
 		case c.LastError != nil && (c.LastDelivery == nil || c.LastError.TS > c.LastDelivery.TS):
@@ -63,26 +40,26 @@ func (p *StatusPayload) fillOpenClaw() {
 		label := c.Name + " (" + c.Kind + ")"
 		p.ChannelOrder = append(p.ChannelOrder, c.Name)
 		p.ChannelLabels[c.Name] = label
-		p.ChannelAccounts[c.Name] = []AccountStatus{a}
+		p.ChannelAccounts[c.Name] = []channelproto.AccountStatus{a}
 		p.ChannelDefaultAccountID[c.Name] = defaultAccount
 		p.ChannelMeta = append(p.ChannelMeta, map[string]string{"id": c.Name, "label": label, "detailLabel": label})
 	}
 }
 
-// only narrows the payload to one channel (OpenClaw's channel param); ""
-// keeps all.
-func (p *StatusPayload) only(name string) *StatusPayload {
+// statusOnly narrows the payload to one channel (OpenClaw's channel
+// param); "" keeps all.
+func statusOnly(p *channelproto.StatusPayload, name string) *channelproto.StatusPayload {
 	if name == "" {
 		return p
 	}
 	q := *p
-	q.Channels = []ChannelStatus{}
+	q.Channels = []channelproto.ChannelStatus{}
 	for _, c := range p.Channels {
 		if c.Name == name {
 			q.Channels = append(q.Channels, c)
 		}
 	}
-	q.fillOpenClaw()
+	fillOpenClaw(&q)
 	return &q
 }
 
@@ -136,7 +113,7 @@ func (s *Service) mMessageAction(ctx context.Context, call *gateway.Call) (any, 
 	if text == "" {
 		text = sp.Text
 	}
-	d, perr := s.Send(ctx, SendParams{To: to, Message: text, Channel: p.Channel, IdempotencyKey: p.IdempotencyKey})
+	d, perr := s.Send(ctx, channelproto.SendParams{To: to, Message: text, Channel: p.Channel, IdempotencyKey: p.IdempotencyKey})
 	if perr != nil {
 		return nil, perr
 	}

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -51,7 +51,7 @@ func TestMessageActionAndOpenClawStatus(t *testing.T) {
 		t.Errorf("message.action react: %v, want ACTION_NOT_SUPPORTED", err)
 	}
 
-	var st channels.StatusPayload
+	var st channelproto.StatusPayload
 	if err := c.CallInto(ctx, "channels.status", map[string]any{"probe": true, "timeoutMs": 10000}, &st); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
 )
 
@@ -27,10 +28,6 @@ const (
 	BucketPairing = "channels.pairing" // channel \0 sender -> PairingRequest
 	BucketAllowed = "channels.allowed" // channel \0 sender -> AllowedSender
 
-	MethodPairingList    = "channels.pairing.list"
-	MethodPairingApprove = "channels.pairing.approve"
-	MethodPairingDismiss = "channels.pairing.dismiss"
-
 	// PairingTTL is how long a pending request lives (OpenClaw: 1 h).
 	PairingTTL = time.Hour
 	// MaxPendingPerChannel bounds the pending requests of one channel; more
@@ -42,25 +39,6 @@ const (
 	// one account (OpenClaw's channels have several per provider).
 	AccountID = "default"
 )
-
-// PairingRequest is a pending DM pairing request (channels.pairing.list).
-// The code is what the sender was told; it is not listed, so an operator
-// approving by code has it from the sender.
-type PairingRequest struct {
-	RequestID    string            `json:"requestId"`
-	Channel      string            `json:"channel"`
-	ChannelLabel string            `json:"channelLabel"`
-	AccountID    string            `json:"accountId"`
-	SenderID     string            `json:"senderId"`
-	SenderLabel  string            `json:"senderLabel"`
-	Metadata     map[string]string `json:"metadata,omitempty"`
-	CreatedAt    string            `json:"createdAt"`
-	LastSeenAt   string            `json:"lastSeenAt"`
-	ExpiresAt    string            `json:"expiresAt"`
-	Code         string            `json:"-"`
-	Chat         string            `json:"-"`
-	NotifySup    bool              `json:"notifySupported"`
-}
 
 // storedRequest is a PairingRequest as stored (with its code and chat).
 type storedRequest struct {
@@ -80,54 +58,6 @@ type AllowedSender struct {
 	SenderID   string `json:"senderId"`
 	ApprovedAt int64  `json:"approvedAt"`
 	RequestID  string `json:"requestId,omitempty"`
-}
-
-// PairingAccount is a channel that uses DM pairing.
-type PairingAccount struct {
-	Channel      string `json:"channel"`
-	ChannelLabel string `json:"channelLabel"`
-	AccountID    string `json:"accountId"`
-	AccountLabel string `json:"accountLabel,omitempty"`
-	NotifySup    bool   `json:"notifySupported"`
-}
-
-// PairingList is the channels.pairing.list payload.
-type PairingList struct {
-	Accounts               []PairingAccount `json:"accounts"`
-	Requests               []PairingRequest `json:"requests"`
-	CommandOwnerConfigured bool             `json:"commandOwnerConfigured"`
-	Limits                 PairingLimits    `json:"limits"`
-}
-
-// PairingLimits are channels.pairing.list's limits.
-type PairingLimits struct {
-	PendingPerAccount int   `json:"pendingPerAccount"`
-	TTLMs             int64 `json:"ttlMs"`
-}
-
-// PairingListParams are channels.pairing.list's params.
-type PairingListParams struct {
-	Channel   string `json:"channel,omitempty"`
-	AccountID string `json:"accountId,omitempty"`
-}
-
-// PairingResolveParams are channels.pairing.approve's and dismiss's
-// params: the request by requestId or by the code the sender got.
-type PairingResolveParams struct {
-	Channel               string `json:"channel,omitempty"`
-	AccountID             string `json:"accountId,omitempty"`
-	RequestID             string `json:"requestId,omitempty"`
-	Code                  string `json:"code,omitempty"`
-	Notify                bool   `json:"notify,omitempty"`
-	BootstrapCommandOwner bool   `json:"bootstrapCommandOwner,omitempty"`
-}
-
-// PairingResolved is the approve/dismiss payload.
-type PairingResolved struct {
-	RequestID    string `json:"requestId"`
-	Channel      string `json:"channel"`
-	SenderID     string `json:"senderId"`
-	Notification string `json:"notification,omitempty"` // approve: not-requested | sent | failed
 }
 
 func pairKey(channel, sender string) string { return channel + "\x00" + sender }
@@ -197,8 +127,8 @@ func (s *Service) pairingReply(l Link, in *Inbound) (string, error) {
 	return text, err
 }
 
-func (s *Service) pairingAccounts(filter string) []PairingAccount {
-	out := []PairingAccount{}
+func (s *Service) pairingAccounts(filter string) []channelproto.PairingAccount {
+	out := []channelproto.PairingAccount{}
 	set := s.set.Load()
 	for _, name := range set.Names() {
 		ch, _ := set.Get(name)
@@ -206,15 +136,15 @@ func (s *Service) pairingAccounts(filter string) []PairingAccount {
 		if !ok || l.Chat().DMPolicy != config.DMPolicyPairing || (filter != "" && !strings.EqualFold(filter, name)) {
 			continue
 		}
-		out = append(out, PairingAccount{Channel: name, ChannelLabel: l.Kind(), AccountID: AccountID, NotifySup: true})
+		out = append(out, channelproto.PairingAccount{Channel: name, ChannelLabel: l.Kind(), AccountID: AccountID, NotifySup: true})
 	}
 	return out
 }
 
 // PairingList lists the pending requests (expired ones are removed).
-func (s *Service) PairingList(p PairingListParams) (*PairingList, error) {
-	out := &PairingList{Accounts: s.pairingAccounts(p.Channel), Requests: []PairingRequest{},
-		Limits: PairingLimits{PendingPerAccount: MaxPendingPerChannel, TTLMs: PairingTTL.Milliseconds()}}
+func (s *Service) PairingList(p channelproto.PairingListParams) (*channelproto.PairingList, error) {
+	out := &channelproto.PairingList{Accounts: s.pairingAccounts(p.Channel), Requests: []channelproto.PairingRequest{},
+		Limits: channelproto.PairingLimits{PendingPerAccount: MaxPendingPerChannel, TTLMs: PairingTTL.Milliseconds()}}
 	reqs, err := s.pendingRequests()
 	if err != nil {
 		return nil, err
@@ -228,12 +158,12 @@ func (s *Service) PairingList(p PairingListParams) (*PairingList, error) {
 	return out, nil
 }
 
-func publicRequest(r storedRequest) PairingRequest {
+func publicRequest(r storedRequest) channelproto.PairingRequest {
 	label := map[string]string{KindTelegram: "telegramUserId", KindMatrix: "matrixUserId"}[r.Kind]
 	if label == "" {
 		label = "senderId"
 	}
-	pr := PairingRequest{RequestID: r.RequestID, Channel: r.Channel, ChannelLabel: r.Kind, AccountID: AccountID, SenderID: r.SenderID,
+	pr := channelproto.PairingRequest{RequestID: r.RequestID, Channel: r.Channel, ChannelLabel: r.Kind, AccountID: AccountID, SenderID: r.SenderID,
 		SenderLabel: label, CreatedAt: time.UnixMilli(r.CreatedAt).UTC().Format(time.RFC3339Nano),
 		LastSeenAt: time.UnixMilli(r.LastSeenAt).UTC().Format(time.RFC3339Nano),
 		ExpiresAt:  time.UnixMilli(r.CreatedAt).Add(PairingTTL).UTC().Format(time.RFC3339Nano), Code: r.Code, Chat: r.Chat, NotifySup: true}
@@ -276,10 +206,10 @@ func (s *Service) pendingRequests() ([]storedRequest, error) {
 }
 
 // PairingResolve approves or dismisses the request p names.
-func (s *Service) PairingResolve(ctx context.Context, p PairingResolveParams, approve bool) (*PairingResolved, *protocol.Error) {
-	method := MethodPairingDismiss
+func (s *Service) PairingResolve(ctx context.Context, p channelproto.PairingResolveParams, approve bool) (*channelproto.PairingResolved, *protocol.Error) {
+	method := channelproto.MethodPairingDismiss
 	if approve {
-		method = MethodPairingApprove
+		method = channelproto.MethodPairingApprove
 	}
 	if p.RequestID == "" && p.Code == "" {
 		return nil, protocol.InvalidParams(method, fmt.Errorf("at /requestId: required (or code: the code the sender got)"))
@@ -315,7 +245,7 @@ func (s *Service) PairingResolve(ctx context.Context, p PairingResolveParams, ap
 	if err != nil {
 		return nil, storeError(err)
 	}
-	out := &PairingResolved{RequestID: match.RequestID, Channel: match.Channel, SenderID: match.SenderID}
+	out := &channelproto.PairingResolved{RequestID: match.RequestID, Channel: match.Channel, SenderID: match.SenderID}
 	if approve {
 		s.log.Info("pairing approved", "channel", match.Channel, "sender", match.SenderID, "request", match.RequestID)
 		out.Notification = "not-requested"
@@ -336,7 +266,7 @@ func (s *Service) PairingResolve(ctx context.Context, p PairingResolveParams, ap
 }
 
 func (s *Service) mPairingList(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
-	var p PairingListParams
+	var p channelproto.PairingListParams
 	if perr := call.Decode("", &p); perr != nil {
 		return nil, perr
 	}
@@ -349,7 +279,7 @@ func (s *Service) mPairingList(_ context.Context, call *gateway.Call) (any, *pro
 
 func (s *Service) mPairingResolve(approve bool) func(context.Context, *gateway.Call) (any, *protocol.Error) {
 	return func(ctx context.Context, call *gateway.Call) (any, *protocol.Error) {
-		var p PairingResolveParams
+		var p channelproto.PairingResolveParams
 		if perr := call.Decode("", &p); perr != nil {
 			return nil, perr
 		}

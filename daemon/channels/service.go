@@ -19,6 +19,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
 )
 
@@ -37,97 +38,20 @@ const (
 	sweepInterval    = time.Hour
 )
 
-// SendParams are the params of the send method.
-type SendParams struct {
-	To             string `json:"to"`
-	Message        string `json:"message"`
-	Channel        string `json:"channel,omitempty"`
-	IdempotencyKey string `json:"idempotencyKey"`
-}
-
-// StatusParams are the params of channels.status (OpenClaw's: its CLI
-// sends timeoutMs, and channel to ask about one).
-type StatusParams struct {
-	Probe     bool   `json:"probe,omitempty"`
-	TimeoutMs *int64 `json:"timeoutMs,omitempty"`
-	Channel   string `json:"channel,omitempty"`
-}
-
-// StatusPayload is the channels.status payload. The fields after Channels
-// are OpenClaw's (openclaw.go), so its CLI and Control UI show the
-// channels too.
-type StatusPayload struct {
-	TS       int64           `json:"ts"`
-	Default  string          `json:"default,omitempty"`
-	Channels []ChannelStatus `json:"channels"`
-	OpenClawStatus
-}
-
-// ChannelStatus is one channel in channels.status.
-type ChannelStatus struct {
-	Name         string        `json:"name"`
-	Kind         string        `json:"kind"`
-	Configured   bool          `json:"configured"`
-	Linked       bool          `json:"linked"`
-	Reason       string        `json:"reason,omitempty"` // why not linked, and the fix
-	Targets      []string      `json:"targets"`
-	Default      bool          `json:"default,omitempty"`
-	LastDelivery *LastDelivery `json:"lastDelivery,omitempty"`
-	LastError    *LastError    `json:"lastError,omitempty"`
-	Probe        *Probe        `json:"probe,omitempty"`
-	// State is the connection state: ready (webhooks), connecting,
-	// connected, disconnected, disabled, unlinked.
-	State string `json:"state"`
-	// Link is a chat channel's connection: account, since, last error and
-	// next retry.
-	Link *LinkStatus `json:"link,omitempty"`
-	// DMPolicy, Pending (pairing requests) and Inbox (received messages
-	// not answered yet) are for chat channels.
-	DMPolicy    string       `json:"dmPolicy,omitempty"`
-	Pending     int          `json:"pendingPairing,omitempty"`
-	Inbox       int          `json:"inbox,omitempty"`
-	LastInbound *LastInbound `json:"lastInbound,omitempty"`
-}
-
-// LastInbound is a chat channel's most recent answered message.
-type LastInbound struct {
-	TS        int64  `json:"ts"`
-	Chat      string `json:"chat"`
-	Sender    string `json:"sender"`
-	LatencyMs int64  `json:"latencyMs"` // from receipt to the answer's delivery
-}
-
-// LastDelivery is a channel's most recent successful delivery.
-type LastDelivery struct {
-	TS             int64  `json:"ts"`
-	To             string `json:"to"`
-	IdempotencyKey string `json:"idempotencyKey"`
-	Attempts       int    `json:"attempts"`
-	Status         int    `json:"status,omitempty"`
-}
-
-// LastError is a channel's most recent failed delivery.
-type LastError struct {
-	TS             int64  `json:"ts"`
-	To             string `json:"to"`
-	IdempotencyKey string `json:"idempotencyKey"`
-	Message        string `json:"message"`
-}
-
 type channelState struct {
-	LastDelivery *LastDelivery `json:"lastDelivery,omitempty"`
-	LastError    *LastError    `json:"lastError,omitempty"`
-	LastInbound  *LastInbound  `json:"lastInbound,omitempty"`
+	LastDelivery *channelproto.LastDelivery `json:"lastDelivery,omitempty"`
+	LastError    *channelproto.LastError    `json:"lastError,omitempty"`
+	LastInbound  *channelproto.LastInbound  `json:"lastInbound,omitempty"`
 }
 
 // dedupeRecord remembers one idempotency key.
 type dedupeRecord struct {
-	State       string    `json:"state"` // pending | delivered | failed
-	Fingerprint string    `json:"fingerprint"`
-	Channel     string    `json:"channel"`
-	Delivery    *Delivery `json:"delivery,omitempty"`
-	CreatedAt   int64     `json:"createdAt"`
-	ExpiresAt   int64     `json:"expiresAt"`
+	State       string                 `json:"state"` // pending | delivered | failed
+	Fingerprint string                 `json:"fingerprint"`
+	Channel     string                 `json:"channel"`
+	Delivery    *channelproto.Delivery `json:"delivery,omitempty"`
+	CreatedAt   int64                  `json:"createdAt"`
+	ExpiresAt   int64                  `json:"expiresAt"`
 }
 
 // Options configure New.
@@ -178,7 +102,7 @@ type Service struct {
 type flight struct {
 	done chan struct{}
 	fp   string
-	res  Delivery
+	res  channelproto.Delivery
 	err  *protocol.Error
 }
 
@@ -228,9 +152,9 @@ func (s *Service) Methods() []gateway.Method {
 	return []gateway.Method{
 		{Name: "send", Scope: protocol.ScopeWrite, Async: true, Handler: s.mSend},
 		{Name: "channels.status", Scope: protocol.ScopeRead, Async: true, Handler: s.mStatus},
-		{Name: MethodPairingList, Scope: protocol.ScopePairing, Handler: s.mPairingList},
-		{Name: MethodPairingApprove, Scope: protocol.ScopePairing, Async: true, Handler: s.mPairingResolve(true)},
-		{Name: MethodPairingDismiss, Scope: protocol.ScopePairing, Handler: s.mPairingResolve(false)},
+		{Name: channelproto.MethodPairingList, Scope: protocol.ScopePairing, Handler: s.mPairingList},
+		{Name: channelproto.MethodPairingApprove, Scope: protocol.ScopePairing, Async: true, Handler: s.mPairingResolve(true)},
+		{Name: channelproto.MethodPairingDismiss, Scope: protocol.ScopePairing, Handler: s.mPairingResolve(false)},
 		{Name: "message.action", Scope: protocol.ScopeWrite, Async: true, Handler: s.mMessageAction},
 	}
 }
@@ -332,7 +256,7 @@ func (s *Service) link(name string) (Link, bool) {
 }
 
 func (s *Service) mSend(ctx context.Context, call *gateway.Call) (any, *protocol.Error) {
-	var p SendParams
+	var p channelproto.SendParams
 	if perr := call.Decode("", &p); perr != nil {
 		return nil, perr
 	}
@@ -347,16 +271,16 @@ func (s *Service) mSend(ctx context.Context, call *gateway.Call) (any, *protocol
 // idempotency key. It returns when the delivery ended (retries included)
 // or ctx ended; in the latter case the delivery goes on in the background
 // and its outcome is what a repeated send with the same key gets.
-func (s *Service) Send(ctx context.Context, p SendParams) (Delivery, *protocol.Error) {
+func (s *Service) Send(ctx context.Context, p channelproto.SendParams) (channelproto.Delivery, *protocol.Error) {
 	if err := checkSend(p); err != nil {
-		return Delivery{}, protocol.InvalidParams("send", err)
+		return channelproto.Delivery{}, protocol.InvalidParams("send", err)
 	}
 	fp := fingerprint(p)
 	s.mu.Lock()
 	if f, ok := s.inflight[p.IdempotencyKey]; ok {
 		s.mu.Unlock()
 		if f.fp != fp {
-			return Delivery{}, reusedKey(p.IdempotencyKey)
+			return channelproto.Delivery{}, reusedKey(p.IdempotencyKey)
 		}
 		return s.await(ctx, f, true)
 	}
@@ -375,15 +299,15 @@ func (s *Service) Send(ctx context.Context, p SendParams) (Delivery, *protocol.E
 	return s.await(ctx, f, false)
 }
 
-func (s *Service) await(ctx context.Context, f *flight, joined bool) (Delivery, *protocol.Error) {
+func (s *Service) await(ctx context.Context, f *flight, joined bool) (channelproto.Delivery, *protocol.Error) {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return Delivery{}, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
+		return channelproto.Delivery{}, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 			Message: "send: the request ended before the delivery did; it goes on in the background (send again with the same idempotencyKey for its outcome)"}
 	}
 	if f.err != nil {
-		return Delivery{}, f.err
+		return channelproto.Delivery{}, f.err
 	}
 	d := f.res
 	if joined {
@@ -394,16 +318,16 @@ func (s *Service) await(ctx context.Context, f *flight, joined bool) (Delivery, 
 
 // deliverOnce consults and updates the idempotency record around the
 // delivery itself.
-func (s *Service) deliverOnce(p SendParams, fp string) (Delivery, *protocol.Error) {
+func (s *Service) deliverOnce(p channelproto.SendParams, fp string) (channelproto.Delivery, *protocol.Error) {
 	now := time.Now()
 	var rec dedupeRecord
 	found, err := s.store.Get(BucketDedupe, p.IdempotencyKey, &rec)
 	if err != nil {
-		return Delivery{}, storeError(err)
+		return channelproto.Delivery{}, storeError(err)
 	}
 	if found && rec.ExpiresAt > now.UnixMilli() {
 		if rec.Fingerprint != fp {
-			return Delivery{}, reusedKey(p.IdempotencyKey)
+			return channelproto.Delivery{}, reusedKey(p.IdempotencyKey)
 		}
 		if rec.State == "delivered" && rec.Delivery != nil {
 			d := *rec.Delivery
@@ -413,12 +337,12 @@ func (s *Service) deliverOnce(p SendParams, fp string) (Delivery, *protocol.Erro
 	}
 	ch, perr := s.pick(p)
 	if perr != nil {
-		return Delivery{}, perr
+		return channelproto.Delivery{}, perr
 	}
 	ttl := time.Duration(s.ttl.Load()) * time.Millisecond
 	rec = dedupeRecord{State: "pending", Fingerprint: fp, Channel: ch.Name(), CreatedAt: now.UnixMilli(), ExpiresAt: now.Add(ttl).UnixMilli()}
 	if err := s.store.Put(BucketDedupe, p.IdempotencyKey, rec); err != nil {
-		return Delivery{}, storeError(err)
+		return channelproto.Delivery{}, storeError(err)
 	}
 	d, err := ch.Send(s.ctx, Message{To: p.To, Text: p.Message, IdempotencyKey: p.IdempotencyKey})
 	done := time.Now()
@@ -427,12 +351,12 @@ func (s *Service) deliverOnce(p SendParams, fp string) (Delivery, *protocol.Erro
 		perr := deliveryError(err)
 		s.log.Warn("send failed", "channel", ch.Name(), "to", p.To, "idempotencyKey", p.IdempotencyKey, "err", err)
 		s.record(ch.Name(), func(st *channelState) {
-			st.LastError = &LastError{TS: done.UnixMilli(), To: p.To, IdempotencyKey: p.IdempotencyKey, Message: err.Error()}
+			st.LastError = &channelproto.LastError{TS: done.UnixMilli(), To: p.To, IdempotencyKey: p.IdempotencyKey, Message: err.Error()}
 		})
 		if err := s.store.Put(BucketDedupe, p.IdempotencyKey, rec); err != nil {
 			s.log.Warn("recording a failed send", "err", err)
 		}
-		return Delivery{}, perr
+		return channelproto.Delivery{}, perr
 	}
 	rec.State, rec.Delivery, rec.ExpiresAt = "delivered", &d, done.Add(ttl).UnixMilli()
 	if err := s.store.Put(BucketDedupe, p.IdempotencyKey, rec); err != nil {
@@ -441,14 +365,14 @@ func (s *Service) deliverOnce(p SendParams, fp string) (Delivery, *protocol.Erro
 			"channel", ch.Name(), "idempotencyKey", p.IdempotencyKey, "err", err)
 	}
 	s.record(ch.Name(), func(st *channelState) {
-		st.LastDelivery = &LastDelivery{TS: d.DeliveredAt, To: p.To, IdempotencyKey: p.IdempotencyKey, Attempts: d.Attempts, Status: d.Status}
+		st.LastDelivery = &channelproto.LastDelivery{TS: d.DeliveredAt, To: p.To, IdempotencyKey: p.IdempotencyKey, Attempts: d.Attempts, Status: d.Status}
 	})
 	s.log.Info("message sent", "channel", ch.Name(), "to", p.To, "attempts", d.Attempts, "idempotencyKey", p.IdempotencyKey)
 	return d, nil
 }
 
 // pick chooses the channel for p or explains why none can deliver.
-func (s *Service) pick(p SendParams) (Channel, *protocol.Error) {
+func (s *Service) pick(p channelproto.SendParams) (Channel, *protocol.Error) {
 	set := s.set.Load()
 	var ch Channel
 	if p.Channel != "" {
@@ -470,7 +394,7 @@ func (s *Service) pick(p SendParams) (Channel, *protocol.Error) {
 	return ch, nil
 }
 
-func notLinked(msg string, p SendParams) *protocol.Error {
+func notLinked(msg string, p channelproto.SendParams) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrNotLinked, Message: msg, Details: protocol.Details{"to": p.To, "channel": p.Channel}}
 }
 
@@ -500,7 +424,7 @@ func deliveryError(err error) *protocol.Error {
 		Details: protocol.Details{"code": "DELIVERY_FAILED", "channel": de.Channel, "attempts": de.Attempts, "status": de.Status}}
 }
 
-func checkSend(p SendParams) error {
+func checkSend(p channelproto.SendParams) error {
 	switch {
 	case strings.TrimSpace(p.To) == "":
 		return errors.New("at /to: required (the target, like \"ops\")")
@@ -518,7 +442,7 @@ func checkSend(p SendParams) error {
 	return nil
 }
 
-func fingerprint(p SendParams) string {
+func fingerprint(p channelproto.SendParams) string {
 	h := sha256.New()
 	for _, s := range []string{p.To, p.Message, p.Channel} {
 		h.Write([]byte(s))
@@ -543,32 +467,32 @@ func (s *Service) record(name string, fn func(st *channelState)) {
 }
 
 func (s *Service) mStatus(ctx context.Context, call *gateway.Call) (any, *protocol.Error) {
-	var p StatusParams
+	var p channelproto.StatusParams
 	if perr := call.Decode("", &p); perr != nil {
 		return nil, perr
 	}
-	return s.Status(ctx, p.Probe).only(p.Channel), nil
+	return statusOnly(s.Status(ctx, p.Probe), p.Channel), nil
 }
 
 // Status reports every configured channel; with probe, each linked channel
 // is checked live (concurrently, bounded by 10 s).
-func (s *Service) Status(ctx context.Context, probe bool) *StatusPayload {
+func (s *Service) Status(ctx context.Context, probe bool) *channelproto.StatusPayload {
 	set := s.set.Load()
-	out := &StatusPayload{TS: time.Now().UnixMilli(), Default: set.def, Channels: []ChannelStatus{}}
+	out := &channelproto.StatusPayload{TS: time.Now().UnixMilli(), Default: set.def, Channels: []channelproto.ChannelStatus{}}
 	for _, name := range set.Names() {
 		ch, _ := set.Get(name)
 		linked, why := ch.Linked()
-		cs := ChannelStatus{Name: name, Kind: ch.Kind(), Configured: true, Linked: linked, Reason: why,
-			Targets: set.Targets(name), Default: name == set.def, State: StateReady}
+		cs := channelproto.ChannelStatus{Name: name, Kind: ch.Kind(), Configured: true, Linked: linked, Reason: why,
+			Targets: set.Targets(name), Default: name == set.def, State: channelproto.StateReady}
 		switch l := ch.(type) {
 		case Link:
 			st := l.Status()
 			cs.State, cs.Link, cs.DMPolicy, cs.Inbox = st.State, &st, l.Chat().DMPolicy, s.inboxCount(name)
 		case *Webhook:
 			if !linked {
-				cs.State = StateUnlinked
+				cs.State = channelproto.StateUnlinked
 				if l.cfg.Disabled {
-					cs.State = StateDisabled
+					cs.State = channelproto.StateDisabled
 				}
 			}
 		}
@@ -604,7 +528,7 @@ func (s *Service) Status(ctx context.Context, probe bool) *StatusPayload {
 		}
 		wg.Wait()
 	}
-	out.fillOpenClaw()
+	fillOpenClaw(out)
 	return out
 }
 

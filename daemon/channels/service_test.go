@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 )
@@ -52,7 +53,7 @@ func TestSendIdempotentAcrossRestart(t *testing.T) {
 	cfg := serviceConfig(map[string]config.WebhookChannelConfig{"ops": hook(rcv.srv.URL, "sec", "ops")}, "")
 	st := openStore(t, path)
 	s := newService(t, cfg, st)
-	p := SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "key-1"}
+	p := channelproto.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "key-1"}
 	d1, perr := s.Send(context.Background(), p)
 	if perr != nil {
 		t.Fatalf("first send: %v", perr)
@@ -79,7 +80,7 @@ func TestSendIdempotentAcrossRestart(t *testing.T) {
 		t.Fatalf("receiver got %d deliveries for one idempotency key, want 1", n)
 	}
 	// The same key with another message is refused, not delivered.
-	_, perr = s.Send(context.Background(), SendParams{To: "ops", Message: "something else", IdempotencyKey: "key-1"})
+	_, perr = s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "something else", IdempotencyKey: "key-1"})
 	if perr == nil || perr.Code != protocol.ErrInvalidRequest || !strings.Contains(perr.Message, "already used for a different message") {
 		t.Errorf("reused key: %v", perr)
 	}
@@ -95,11 +96,11 @@ func TestSendConcurrentSameKeyDeliversOnce(t *testing.T) {
 	s := newService(t, serviceConfig(map[string]config.WebhookChannelConfig{"ops": hook(rcv.srv.URL, "sec", "ops")}, ""), st)
 	defer s.Close()
 	var wg sync.WaitGroup
-	results := make([]Delivery, 8)
+	results := make([]channelproto.Delivery, 8)
 	errs := make([]*protocol.Error, 8)
 	for i := range results {
 		wg.Go(func() {
-			results[i], errs[i] = s.Send(context.Background(), SendParams{To: "ops", Message: "m", IdempotencyKey: "same"})
+			results[i], errs[i] = s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "same"})
 		})
 	}
 	wg.Wait()
@@ -143,7 +144,7 @@ func TestSendRouting(t *testing.T) {
 		{to: "ops", channel: "gamma", msg: `channel "gamma" is not configured (configured: alpha, beta`},
 	}
 	for i, tt := range tests {
-		d, perr := s.Send(context.Background(), SendParams{To: tt.to, Channel: tt.channel, Message: "m", IdempotencyKey: "r" + string(rune('a'+i))})
+		d, perr := s.Send(context.Background(), channelproto.SendParams{To: tt.to, Channel: tt.channel, Message: "m", IdempotencyKey: "r" + string(rune('a'+i))})
 		if tt.want == "" {
 			if perr == nil || perr.Code != protocol.ErrNotLinked || !strings.Contains(perr.Message, tt.msg) {
 				t.Errorf("send to %q via %q: %+v, %v; want NOT_LINKED %q", tt.to, tt.channel, d, perr, tt.msg)
@@ -157,7 +158,7 @@ func TestSendRouting(t *testing.T) {
 	// Hot reload: make beta the default; "elsewhere" now goes there.
 	s.Apply(serviceConfig(map[string]config.WebhookChannelConfig{
 		"alpha": hook(a.srv.URL, "sa", "ops"), "beta": hook(b.srv.URL, "sb")}, "beta"))
-	if d, perr := s.Send(context.Background(), SendParams{To: "elsewhere", Message: "m", IdempotencyKey: "after-reload"}); perr != nil || d.Channel != "beta" {
+	if d, perr := s.Send(context.Background(), channelproto.SendParams{To: "elsewhere", Message: "m", IdempotencyKey: "after-reload"}); perr != nil || d.Channel != "beta" {
 		t.Errorf("after reload: %+v, %v; want channel beta (the default)", d, perr)
 	}
 	if n := len(b.requests()); n != 2 {
@@ -171,13 +172,13 @@ func TestSendParamsChecked(t *testing.T) {
 	s := newService(t, serviceConfig(nil, ""), st)
 	defer s.Close()
 	for _, tt := range []struct {
-		p    SendParams
+		p    channelproto.SendParams
 		want string
 	}{
-		{SendParams{Message: "m", IdempotencyKey: "k"}, "at /to: required"},
-		{SendParams{To: "ops", IdempotencyKey: "k"}, "at /message: required"},
-		{SendParams{To: "ops", Message: "m"}, "at /idempotencyKey: required"},
-		{SendParams{To: "ops", Message: strings.Repeat("x", MaxMessageLength+1), IdempotencyKey: "k"}, "at /message: 262145 bytes is over the limit of 262144"},
+		{channelproto.SendParams{Message: "m", IdempotencyKey: "k"}, "at /to: required"},
+		{channelproto.SendParams{To: "ops", IdempotencyKey: "k"}, "at /message: required"},
+		{channelproto.SendParams{To: "ops", Message: "m"}, "at /idempotencyKey: required"},
+		{channelproto.SendParams{To: "ops", Message: strings.Repeat("x", MaxMessageLength+1), IdempotencyKey: "k"}, "at /message: 262145 bytes is over the limit of 262144"},
 	} {
 		_, perr := s.Send(context.Background(), tt.p)
 		if perr == nil || perr.Code != protocol.ErrInvalidRequest || !strings.Contains(perr.Message, "invalid send params: "+tt.want) {
@@ -185,7 +186,7 @@ func TestSendParamsChecked(t *testing.T) {
 		}
 	}
 	// No channels at all: NOT_LINKED.
-	_, perr := s.Send(context.Background(), SendParams{To: "ops", Message: "m", IdempotencyKey: "k"})
+	_, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "k"})
 	if perr == nil || perr.Code != protocol.ErrNotLinked || !strings.Contains(perr.Message, "configured: none") {
 		t.Errorf("no channels: %v, want NOT_LINKED", perr)
 	}
@@ -199,11 +200,11 @@ func TestStatusAndFailureRecorded(t *testing.T) {
 	disabled.Disabled = true
 	s := newService(t, serviceConfig(map[string]config.WebhookChannelConfig{"bad": hook(bad.srv.URL, "sec", "ops"), "off": disabled}, "bad"), st)
 	defer s.Close()
-	_, perr := s.Send(context.Background(), SendParams{To: "ops", Message: "m", IdempotencyKey: "fail-1"})
+	_, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "fail-1"})
 	if perr == nil || perr.Code != protocol.ErrUnavailable || !perr.Retryable || !strings.Contains(perr.Message, "failed after 3 attempts") {
 		t.Fatalf("send to a failing receiver: %v", perr)
 	}
-	if _, perr := s.Send(context.Background(), SendParams{To: "ops", Channel: "off", Message: "m", IdempotencyKey: "k2"}); perr == nil || perr.Code != protocol.ErrNotLinked {
+	if _, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Channel: "off", Message: "m", IdempotencyKey: "k2"}); perr == nil || perr.Code != protocol.ErrNotLinked {
 		t.Errorf("send via a disabled channel: %v, want NOT_LINKED", perr)
 	}
 	stat := s.Status(context.Background(), true)
@@ -224,7 +225,7 @@ func TestStatusAndFailureRecorded(t *testing.T) {
 	bad.mu.Lock()
 	bad.statuses = []int{200}
 	bad.mu.Unlock()
-	if d, perr := s.Send(context.Background(), SendParams{To: "ops", Message: "m", IdempotencyKey: "fail-1"}); perr != nil || d.Deduplicated {
+	if d, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "fail-1"}); perr != nil || d.Deduplicated {
 		t.Errorf("resend of a failed key: %+v, %v; want a fresh delivery", d, perr)
 	}
 }
@@ -235,7 +236,7 @@ func TestSweepRemovesExpired(t *testing.T) {
 	defer st.Close()
 	s := newService(t, serviceConfig(map[string]config.WebhookChannelConfig{"ops": hook(rcv.srv.URL, "sec", "ops")}, ""), st)
 	defer s.Close()
-	if _, perr := s.Send(context.Background(), SendParams{To: "ops", Message: "m", IdempotencyKey: "old"}); perr != nil {
+	if _, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "old"}); perr != nil {
 		t.Fatal(perr)
 	}
 	if n, err := s.sweep(time.Now()); err != nil || n != 0 {
@@ -244,7 +245,7 @@ func TestSweepRemovesExpired(t *testing.T) {
 	if n, err := s.sweep(time.Now().Add(25 * time.Hour)); err != nil || n != 1 {
 		t.Fatalf("sweep after the TTL: %d, %v; want 1 removed", n, err)
 	}
-	if d, perr := s.Send(context.Background(), SendParams{To: "ops", Message: "m", IdempotencyKey: "old"}); perr != nil || d.Deduplicated {
+	if d, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Message: "m", IdempotencyKey: "old"}); perr != nil || d.Deduplicated {
 		t.Errorf("send after expiry: %+v, %v; want a new delivery", d, perr)
 	}
 }

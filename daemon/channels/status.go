@@ -3,41 +3,25 @@ package channels
 import (
 	"fmt"
 	"strings"
+
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
-
-// HealthChannels is the channels component of health: every chat link's
-// state and last error. OK is false while a link is not connected (the
-// gateway itself keeps serving; health's own ok does not change).
-type HealthChannels struct {
-	OK       bool            `json:"ok"`
-	Channels []HealthChannel `json:"channels"`
-}
-
-// HealthChannel is one channel in health.
-type HealthChannel struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"`
-	State   string `json:"state"`
-	Account string `json:"account,omitempty"`
-	Since   int64  `json:"since,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
 
 // HealthComponent implements gateway.StatusReporter.
 func (s *Service) HealthComponent() any {
 	set := s.set.Load()
-	out := HealthChannels{OK: true, Channels: []HealthChannel{}}
+	out := channelproto.HealthChannels{OK: true, Channels: []channelproto.HealthChannel{}}
 	for _, name := range set.Names() {
 		ch, _ := set.Get(name)
-		hc := HealthChannel{Name: name, Kind: ch.Kind(), State: StateReady}
+		hc := channelproto.HealthChannel{Name: name, Kind: ch.Kind(), State: channelproto.StateReady}
 		if l, ok := ch.(Link); ok {
 			st := l.Status()
 			hc.State, hc.Account, hc.Since, hc.Error = st.State, st.Account, st.Since, st.Error
-			if st.State != StateConnected && st.State != StateDisabled {
+			if st.State != channelproto.StateConnected && st.State != channelproto.StateDisabled {
 				out.OK = false
 			}
 		} else if ok, why := ch.Linked(); !ok {
-			hc.State, hc.Error = StateUnlinked, why
+			hc.State, hc.Error = channelproto.StateUnlinked, why
 		}
 		out.Channels = append(out.Channels, hc)
 	}
@@ -58,7 +42,7 @@ func (s *Service) StatusClause() string {
 		}
 		st := l.Status()
 		p := name + " " + st.State
-		if st.State != StateConnected && st.Error != "" {
+		if st.State != channelproto.StateConnected && st.Error != "" {
 			p += " (" + shortErr(st.Error, 80) + ")"
 		}
 		parts = append(parts, p)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // KindTelegram is the Telegram channel's kind.
@@ -301,19 +302,19 @@ func (t *Telegram) SendText(ctx context.Context, chat, text, _ string) error {
 
 // Send implements Channel: m.To is the chat id (or @channelname); long
 // text goes out as several messages.
-func (t *Telegram) Send(ctx context.Context, m Message) (Delivery, error) {
+func (t *Telegram) Send(ctx context.Context, m Message) (channelproto.Delivery, error) {
 	return sendChunks(ctx, t, KindTelegram, m)
 }
 
 // Probe implements Channel: a live getMe.
-func (t *Telegram) Probe(ctx context.Context) Probe {
-	if st := t.state.get().State; st == StateDisabled || st == StateUnlinked {
+func (t *Telegram) Probe(ctx context.Context) channelproto.Probe {
+	if st := t.state.get().State; st == channelproto.StateDisabled || st == channelproto.StateUnlinked {
 		_, why := t.Linked()
-		return Probe{Error: "not linked: " + why}
+		return channelproto.Probe{Error: "not linked: " + why}
 	}
 	start := time.Now()
 	me, err := t.getMe(ctx)
-	p := Probe{LatencyMs: time.Since(start).Milliseconds()}
+	p := channelproto.Probe{LatencyMs: time.Since(start).Milliseconds()}
 	if err != nil {
 		p.Error = err.Error()
 		return p
@@ -324,7 +325,7 @@ func (t *Telegram) Probe(ctx context.Context) Probe {
 
 // sendChunks is Send for links: the text split at the provider's limit,
 // each piece sent in order.
-func sendChunks(ctx context.Context, l Link, kind string, m Message) (Delivery, error) {
+func sendChunks(ctx context.Context, l Link, kind string, m Message) (channelproto.Delivery, error) {
 	start := time.Now()
 	parts := splitText(m.Text, l.MaxText())
 	for i, p := range parts {
@@ -336,9 +337,9 @@ func sendChunks(ctx context.Context, l Link, kind string, m Message) (Delivery, 
 					de.Msg += fmt.Sprintf(" (after %d of %d parts were delivered)", i, len(parts))
 				}
 			}
-			return Delivery{}, err
+			return channelproto.Delivery{}, err
 		}
 	}
-	return Delivery{Channel: l.Name(), Kind: kind, To: m.To, IdempotencyKey: m.IdempotencyKey, DeliveryID: m.IdempotencyKey,
+	return channelproto.Delivery{Channel: l.Name(), Kind: kind, To: m.To, IdempotencyKey: m.IdempotencyKey, DeliveryID: m.IdempotencyKey,
 		Attempts: 1, DeliveredAt: time.Now().UnixMilli(), DurationMs: time.Since(start).Milliseconds()}, nil
 }

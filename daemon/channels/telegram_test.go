@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -207,7 +208,7 @@ func TestTelegramEmulator(t *testing.T) {
 	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
 
-	st := waitState(t, g, c, "tg", channels.StateConnected, 15*time.Second)
+	st := waitState(t, g, c, "tg", channelproto.StateConnected, 15*time.Second)
 	if st.Link.Account != "@TestNameBot" || st.Kind != channels.KindTelegram || !st.Linked || st.DMPolicy != "pairing" {
 		t.Errorf("status: %+v link %+v", st, st.Link)
 	}
@@ -280,14 +281,14 @@ func TestTelegramEmulator(t *testing.T) {
 	// Outage: the emulator stops. The channel says so everywhere; the
 	// gateway keeps serving; sends are NOT_LINKED with the reason.
 	emu.stop()
-	st = waitState(t, g, c, "tg", channels.StateDisconnected, 15*time.Second)
+	st = waitState(t, g, c, "tg", channelproto.StateDisconnected, 15*time.Second)
 	if st.Linked || !strings.Contains(st.Link.Error, "unreachable") {
 		t.Errorf("status while the emulator is down: linked %v, link %+v", st.Linked, st.Link)
 	}
 	if line := statusText(t, c); !strings.Contains(line, "tg disconnected") {
 		t.Errorf("status line while the emulator is down: %q", line)
 	}
-	if h := healthChannels(t, c); h.OK || len(h.Channels) != 1 || h.Channels[0].State != channels.StateDisconnected || h.Channels[0].Error == "" {
+	if h := healthChannels(t, c); h.OK || len(h.Channels) != 1 || h.Channels[0].State != channelproto.StateDisconnected || h.Channels[0].Error == "" {
 		t.Errorf("health channels while the emulator is down: %+v", h)
 	}
 	out, err = gatewayctl(t, g, "message", "send", "--channel", "tg", "--target", "1001", "--message", "lost?")
@@ -303,7 +304,7 @@ func TestTelegramEmulator(t *testing.T) {
 	emu = startTTA(t, emu.port)
 	back := time.Now()
 	emu.userSays(t, token, 1001, 0, "after the outage")
-	waitState(t, g, c, "tg", channels.StateConnected, 5*time.Second)
+	waitState(t, g, c, "tg", channelproto.StateConnected, 5*time.Second)
 	if took := time.Since(back); took > 3*time.Second {
 		t.Errorf("reconnected %s after the emulator came back; the backoff bound is 1 s", took)
 	}
@@ -327,7 +328,7 @@ func TestTelegramCrashExactlyOnce(t *testing.T) {
 	writeConfig(t, dir, cfg)
 	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
-	waitState(t, g, c, "tg", channels.StateConnected, 15*time.Second)
+	waitState(t, g, c, "tg", channelproto.StateConnected, 15*time.Second)
 
 	const users = 6
 	const per = 3
@@ -388,7 +389,7 @@ func TestTelegramHotReload(t *testing.T) {
 
 	// Added: it connects and answers an allowed user.
 	writeConfig(t, dir, telegramConfig(emu.URL, tokFile, nil))
-	waitState(t, g, c, "tg", channels.StateConnected, 20*time.Second)
+	waitState(t, g, c, "tg", channelproto.StateConnected, 20*time.Second)
 	emu.userSays(t, token, 1001, 0, "added")
 	if got := emu.waitBot(t, g, token, 1001, 1, 20*time.Second); got[0] != "added" {
 		t.Errorf("answer after adding: %q", got)
@@ -405,7 +406,7 @@ func TestTelegramHotReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // waiting for the file watcher; bounded by deadline
 	}
-	if st := waitState(t, g, c, "tg", channels.StateConnected, 20*time.Second); st.Link.Since != since {
+	if st := waitState(t, g, c, "tg", channelproto.StateConnected, 20*time.Second); st.Link.Since != since {
 		t.Errorf("a dmPolicy change reconnected the bot (connected since %d, was %d)", st.Link.Since, since)
 	}
 	emu.userSays(t, token, 7007, 0, "open now")
@@ -419,7 +420,7 @@ func TestTelegramHotReload(t *testing.T) {
 	deadline = time.Now().Add(20 * time.Second)
 	for {
 		st, _ := findChannel(t, c, "tg")
-		if st.State == channels.StateConnected && st.Link.Since != since {
+		if st.State == channelproto.StateConnected && st.Link.Since != since {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -432,8 +433,8 @@ func TestTelegramHotReload(t *testing.T) {
 	writeConfig(t, dir, map[string]any{})
 	deadline = time.Now().Add(20 * time.Second)
 	for {
-		var st channels.StatusPayload
-		if err := c.CallInto(t.Context(), "channels.status", channels.StatusParams{}, &st); err != nil {
+		var st channelproto.StatusPayload
+		if err := c.CallInto(t.Context(), "channels.status", channelproto.StatusParams{}, &st); err != nil {
 			t.Fatal(err)
 		}
 		if len(st.Channels) == 0 {
@@ -444,7 +445,7 @@ func TestTelegramHotReload(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // waiting for the file watcher; bounded by deadline
 	}
-	if _, perr := send(t, c, channels.SendParams{Channel: "tg", To: "1001", Message: "gone?", IdempotencyKey: "r-1"}); perr == nil || perr.Code != "NOT_LINKED" {
+	if _, perr := send(t, c, channelproto.SendParams{Channel: "tg", To: "1001", Message: "gone?", IdempotencyKey: "r-1"}); perr == nil || perr.Code != "NOT_LINKED" {
 		t.Errorf("send through a removed channel: %v, want NOT_LINKED", perr)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 )
 
 // Webhook request headers.
@@ -109,9 +110,9 @@ func Sign(secret, body []byte) string {
 // Send implements Channel: one POST per attempt, retried on network errors,
 // 5xx and 429 with exponential backoff and jitter, within the attempt and
 // total-time bounds of channels.webhooks.NAME.retry.
-func (w *Webhook) Send(ctx context.Context, m Message) (Delivery, error) {
+func (w *Webhook) Send(ctx context.Context, m Message) (channelproto.Delivery, error) {
 	if ok, why := w.Linked(); !ok {
-		return Delivery{}, &DeliveryError{Channel: w.name, Msg: fmt.Sprintf("channel %s cannot deliver: %s", w.name, why)}
+		return channelproto.Delivery{}, &DeliveryError{Channel: w.name, Msg: fmt.Sprintf("channel %s cannot deliver: %s", w.name, why)}
 	}
 	r := w.cfg.Retry
 	start := time.Now()
@@ -127,7 +128,7 @@ func (w *Webhook) Send(ctx context.Context, m Message) (Delivery, error) {
 		last = w.attempt(actx, m, id, attempt)
 		cancel()
 		if last.err == nil {
-			return Delivery{Channel: w.name, Kind: KindWebhook, To: m.To, IdempotencyKey: m.IdempotencyKey, DeliveryID: id,
+			return channelproto.Delivery{Channel: w.name, Kind: KindWebhook, To: m.To, IdempotencyKey: m.IdempotencyKey, DeliveryID: id,
 				Attempts: attempt, Status: last.status, DeliveredAt: time.Now().UnixMilli(),
 				DurationMs: time.Since(start).Milliseconds()}, nil
 		}
@@ -148,7 +149,7 @@ func (w *Webhook) Send(ctx context.Context, m Message) (Delivery, error) {
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
-	return Delivery{}, w.failure(ctx, last, attempt, time.Since(start))
+	return channelproto.Delivery{}, w.failure(ctx, last, attempt, time.Since(start))
 }
 
 func (w *Webhook) failure(ctx context.Context, last attemptResult, attempts int, took time.Duration) *DeliveryError {
@@ -239,18 +240,18 @@ func (w *Webhook) attempt(ctx context.Context, m Message, id string, n int) atte
 
 // Probe implements Channel: a HEAD request to the URL. Any answer below 500
 // means the receiver is reachable (many answer HEAD with 405).
-func (w *Webhook) Probe(ctx context.Context) Probe {
+func (w *Webhook) Probe(ctx context.Context) channelproto.Probe {
 	if ok, why := w.Linked(); !ok {
-		return Probe{Error: "not linked: " + why}
+		return channelproto.Probe{Error: "not linked: " + why}
 	}
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, w.cfg.URL, nil)
 	if err != nil {
-		return Probe{Error: err.Error()}
+		return channelproto.Probe{Error: err.Error()}
 	}
 	req.Header.Set("User-Agent", w.userAgent)
 	resp, err := w.client.Do(req)
-	p := Probe{LatencyMs: time.Since(start).Milliseconds()}
+	p := channelproto.Probe{LatencyMs: time.Since(start).Milliseconds()}
 	if err != nil {
 		p.Error = fmt.Sprintf("%s is unreachable: %v", w.host(), cause(err))
 		return p

@@ -9,9 +9,6 @@ import (
 	"strings"
 )
 
-// This file's sections are owned by the agents (issue 5) work; the lead only wired
-// them into Config, WithDefaults, Redacted, clone and Validate.
-
 // AgentsConfig is the "agents" section: the agents runs can name, their
 // backends, and the limits on runs and session transcripts. With no
 // section at all there is one agent, "main", with the built-in echo
@@ -69,24 +66,6 @@ type ExecBackendConfig struct {
 	Limits *ProcessLimits `json:"limits,omitempty"` // resource limits of the command and its children
 }
 
-// HTTPConfig is the "http" section: the OpenAI-compatible HTTP endpoints on
-// the gateway's port. They are off (404) until enabled.
-type HTTPConfig struct {
-	Endpoints    HTTPEndpointsConfig `json:"endpoints"`              // which endpoints are on
-	MaxBodyBytes int                 `json:"maxBodyBytes,omitempty"` // largest request body; default 1 MiB (413 past it)
-}
-
-// HTTPEndpointsConfig is "http.endpoints".
-type HTTPEndpointsConfig struct {
-	ChatCompletions HTTPEndpointConfig `json:"chatCompletions"` // POST /v1/chat/completions and GET /v1/models
-	Responses       HTTPEndpointConfig `json:"responses"`       // POST /v1/responses (and GET /v1/models)
-}
-
-// HTTPEndpointConfig switches one endpoint on or off.
-type HTTPEndpointConfig struct {
-	Enabled bool `json:"enabled,omitempty"` // default false: the endpoint answers 404
-}
-
 // Agent backends and defaults.
 const (
 	BackendEcho   = "echo"
@@ -101,7 +80,6 @@ const (
 	DefaultMaxMessageBytes    = 256 << 10
 	DefaultHistoryMessages    = 20
 	DefaultStallTimeoutMs     = 60000
-	DefaultHTTPMaxBodyBytes   = 1 << 20
 
 	maxAgentTimeoutMs = 24 * 60 * 60 * 1000
 )
@@ -148,61 +126,38 @@ func (x *AgentsConfig) withDefaults() {
 	setDefault(&x.MaxSessionBytes, DefaultMaxSessionBytes)
 	setDefault(&x.MaxMessageBytes, DefaultMaxMessageBytes)
 	setDefault(&x.HistoryMessages, DefaultHistoryMessages)
-	for id, a := range x.List {
-		setDefault(&a.Backend, BackendEcho)
-		if a.OpenAI != nil {
-			setDefault(&a.OpenAI.StallTimeoutMs, DefaultStallTimeoutMs)
-		}
-		x.List[id] = a
+	setEach(x.List, (*AgentConfig).withDefaults)
+}
+
+func (a *AgentConfig) withDefaults() {
+	setDefault(&a.Backend, BackendEcho)
+	if a.OpenAI != nil {
+		setDefault(&a.OpenAI.StallTimeoutMs, DefaultStallTimeoutMs)
 	}
 }
 
-func (x *AgentsConfig) redact() {
-	for id, a := range x.List {
-		if a.Exec != nil {
-			for i, kv := range a.Exec.Env {
-				if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
-					a.Exec.Env[i] = k + "=" + RedactedValue
-				}
-			}
-		}
-		x.List[id] = a
-	}
+func (x *AgentsConfig) unshare() {
+	x.List = cloneMap(x.List, (*AgentConfig).unshare)
 }
 
-func (x AgentsConfig) clone() AgentsConfig {
-	if x.List == nil {
-		return x
+func (a *AgentConfig) unshare() {
+	a.Echo = clonePtr(a.Echo)
+	if a.OpenAI != nil {
+		o := *a.OpenAI
+		o.Stream = clonePtr(o.Stream)
+		a.OpenAI = &o
 	}
-	list := make(map[string]AgentConfig, len(x.List))
-	for id, a := range x.List {
-		if a.Echo != nil {
-			e := *a.Echo
-			a.Echo = &e
-		}
-		if a.OpenAI != nil {
-			o := *a.OpenAI
-			if o.Stream != nil {
-				s := *o.Stream
-				o.Stream = &s
-			}
-			a.OpenAI = &o
-		}
-		if a.Exec != nil {
-			e := *a.Exec
-			e.Args = slices.Clone(e.Args)
-			e.Env = slices.Clone(e.Env)
-			e.Limits = e.Limits.clone()
-			a.Exec = &e
-		}
-		list[id] = a
+	if a.Exec != nil {
+		e := *a.Exec
+		e.Args = slices.Clone(e.Args)
+		e.Env = slices.Clone(e.Env)
+		e.Limits = clonePtr(e.Limits)
+		a.Exec = &e
 	}
-	x.List = list
-	return x
 }
 
 func (x *AgentsConfig) validate() *Error {
-	checks := []func() *Error{
+	err := firstError(
 		func() *Error { return intRange("agents.maxConcurrent", x.MaxConcurrent, 0, 100000) },
 		func() *Error { return intRange("agents.timeoutMs", x.TimeoutMs, 0, maxAgentTimeoutMs) },
 		func() *Error { return intRange("agents.maxSessionMessages", x.MaxSessionMessages, 0, 1_000_000) },
@@ -218,11 +173,9 @@ func (x *AgentsConfig) validate() *Error {
 			}
 			return nil
 		},
-	}
-	for _, c := range checks {
-		if err := c(); err != nil {
-			return err
-		}
+	)
+	if err != nil {
+		return err
 	}
 	for _, id := range slices.Sorted(maps.Keys(x.List)) {
 		if err := validateAgent("agents.list."+id, id, x.List[id]); err != nil {
@@ -308,16 +261,4 @@ func validateExec(key string, e *ExecBackendConfig) *Error {
 		}
 	}
 	return e.Limits.validate(key + ".limits")
-}
-
-func (x *HTTPConfig) withDefaults() {
-	setDefault(&x.MaxBodyBytes, DefaultHTTPMaxBodyBytes)
-}
-
-func (x *HTTPConfig) redact() {}
-
-func (x HTTPConfig) clone() HTTPConfig { return x }
-
-func (x *HTTPConfig) validate() *Error {
-	return intRange("http.maxBodyBytes", x.MaxBodyBytes, 0, 64<<20)
 }

@@ -62,7 +62,7 @@ func TestAgentsDefaultsRedactClone(t *testing.T) {
 	if d.Agents.List["x"].Exec.Env[0] != "TOKEN=s3cret" {
 		t.Fatal("Redacted changed the original: clone is shallow")
 	}
-	if ch := Diff(c, r); len(ch) == 0 || ch[0].Restart {
+	if ch := Diff(c, r); len(ch) == 0 || ch[0].RestartInProcess {
 		t.Fatalf("agents changes must be hot: %+v", ch)
 	}
 }

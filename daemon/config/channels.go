@@ -1,58 +1,31 @@
 package config
 
-// This file's sections are owned by the channels, tools and hooks (issue 5) work; the lead only wired
-// them into Config, WithDefaults, Redacted, clone and Validate.
-
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
-	"unicode"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// Defaults of the channels, tools and hooks sections.
+// Defaults and bounds of the "channels" section.
 const (
-	DefaultDedupeTTLMs          = 24 * 60 * 60 * 1000
-	DefaultWebhookTimeoutMs     = 10000
-	DefaultRetryMaxAttempts     = 5
-	DefaultRetryInitialMs       = 500
-	DefaultRetryMaxBackoffMs    = 10000
-	DefaultRetryMaxElapsedMs    = 60000
-	DefaultToolsMaxBodyBytes    = 1 << 20
-	DefaultToolsMaxConcurrent   = 8
-	DefaultToolTimeoutMs        = 30000
-	DefaultToolMaxOutputBytes   = 1 << 20
-	DefaultHooksMaxBodyBytes    = 256 << 10
-	DefaultHooksPerMinute       = 60
-	DefaultHooksWaitTimeoutMs   = 120000
-	DefaultHooksHeartbeatMs     = 30000
-	MinHooksTokenLength         = 16
+	DefaultDedupeTTLMs       = 24 * 60 * 60 * 1000
+	DefaultWebhookTimeoutMs  = 10000
+	DefaultRetryMaxAttempts  = 5
+	DefaultRetryInitialMs    = 500
+	DefaultRetryMaxBackoffMs = 10000
+	DefaultRetryMaxElapsedMs = 60000
+
 	maxRetryAttempts            = 100
-	maxHTTPBodyBytes            = 64 << 20
-	maxToolOutputBytes          = 64 << 20
-	maxHooksRequestsPerMinute   = 1_000_000
-	maxChannelOrToolNameLength  = 64
-	reservedToolPrefix          = "gateway."
 	signatureHeaderPrefixDenied = "x-gateway-"
 )
 
-// nameRE is what channel and tool names look like.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
 // ChannelsConfig is the "channels" section: where `send` delivers messages.
-// Each channel is keyed by a name unique across kinds; today the kind is
-// webhook, and messaging providers add their own maps next to Webhooks.
+// Each channel is keyed by a name unique across kinds (webhooks, Telegram
+// bots, Matrix accounts).
 type ChannelsConfig struct {
 	// Default is the channel for targets that no channel's targets match;
 	// "" means such targets are NOT_LINKED.
@@ -187,25 +160,28 @@ type RetryConfig struct {
 
 func (x *ChannelsConfig) withDefaults() {
 	setDefault(&x.DedupeTTLMs, DefaultDedupeTTLMs)
-	for name, w := range x.Webhooks {
-		setDefault(&w.TimeoutMs, DefaultWebhookTimeoutMs)
-		setDefault(&w.Retry.MaxAttempts, DefaultRetryMaxAttempts)
-		setDefault(&w.Retry.InitialBackoffMs, DefaultRetryInitialMs)
-		setDefault(&w.Retry.MaxBackoffMs, DefaultRetryMaxBackoffMs)
-		setDefault(&w.Retry.MaxElapsedMs, DefaultRetryMaxElapsedMs)
-		x.Webhooks[name] = w
-	}
-	for name, t := range x.Telegram {
-		t.ChatConfig.withDefaults()
-		setDefault(&t.APIBaseURL, DefaultTelegramAPIBaseURL)
-		setDefault(&t.PollTimeoutS, DefaultTelegramPollTimeoutS)
-		x.Telegram[name] = t
-	}
-	for name, m := range x.Matrix {
-		m.ChatConfig.withDefaults()
-		setDefault(&m.AutoJoin, MatrixAutoJoinAlways)
-		x.Matrix[name] = m
-	}
+	setEach(x.Webhooks, (*WebhookChannelConfig).withDefaults)
+	setEach(x.Telegram, (*TelegramChannelConfig).withDefaults)
+	setEach(x.Matrix, (*MatrixChannelConfig).withDefaults)
+}
+
+func (w *WebhookChannelConfig) withDefaults() {
+	setDefault(&w.TimeoutMs, DefaultWebhookTimeoutMs)
+	setDefault(&w.Retry.MaxAttempts, DefaultRetryMaxAttempts)
+	setDefault(&w.Retry.InitialBackoffMs, DefaultRetryInitialMs)
+	setDefault(&w.Retry.MaxBackoffMs, DefaultRetryMaxBackoffMs)
+	setDefault(&w.Retry.MaxElapsedMs, DefaultRetryMaxElapsedMs)
+}
+
+func (t *TelegramChannelConfig) withDefaults() {
+	t.ChatConfig.withDefaults()
+	setDefault(&t.APIBaseURL, DefaultTelegramAPIBaseURL)
+	setDefault(&t.PollTimeoutS, DefaultTelegramPollTimeoutS)
+}
+
+func (m *MatrixChannelConfig) withDefaults() {
+	m.ChatConfig.withDefaults()
+	setDefault(&m.AutoJoin, MatrixAutoJoinAlways)
 }
 
 func (c *ChatConfig) withDefaults() {
@@ -224,25 +200,147 @@ func (c *ChatConfig) MentionRequired(room string) bool {
 	return c.RequireMention == nil || *c.RequireMention
 }
 
-func (c ChatConfig) clone() ChatConfig {
+func (x *ChannelsConfig) unshare() {
+	x.Webhooks = cloneMap(x.Webhooks, (*WebhookChannelConfig).unshare)
+	x.Telegram = cloneMap(x.Telegram, (*TelegramChannelConfig).unshare)
+	x.Matrix = cloneMap(x.Matrix, (*MatrixChannelConfig).unshare)
+}
+
+func (w *WebhookChannelConfig) unshare() {
+	w.Targets = slices.Clone(w.Targets)
+	w.Headers = maps.Clone(w.Headers)
+}
+
+func (c *ChatConfig) unshare() {
 	c.AllowFrom = slices.Clone(c.AllowFrom)
 	c.Targets = slices.Clone(c.Targets)
-	if c.RequireMention != nil {
-		v := *c.RequireMention
-		c.RequireMention = &v
+	c.RequireMention = clonePtr(c.RequireMention)
+	c.Rooms = cloneMap(c.Rooms, func(r *ChatRoomConfig) { r.RequireMention = clonePtr(r.RequireMention) })
+}
+
+func (x *ChannelsConfig) validate() *Error {
+	if err := intRange("channels.dedupeTtlMs", x.DedupeTTLMs, 0, 30*maxIntervalMs); err != nil {
+		return err
 	}
-	if c.Rooms != nil {
-		rooms := make(map[string]ChatRoomConfig, len(c.Rooms))
-		for id, r := range c.Rooms {
-			if r.RequireMention != nil {
-				v := *r.RequireMention
-				r.RequireMention = &v
-			}
-			rooms[id] = r
+	seen := map[string]string{} // channel name -> its kind
+	if err := validateChannels("webhooks", x.Webhooks, seen, (*WebhookChannelConfig).validate); err != nil {
+		return err
+	}
+	if err := validateChannels("telegram", x.Telegram, seen, (*TelegramChannelConfig).validate); err != nil {
+		return err
+	}
+	if err := validateChannels("matrix", x.Matrix, seen, (*MatrixChannelConfig).validate); err != nil {
+		return err
+	}
+	if x.Default != "" && !slices.Contains(x.ChannelNames(), x.Default) {
+		return &Error{Key: "channels.default", Msg: fmt.Sprintf("%q is not a configured channel (configured: %s)", x.Default, listOrNone(x.ChannelNames()))}
+	}
+	return nil
+}
+
+// validateChannels checks the channels of one kind in name order: the
+// name, that no channel of another kind has it (seen holds the names
+// checked so far, with their kinds), and the channel's settings.
+func validateChannels[C any](kind string, channels map[string]C, seen map[string]string, validate func(*C, string) *Error) *Error {
+	for _, name := range slices.Sorted(maps.Keys(channels)) {
+		key := "channels." + kind + "." + name
+		if err := checkName(key, name, "channel"); err != nil {
+			return err
 		}
-		c.Rooms = rooms
+		if k, dup := seen[name]; dup {
+			return &Error{Key: key, Msg: fmt.Sprintf("the name is also used under channels.%s (channel names are unique across kinds)", k)}
+		}
+		seen[name] = kind
+		c := channels[name]
+		if err := validate(&c, key); err != nil {
+			return err
+		}
 	}
-	return c
+	return nil
+}
+
+func (w *WebhookChannelConfig) validate(key string) *Error {
+	u, err := url.Parse(w.URL)
+	if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &Error{Key: key + ".url", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (set the receiver's address, like https://hooks.example.com/gateway)", RedactURL(w.URL))}
+	}
+	if err := checkSecretSource(key, "secret", w.Secret, w.SecretEnv, w.SecretFile, true); err != nil {
+		return err
+	}
+	if err := checkTargets(key, w.Targets); err != nil {
+		return err
+	}
+	for h := range w.Headers {
+		if !validHeaderName(h) {
+			return &Error{Key: key + ".headers." + h, Msg: "is not a valid HTTP header name (letters, digits and -)"}
+		}
+		if strings.HasPrefix(strings.ToLower(h), signatureHeaderPrefixDenied) || strings.EqualFold(h, "Idempotency-Key") ||
+			strings.EqualFold(h, "Content-Type") || strings.EqualFold(h, "Content-Length") {
+			return &Error{Key: key + ".headers." + h, Msg: "is set by the gateway itself (signature, timestamp, idempotency key, content type); remove it"}
+		}
+	}
+	if err := intRange(key+".timeoutMs", w.TimeoutMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	r := w.Retry
+	if err := intRange(key+".retry.maxAttempts", r.MaxAttempts, 0, maxRetryAttempts); err != nil {
+		return err
+	}
+	if err := intRange(key+".retry.initialBackoffMs", r.InitialBackoffMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	if err := intRange(key+".retry.maxBackoffMs", r.MaxBackoffMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	if err := intRange(key+".retry.maxElapsedMs", r.MaxElapsedMs, 0, maxIntervalMs); err != nil {
+		return err
+	}
+	if r.InitialBackoffMs > 0 && r.MaxBackoffMs > 0 && r.InitialBackoffMs > r.MaxBackoffMs {
+		return &Error{Key: key + ".retry.initialBackoffMs", Msg: fmt.Sprintf("%d is larger than retry.maxBackoffMs %d (lower it or raise maxBackoffMs)", r.InitialBackoffMs, r.MaxBackoffMs)}
+	}
+	return nil
+}
+
+func (t *TelegramChannelConfig) validate(key string) *Error {
+	if err := checkSecretSource(key, "token", "", t.TokenEnv, t.TokenFile, true); err != nil {
+		err.Msg += " (the bot token from @BotFather; it is read from the environment or a file, never the config file)"
+		return err
+	}
+	u, err := url.Parse(t.APIBaseURL)
+	if t.APIBaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		return &Error{Key: key + ".apiBaseUrl", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (leave it out for %s)", RedactURL(t.APIBaseURL), DefaultTelegramAPIBaseURL)}
+	}
+	if err := intRange(key+".pollTimeoutS", t.PollTimeoutS, 0, 50); err != nil {
+		return err
+	}
+	return t.ChatConfig.validate(key)
+}
+
+func (m *MatrixChannelConfig) validate(key string) *Error {
+	u, err := url.Parse(m.Homeserver)
+	if m.Homeserver == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &Error{Key: key + ".homeserver", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (the homeserver's client API, like https://matrix.example.org)", RedactURL(m.Homeserver))}
+	}
+	if !strings.HasPrefix(m.UserID, "@") || !strings.Contains(m.UserID, ":") {
+		return &Error{Key: key + ".userId", Msg: fmt.Sprintf("%q is not a Matrix user id (like @gw:example.org)", m.UserID)}
+	}
+	hasToken := m.AccessTokenEnv != "" || m.AccessTokenFile != ""
+	hasPassword := m.PasswordEnv != "" || m.PasswordFile != ""
+	if hasToken && hasPassword {
+		return &Error{Key: key + ".accessTokenFile", Msg: "set an access token or a password, not both"}
+	}
+	if hasPassword {
+		if err := checkSecretSource(key, "password", "", m.PasswordEnv, m.PasswordFile, true); err != nil {
+			return err
+		}
+	} else if err := checkSecretSource(key, "accessToken", "", m.AccessTokenEnv, m.AccessTokenFile, true); err != nil {
+		err.Msg += " (or passwordEnv/passwordFile to log in once; secrets are read from the environment or a file, never the config file)"
+		return err
+	}
+	if err := oneOf(key+".autoJoin", m.AutoJoin, []string{MatrixAutoJoinAlways, MatrixAutoJoinAllowlist, MatrixAutoJoinOff}); err != nil {
+		return err
+	}
+	return m.ChatConfig.validate(key)
 }
 
 func (c *ChatConfig) validate(key string) *Error {
@@ -294,460 +392,6 @@ func (x *ChannelsConfig) ChannelNames() []string {
 	names = append(names, slices.Collect(maps.Keys(x.Matrix))...)
 	slices.Sort(names)
 	return names
-}
-
-func (x *ChannelsConfig) redact() {
-	for name, w := range x.Webhooks {
-		if w.Secret != "" {
-			w.Secret = RedactedValue
-		}
-		for k := range w.Headers {
-			w.Headers[k] = RedactedValue
-		}
-		w.URL = redactURL(w.URL)
-		x.Webhooks[name] = w
-	}
-	for name, t := range x.Telegram {
-		t.APIBaseURL = redactURL(t.APIBaseURL)
-		x.Telegram[name] = t
-	}
-	for name, m := range x.Matrix {
-		m.Homeserver = redactURL(m.Homeserver)
-		x.Matrix[name] = m
-	}
-}
-
-func (x ChannelsConfig) clone() ChannelsConfig {
-	x = cloneChatChannels(x)
-	if x.Webhooks == nil {
-		return x
-	}
-	out := x
-	out.Webhooks = make(map[string]WebhookChannelConfig, len(x.Webhooks))
-	for name, w := range x.Webhooks {
-		w.Targets = slices.Clone(w.Targets)
-		w.Headers = maps.Clone(w.Headers)
-		out.Webhooks[name] = w
-	}
-	return out
-}
-
-func cloneChatChannels(x ChannelsConfig) ChannelsConfig {
-	if x.Telegram != nil {
-		t := make(map[string]TelegramChannelConfig, len(x.Telegram))
-		for name, c := range x.Telegram {
-			c.ChatConfig = c.ChatConfig.clone()
-			t[name] = c
-		}
-		x.Telegram = t
-	}
-	if x.Matrix != nil {
-		m := make(map[string]MatrixChannelConfig, len(x.Matrix))
-		for name, c := range x.Matrix {
-			c.ChatConfig = c.ChatConfig.clone()
-			m[name] = c
-		}
-		x.Matrix = m
-	}
-	return x
-}
-
-func (x *ChannelsConfig) validate() *Error {
-	if err := intRange("channels.dedupeTtlMs", x.DedupeTTLMs, 0, 30*maxIntervalMs); err != nil {
-		return err
-	}
-	for _, name := range slices.Sorted(maps.Keys(x.Webhooks)) {
-		w := x.Webhooks[name]
-		key := "channels.webhooks." + name
-		if err := checkName(key, name, "channel"); err != nil {
-			return err
-		}
-		u, err := url.Parse(w.URL)
-		if w.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &Error{Key: key + ".url", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (set the receiver's address, like https://hooks.example.com/gateway)", RedactURL(w.URL))}
-		}
-		if err := checkSecretSource(key, "secret", w.Secret, w.SecretEnv, w.SecretFile, true); err != nil {
-			return err
-		}
-		if err := checkTargets(key, w.Targets); err != nil {
-			return err
-		}
-		for h := range w.Headers {
-			if !validHeaderName(h) {
-				return &Error{Key: key + ".headers." + h, Msg: "is not a valid HTTP header name (letters, digits and -)"}
-			}
-			if strings.HasPrefix(strings.ToLower(h), signatureHeaderPrefixDenied) || strings.EqualFold(h, "Idempotency-Key") ||
-				strings.EqualFold(h, "Content-Type") || strings.EqualFold(h, "Content-Length") {
-				return &Error{Key: key + ".headers." + h, Msg: "is set by the gateway itself (signature, timestamp, idempotency key, content type); remove it"}
-			}
-		}
-		if err := intRange(key+".timeoutMs", w.TimeoutMs, 0, maxIntervalMs); err != nil {
-			return err
-		}
-		r := w.Retry
-		if err := intRange(key+".retry.maxAttempts", r.MaxAttempts, 0, maxRetryAttempts); err != nil {
-			return err
-		}
-		if err := intRange(key+".retry.initialBackoffMs", r.InitialBackoffMs, 0, maxIntervalMs); err != nil {
-			return err
-		}
-		if err := intRange(key+".retry.maxBackoffMs", r.MaxBackoffMs, 0, maxIntervalMs); err != nil {
-			return err
-		}
-		if err := intRange(key+".retry.maxElapsedMs", r.MaxElapsedMs, 0, maxIntervalMs); err != nil {
-			return err
-		}
-		if r.InitialBackoffMs > 0 && r.MaxBackoffMs > 0 && r.InitialBackoffMs > r.MaxBackoffMs {
-			return &Error{Key: key + ".retry.initialBackoffMs", Msg: fmt.Sprintf("%d is larger than retry.maxBackoffMs %d (lower it or raise maxBackoffMs)", r.InitialBackoffMs, r.MaxBackoffMs)}
-		}
-	}
-	if err := x.validateChat(); err != nil {
-		return err
-	}
-	if x.Default != "" && !slices.Contains(x.ChannelNames(), x.Default) {
-		return &Error{Key: "channels.default", Msg: fmt.Sprintf("%q is not a configured channel (configured: %s)", x.Default, listOrNone(x.ChannelNames()))}
-	}
-	return nil
-}
-
-func (x *ChannelsConfig) validateChat() *Error {
-	seen := map[string]string{}
-	for name := range x.Webhooks {
-		seen[name] = "webhooks"
-	}
-	for _, name := range slices.Sorted(maps.Keys(x.Telegram)) {
-		t := x.Telegram[name]
-		key := "channels.telegram." + name
-		if err := checkName(key, name, "channel"); err != nil {
-			return err
-		}
-		if k, dup := seen[name]; dup {
-			return &Error{Key: key, Msg: fmt.Sprintf("the name is also used under channels.%s (channel names are unique across kinds)", k)}
-		}
-		seen[name] = "telegram"
-		if err := checkSecretSource(key, "token", "", t.TokenEnv, t.TokenFile, true); err != nil {
-			err.Msg += " (the bot token from @BotFather; it is read from the environment or a file, never the config file)"
-			return err
-		}
-		u, err := url.Parse(t.APIBaseURL)
-		if t.APIBaseURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-			return &Error{Key: key + ".apiBaseUrl", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (leave it out for %s)", RedactURL(t.APIBaseURL), DefaultTelegramAPIBaseURL)}
-		}
-		if err := intRange(key+".pollTimeoutS", t.PollTimeoutS, 0, 50); err != nil {
-			return err
-		}
-		if err := t.ChatConfig.validate(key); err != nil {
-			return err
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(x.Matrix)) {
-		m := x.Matrix[name]
-		key := "channels.matrix." + name
-		if err := checkName(key, name, "channel"); err != nil {
-			return err
-		}
-		if k, dup := seen[name]; dup {
-			return &Error{Key: key, Msg: fmt.Sprintf("the name is also used under channels.%s (channel names are unique across kinds)", k)}
-		}
-		seen[name] = "matrix"
-		u, err := url.Parse(m.Homeserver)
-		if m.Homeserver == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &Error{Key: key + ".homeserver", Msg: fmt.Sprintf("%q is not an http:// or https:// URL (the homeserver's client API, like https://matrix.example.org)", RedactURL(m.Homeserver))}
-		}
-		if !strings.HasPrefix(m.UserID, "@") || !strings.Contains(m.UserID, ":") {
-			return &Error{Key: key + ".userId", Msg: fmt.Sprintf("%q is not a Matrix user id (like @gw:example.org)", m.UserID)}
-		}
-		hasToken := m.AccessTokenEnv != "" || m.AccessTokenFile != ""
-		hasPassword := m.PasswordEnv != "" || m.PasswordFile != ""
-		if hasToken && hasPassword {
-			return &Error{Key: key + ".accessTokenFile", Msg: "set an access token or a password, not both"}
-		}
-		if hasPassword {
-			if err := checkSecretSource(key, "password", "", m.PasswordEnv, m.PasswordFile, true); err != nil {
-				return err
-			}
-		} else if err := checkSecretSource(key, "accessToken", "", m.AccessTokenEnv, m.AccessTokenFile, true); err != nil {
-			err.Msg += " (or passwordEnv/passwordFile to log in once; secrets are read from the environment or a file, never the config file)"
-			return err
-		}
-		if err := oneOf(key+".autoJoin", m.AutoJoin, []string{MatrixAutoJoinAlways, MatrixAutoJoinAllowlist, MatrixAutoJoinOff}); err != nil {
-			return err
-		}
-		if err := m.ChatConfig.validate(key); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ToolsConfig is the "tools" section: what POST /tools/invoke may run
-// besides the built-in gateway.* tools.
-type ToolsConfig struct {
-	MaxBodyBytes  int64    `json:"maxBodyBytes,omitempty"`  // request body limit, default 1 MiB (larger: 413)
-	MaxConcurrent int      `json:"maxConcurrent,omitempty"` // invocations running at once, default 8 (more: 429)
-	Deny          []string `json:"deny,omitempty"`          // tool names or globs refused with 403, built-ins included
-	// Exec are operator-configured command tools by name.
-	Exec map[string]ExecToolConfig `json:"exec,omitempty"`
-}
-
-// ExecToolConfig is "tools.exec.NAME": a command run per invocation with the
-// arguments as JSON on stdin. Its stdout is the result (JSON when it parses,
-// else text).
-type ExecToolConfig struct {
-	Command     []string `json:"command"`               // argv; the first element is a path or a name on PATH
-	Description string   `json:"description,omitempty"` // for tool listings
-	// ArgsSchema is the JSON Schema the args must satisfy (default: any
-	// JSON object).
-	ArgsSchema     json.RawMessage   `json:"argsSchema,omitempty"`
-	TimeoutMs      int               `json:"timeoutMs,omitempty"`           // default 30000; the process group is killed at the limit (408)
-	MaxOutputBytes int               `json:"maxOutputBytes,omitempty"`      // stdout limit, default 1 MiB; over it the process group is killed (500)
-	Env            map[string]string `json:"env,omitempty" redact:"secret"` // extra environment (values redacted in config.get)
-	Dir            string            `json:"dir,omitempty"`                 // working directory, absolute; default "/"
-
-	Limits *ProcessLimits `json:"limits,omitempty"` // resource limits of the command and its children
-}
-
-func (x *ToolsConfig) withDefaults() {
-	setDefault(&x.MaxBodyBytes, DefaultToolsMaxBodyBytes)
-	setDefault(&x.MaxConcurrent, DefaultToolsMaxConcurrent)
-	for name, t := range x.Exec {
-		setDefault(&t.TimeoutMs, DefaultToolTimeoutMs)
-		setDefault(&t.MaxOutputBytes, DefaultToolMaxOutputBytes)
-		x.Exec[name] = t
-	}
-}
-
-func (x *ToolsConfig) redact() {
-	for name, t := range x.Exec {
-		for k := range t.Env {
-			t.Env[k] = RedactedValue
-		}
-		x.Exec[name] = t
-	}
-}
-
-func (x ToolsConfig) clone() ToolsConfig {
-	out := x
-	out.Deny = slices.Clone(x.Deny)
-	if x.Exec != nil {
-		out.Exec = make(map[string]ExecToolConfig, len(x.Exec))
-		for name, t := range x.Exec {
-			t.Command = slices.Clone(t.Command)
-			t.ArgsSchema = slices.Clone(t.ArgsSchema)
-			t.Env = maps.Clone(t.Env)
-			t.Limits = t.Limits.clone()
-			out.Exec[name] = t
-		}
-	}
-	return out
-}
-
-func (x *ToolsConfig) validate() *Error {
-	if x.MaxBodyBytes < 0 || x.MaxBodyBytes > maxHTTPBodyBytes {
-		return &Error{Key: "tools.maxBodyBytes", Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", x.MaxBodyBytes, maxHTTPBodyBytes, DefaultToolsMaxBodyBytes)}
-	}
-	if err := intRange("tools.maxConcurrent", x.MaxConcurrent, 0, 10000); err != nil {
-		return err
-	}
-	for i, d := range x.Deny {
-		if _, err := path.Match(d, ""); err != nil || d == "" {
-			return &Error{Key: fmt.Sprintf("tools.deny[%d]", i), Msg: fmt.Sprintf("%q is not a tool name or glob (like \"gateway.status\" or \"deploy-*\")", d)}
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(x.Exec)) {
-		t := x.Exec[name]
-		key := "tools.exec." + name
-		if err := checkName(key, name, "tool"); err != nil {
-			return err
-		}
-		if strings.HasPrefix(name, reservedToolPrefix) {
-			return &Error{Key: key, Msg: fmt.Sprintf("names starting with %q are the gateway's built-in tools (pick another name)", reservedToolPrefix)}
-		}
-		if len(t.Command) == 0 || strings.TrimSpace(t.Command[0]) == "" {
-			return &Error{Key: key + ".command", Msg: `is empty (set the argv to run, like ["/usr/local/bin/deploy", "--dry"])`}
-		}
-		if strings.Contains(t.Command[0], "/") && !strings.HasPrefix(t.Command[0], "/") {
-			return &Error{Key: key + ".command[0]", Msg: fmt.Sprintf("%q is a relative path (use an absolute path or a bare name found on PATH)", t.Command[0])}
-		}
-		if len(t.ArgsSchema) > 0 {
-			if _, err := CompileToolSchema(name, t.ArgsSchema); err != nil {
-				return &Error{Key: key + ".argsSchema", Msg: err.Error()}
-			}
-		}
-		if err := intRange(key+".timeoutMs", t.TimeoutMs, 0, maxIntervalMs); err != nil {
-			return err
-		}
-		if err := intRange(key+".maxOutputBytes", t.MaxOutputBytes, 0, maxToolOutputBytes); err != nil {
-			return err
-		}
-		if t.Dir != "" && !strings.HasPrefix(t.Dir, "/") {
-			return &Error{Key: key + ".dir", Msg: fmt.Sprintf("%q is not an absolute path", t.Dir)}
-		}
-		if err := t.Limits.validate(key + ".limits"); err != nil {
-			return err
-		}
-		for k := range t.Env {
-			if k == "" || strings.ContainsAny(k, "=\x00") {
-				return &Error{Key: key + ".env", Msg: fmt.Sprintf("%q is not an environment variable name", k)}
-			}
-		}
-	}
-	return nil
-}
-
-// CompileToolSchema compiles an exec tool's argsSchema (JSON Schema, draft
-// 2020-12 unless $schema says otherwise). Remote $refs are not fetched.
-func CompileToolSchema(tool string, schema json.RawMessage) (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(schema)))
-	if err != nil {
-		return nil, fmt.Errorf("is not valid JSON: %w", err)
-	}
-	c := jsonschema.NewCompiler()
-	c.UseLoader(noRemoteLoader{})
-	loc := "mem:///tools/" + tool + ".json"
-	if err := c.AddResource(loc, doc); err != nil {
-		return nil, fmt.Errorf("is not a usable JSON Schema: %w", err)
-	}
-	s, err := c.Compile(loc)
-	if err != nil {
-		return nil, fmt.Errorf("is not a valid JSON Schema: %w (fix the schema; see https://json-schema.org)", err)
-	}
-	return s, nil
-}
-
-type noRemoteLoader struct{}
-
-func (noRemoteLoader) Load(u string) (any, error) {
-	return nil, fmt.Errorf("schema %s is not loaded: only schemas inside argsSchema are allowed (inline it under $defs)", u)
-}
-
-// HooksConfig is the "hooks" section: POST /hooks/wake and /hooks/agent,
-// off by default.
-type HooksConfig struct {
-	Enabled bool `json:"enabled,omitempty"`
-	// Token is the hooks' own secret (not the gateway token), sent as
-	// `Authorization: Bearer` or `x-gateway-token`. Required when enabled:
-	// exactly one of Token, TokenEnv and TokenFile.
-	Token               string `json:"token,omitempty" redact:"secret"`
-	TokenEnv            string `json:"tokenEnv,omitempty" redact:"ref"`
-	TokenFile           string `json:"tokenFile,omitempty" redact:"ref"`
-	MaxBodyBytes        int64  `json:"maxBodyBytes,omitempty"`        // default 256 KiB (larger: 413)
-	RequestsPerMinute   int    `json:"requestsPerMinute,omitempty"`   // default 60 (more: 429 with Retry-After)
-	DefaultAgentID      string `json:"defaultAgentId,omitempty"`      // agent for /hooks/agent without agentId
-	WaitTimeoutMs       int    `json:"waitTimeoutMs,omitempty"`       // bound of waitForCompletion, default 120000
-	HeartbeatIntervalMs int    `json:"heartbeatIntervalMs,omitempty"` // when queued next-heartbeat wakes go out, default 30000
-
-	// AllowedAgentIDs are the agents /hooks/agent may run (403 for others).
-	// Unset or empty: only the hooks' default agent (defaultAgentId, else
-	// agents.default); "*" allows every agent.
-	AllowedAgentIDs []string `json:"allowedAgentIds,omitempty"`
-}
-
-func (x *HooksConfig) withDefaults() {
-	setDefault(&x.MaxBodyBytes, DefaultHooksMaxBodyBytes)
-	setDefault(&x.RequestsPerMinute, DefaultHooksPerMinute)
-	setDefault(&x.WaitTimeoutMs, DefaultHooksWaitTimeoutMs)
-	setDefault(&x.HeartbeatIntervalMs, DefaultHooksHeartbeatMs)
-}
-
-func (x *HooksConfig) redact() {
-	if x.Token != "" {
-		x.Token = RedactedValue
-	}
-}
-
-func (x HooksConfig) clone() HooksConfig {
-	x.AllowedAgentIDs = slices.Clone(x.AllowedAgentIDs)
-	return x
-}
-
-func (x *HooksConfig) validate() *Error {
-	if err := checkSecretSource("hooks", "token", x.Token, x.TokenEnv, x.TokenFile, x.Enabled); err != nil {
-		if x.Enabled && x.Token == "" && x.TokenEnv == "" && x.TokenFile == "" {
-			err.Msg = "is required when hooks.enabled is true (set hooks.token to a long random value, e.g. `openssl rand -hex 32`, or hooks.tokenEnv / hooks.tokenFile)"
-		}
-		return err
-	}
-	if x.Token != "" && len(x.Token) < MinHooksTokenLength {
-		return &Error{Key: "hooks.token", Msg: fmt.Sprintf("is %d characters; use at least %d (a long random value, e.g. `openssl rand -hex 32`)", len(x.Token), MinHooksTokenLength)}
-	}
-	if x.MaxBodyBytes < 0 || x.MaxBodyBytes > maxHTTPBodyBytes {
-		return &Error{Key: "hooks.maxBodyBytes", Msg: fmt.Sprintf("%d is out of range (1 to %d bytes; leave it out for %d)", x.MaxBodyBytes, maxHTTPBodyBytes, DefaultHooksMaxBodyBytes)}
-	}
-	if err := intRange("hooks.requestsPerMinute", x.RequestsPerMinute, 0, maxHooksRequestsPerMinute); err != nil {
-		return err
-	}
-	if err := intRange("hooks.waitTimeoutMs", x.WaitTimeoutMs, 0, maxIntervalMs); err != nil {
-		return err
-	}
-	for i, id := range x.AllowedAgentIDs {
-		if id != "*" && (strings.TrimSpace(id) == "" || strings.ContainsFunc(id, unicode.IsControl)) {
-			return &Error{Key: fmt.Sprintf("hooks.allowedAgentIds[%d]", i), Msg: fmt.Sprintf("%q is not an agent id (list agent ids from agents.list, or \"*\" for every agent)", id)}
-		}
-	}
-	return interval("hooks.heartbeatIntervalMs", x.HeartbeatIntervalMs)
-}
-
-// ResolveSecret returns a secret configured as a value, an environment
-// variable (looked up with getenv) or a file (white space trimmed). key
-// names the config key in errors, like "hooks.token".
-func ResolveSecret(key, value, env, file string, getenv func(string) string) (string, error) {
-	switch {
-	case value != "":
-		return value, nil
-	case env != "":
-		v := strings.TrimSpace(getenv(env))
-		if v == "" {
-			return "", fmt.Errorf("%sEnv: environment variable %s is not set or empty (set it in the service's environment, e.g. a systemd drop-in Environment= or EnvironmentFile=)", key, env)
-		}
-		return v, nil
-	case file != "":
-		b, err := os.ReadFile(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("%sFile: %s does not exist (create it with the secret, mode 0600): %w", key, file, err)
-		}
-		if err != nil {
-			return "", fmt.Errorf("%sFile: read %s: %w (make it readable by the gateway's user)", key, file, err)
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			return "", fmt.Errorf("%sFile: %s is empty (write the secret into it)", key, file)
-		}
-		return v, nil
-	}
-	return "", fmt.Errorf("%s is not set (set %s, %sEnv or %sFile)", key, key, key, key)
-}
-
-// checkSecretSource checks that at most one (exactly one when required) of
-// a secret's value, env and file is set.
-func checkSecretSource(prefix, name, value, env, file string, required bool) *Error {
-	key := prefix + "." + name
-	n := 0
-	for _, s := range []string{value, env, file} {
-		if s != "" {
-			n++
-		}
-	}
-	switch {
-	case n > 1:
-		return &Error{Key: key, Msg: fmt.Sprintf("set only one of %s, %sEnv and %sFile", name, name, name)}
-	case n == 0 && required:
-		return &Error{Key: key, Msg: fmt.Sprintf("is required (set %s, %sEnv or %sFile)", name, name, name)}
-	}
-	if err := checkSecret(key, value); err != nil {
-		return err
-	}
-	if file != "" && !strings.HasPrefix(file, "/") {
-		return &Error{Key: key + "File", Msg: fmt.Sprintf("%q is not an absolute path", file)}
-	}
-	return nil
-}
-
-func checkName(key, name, what string) *Error {
-	if !nameRE.MatchString(name) || len(name) > maxChannelOrToolNameLength {
-		return &Error{Key: key, Msg: fmt.Sprintf("%q is not a %s name (1 to %d letters, digits, '.', '_' or '-', starting with a letter or digit)", name, what, maxChannelOrToolNameLength)}
-	}
-	return nil
 }
 
 func validHeaderName(h string) bool {

@@ -8,6 +8,26 @@ import (
 	"testing"
 )
 
+// Every top-level key is a section that WithDefaults, clone and Validate
+// reach: a Config field missing from sections would silently keep zero
+// values and shared maps.
+func TestSectionsListsEveryField(t *testing.T) {
+	var c Config
+	listed := map[uintptr]bool{}
+	for _, s := range c.sections() {
+		listed[reflect.ValueOf(s).Pointer()] = true
+	}
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		if !listed[v.Field(i).Addr().Pointer()] {
+			t.Errorf("Config.%s is not in Config.sections", v.Type().Field(i).Name)
+		}
+	}
+	if n := len(c.sections()); n != v.NumField() {
+		t.Errorf("sections lists %d sections for %d Config fields", n, v.NumField())
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	d := Default()
 	g := d.Gateway

@@ -9,14 +9,18 @@ import (
 // Change is one config key whose effective value differs between two
 // configs.
 type Change struct {
-	Key     string // dotted key, e.g. "gateway.auth.token"
-	Restart bool   // the change takes effect only after a process restart
+	Key string // dotted key, e.g. "gateway.auth.token"
+	// RestartInProcess: the change takes effect only when the gateway
+	// restarts in process (a new server generation in the same process,
+	// listeners re-bound when they changed), not on a hot reload. It
+	// never means restarting the process.
+	RestartInProcess bool
 }
 
 // hotSafe lists the keys (and key prefixes: a key matches when it is the
-// entry or lies below it) whose changes the running gateway applies without a
-// restart. Everything else is restart-required: a field added to Config later
-// is treated as needing a restart until someone makes it hot-safe here on
+// entry or lies below it) whose changes the running gateway applies on a hot
+// reload. Everything else is restart-required: a Config field not listed
+// here needs an in-process restart until it is made hot-safe here on
 // purpose, which errs on the side of a restart rather than a setting that
 // silently does not apply.
 var hotSafe = []string{
@@ -38,8 +42,9 @@ var hotSafe = []string{
 	"nodes",
 }
 
-// NeedsRestart reports whether a change of key needs a process restart.
-func NeedsRestart(key string) bool {
+// NeedsRestartInProcess reports whether a change of key takes effect only
+// after an in-process restart (see Change.RestartInProcess).
+func NeedsRestartInProcess(key string) bool {
 	for _, p := range hotSafe {
 		if key == p || strings.HasPrefix(key, p+".") {
 			return false
@@ -58,7 +63,7 @@ func Diff(old, new *Config) []Change {
 	var out []Change
 	for key, va := range a {
 		if vb, ok := b[key]; !ok || !equal(va, vb) {
-			out = append(out, Change{Key: key, Restart: NeedsRestart(key)})
+			out = append(out, Change{Key: key, RestartInProcess: NeedsRestartInProcess(key)})
 		}
 	}
 	slices.SortFunc(out, func(x, y Change) int { return strings.Compare(x.Key, y.Key) })

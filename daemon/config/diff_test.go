@@ -108,13 +108,13 @@ func TestDiffCoversEveryLeaf(t *testing.T) {
 			t.Fatalf("%s: kind %v not handled by this test", key, v.Kind())
 		}
 		got := Diff(Default(), c)
-		if len(got) != 1 || got[0].Key != key || got[0].Restart != NeedsRestart(key) {
+		if len(got) != 1 || got[0].Key != key || got[0].RestartInProcess != NeedsRestartInProcess(key) {
 			t.Errorf("changing %s: Diff = %v", key, got)
 		}
 	}
 }
 
-func TestNeedsRestartDefaultsToRestart(t *testing.T) {
+func TestNeedsRestartInProcessByDefault(t *testing.T) {
 	for key, want := range map[string]bool{
 		"gateway.newThing":       true,
 		"gateway.authx":          true, // a prefix of a hot key is not the key
@@ -123,8 +123,8 @@ func TestNeedsRestartDefaultsToRestart(t *testing.T) {
 		"logging.levelOverrides": true,
 		"newSection.x":           true,
 	} {
-		if got := NeedsRestart(key); got != want {
-			t.Errorf("NeedsRestart(%q) = %v, want %v", key, got, want)
+		if got := NeedsRestartInProcess(key); got != want {
+			t.Errorf("NeedsRestartInProcess(%q) = %v, want %v", key, got, want)
 		}
 	}
 }
@@ -145,7 +145,7 @@ func TestCarry(t *testing.T) {
 	next.Logging.Level = "debug"
 	var keys []string
 	for _, c := range Diff(running, next) {
-		if c.Restart {
+		if c.RestartInProcess {
 			keys = append(keys, c.Key)
 		}
 	}

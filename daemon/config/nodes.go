@@ -2,9 +2,6 @@ package config
 
 import "fmt"
 
-// This file's sections are owned by the nodes and pairing (issue 6) work; the lead only wired
-// them into Config, WithDefaults, Redacted, clone and Validate.
-
 // NodesConfig is the "nodes" section: pairing of remote nodes (devices
 // connecting with role "node") and the forwarding of node.invoke calls to
 // them. Every key is hot-reloadable; zero values mean the default.
@@ -60,15 +57,11 @@ func (x *NodesConfig) withDefaults() {
 	setDefault(&x.MaxConcurrentInvokes, DefaultNodesMaxConcurrentInvokes)
 }
 
-// redact: the section holds no secrets (node credentials live hashed in
-// the state store, never in the config).
-func (x *NodesConfig) redact() {}
-
-// clone: every field is a value.
-func (x NodesConfig) clone() NodesConfig { return x }
+// unshare: every field is a value.
+func (x *NodesConfig) unshare() {}
 
 func (x *NodesConfig) validate() *Error {
-	checks := []func() *Error{
+	return firstError(
 		func() *Error {
 			return nodesRange("nodes.pendingTtlMs", x.PendingTTLMs, minNodesTTLMs, maxNodesTTLMs, "milliseconds")
 		},
@@ -88,13 +81,7 @@ func (x *NodesConfig) validate() *Error {
 		func() *Error {
 			return nodesRange("nodes.maxConcurrentInvokes", x.MaxConcurrentInvokes, 1, maxNodesConcurrency, "calls per node")
 		},
-	}
-	for _, check := range checks {
-		if err := check(); err != nil {
-			return err
-		}
-	}
-	return nil
+	)
 }
 
 // nodesRange checks an optional positive setting: 0 (left out) is the

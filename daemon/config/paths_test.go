@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"testing"
 )
 
@@ -8,16 +9,23 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// layout is the Paths with the given config file, state and log
+// directories and the paths derived from them (the first case of
+// TestResolvePaths spells the derived ones out).
+func layout(scope Scope, configPath, stateDir, logDir string) Paths {
+	return Paths{Scope: scope, ConfigPath: configPath, ConfigDir: filepath.Dir(configPath), StateDir: stateDir, LogDir: logDir,
+		LogFile: filepath.Join(logDir, "gatewayd.jsonl"), TokenFile: filepath.Join(stateDir, "gateway.token")}
+}
+
 func TestResolvePaths(t *testing.T) {
 	def := Profile{}
 	work, _ := NewProfile("work", false)
 	tests := []struct {
-		name    string
-		p       Profile
-		scope   Scope
-		env     map[string]string
-		want    Paths
-		wantCwd bool
+		name  string
+		p     Profile
+		scope Scope
+		env   map[string]string
+		want  Paths
 	}{
 		{
 			name: "user default XDG unset", p: def, scope: ScopeUser,
@@ -28,53 +36,39 @@ func TestResolvePaths(t *testing.T) {
 		},
 		{
 			name: "user named XDG set", p: work, scope: ScopeUser,
-			env: map[string]string{"HOME": "/home/u", "XDG_CONFIG_HOME": "/x/cfg", "XDG_STATE_HOME": "/x/state/"},
-			want: Paths{Scope: ScopeUser, ConfigPath: "/x/cfg/gatewayd-work/config.json", ConfigDir: "/x/cfg/gatewayd-work",
-				StateDir: "/x/state/gatewayd-work", LogDir: "/x/state/gatewayd-work/logs",
-				LogFile: "/x/state/gatewayd-work/logs/gatewayd.jsonl", TokenFile: "/x/state/gatewayd-work/gateway.token"},
+			env:  map[string]string{"HOME": "/home/u", "XDG_CONFIG_HOME": "/x/cfg", "XDG_STATE_HOME": "/x/state/"},
+			want: layout(ScopeUser, "/x/cfg/gatewayd-work/config.json", "/x/state/gatewayd-work", "/x/state/gatewayd-work/logs"),
 		},
 		{
 			name: "relative XDG ignored", p: def, scope: ScopeUser,
-			env: map[string]string{"HOME": "/home/u", "XDG_CONFIG_HOME": "rel/cfg", "XDG_STATE_HOME": "rel"},
-			want: Paths{Scope: ScopeUser, ConfigPath: "/home/u/.config/gatewayd/config.json", ConfigDir: "/home/u/.config/gatewayd",
-				StateDir: "/home/u/.local/state/gatewayd", LogDir: "/home/u/.local/state/gatewayd/logs",
-				LogFile: "/home/u/.local/state/gatewayd/logs/gatewayd.jsonl", TokenFile: "/home/u/.local/state/gatewayd/gateway.token"},
+			env:  map[string]string{"HOME": "/home/u", "XDG_CONFIG_HOME": "rel/cfg", "XDG_STATE_HOME": "rel"},
+			want: layout(ScopeUser, "/home/u/.config/gatewayd/config.json", "/home/u/.local/state/gatewayd", "/home/u/.local/state/gatewayd/logs"),
 		},
 		{
 			name: "system named", p: work, scope: ScopeSystem,
-			env: map[string]string{"HOME": "/root", "XDG_CONFIG_HOME": "/ignored"},
-			want: Paths{Scope: ScopeSystem, ConfigPath: "/etc/gatewayd-work/config.json", ConfigDir: "/etc/gatewayd-work",
-				StateDir: "/var/lib/gatewayd-work", LogDir: "/var/log/gatewayd-work",
-				LogFile: "/var/log/gatewayd-work/gatewayd.jsonl", TokenFile: "/var/lib/gatewayd-work/gateway.token"},
+			env:  map[string]string{"HOME": "/root", "XDG_CONFIG_HOME": "/ignored"},
+			want: layout(ScopeSystem, "/etc/gatewayd-work/config.json", "/var/lib/gatewayd-work", "/var/log/gatewayd-work"),
 		},
 		{
 			name: "systemd directories, first of a list", p: def, scope: ScopeSystem,
-			env: map[string]string{"CONFIGURATION_DIRECTORY": "/etc/gw:/etc/other", "STATE_DIRECTORY": "/var/lib/gw:/var/lib/x", "LOGS_DIRECTORY": "/var/log/gw"},
-			want: Paths{Scope: ScopeSystem, ConfigPath: "/etc/gw/config.json", ConfigDir: "/etc/gw",
-				StateDir: "/var/lib/gw", LogDir: "/var/log/gw",
-				LogFile: "/var/log/gw/gatewayd.jsonl", TokenFile: "/var/lib/gw/gateway.token"},
+			env:  map[string]string{"CONFIGURATION_DIRECTORY": "/etc/gw:/etc/other", "STATE_DIRECTORY": "/var/lib/gw:/var/lib/x", "LOGS_DIRECTORY": "/var/log/gw"},
+			want: layout(ScopeSystem, "/etc/gw/config.json", "/var/lib/gw", "/var/log/gw"),
 		},
 		{
 			name: "GATEWAY_ overrides beat systemd and move logs with state", p: def, scope: ScopeUser,
 			env: map[string]string{"HOME": "/home/u", "GATEWAY_CONFIG_PATH": "/tmp/c/my.json", "GATEWAY_STATE_DIR": "/tmp/s",
 				"CONFIGURATION_DIRECTORY": "/etc/gw", "STATE_DIRECTORY": "/var/lib/gw"},
-			want: Paths{Scope: ScopeUser, ConfigPath: "/tmp/c/my.json", ConfigDir: "/tmp/c",
-				StateDir: "/tmp/s", LogDir: "/tmp/s/logs",
-				LogFile: "/tmp/s/logs/gatewayd.jsonl", TokenFile: "/tmp/s/gateway.token"},
+			want: layout(ScopeUser, "/tmp/c/my.json", "/tmp/s", "/tmp/s/logs"),
 		},
 		{
 			name: "LOGS_DIRECTORY beats GATEWAY_STATE_DIR for logs", p: def, scope: ScopeSystem,
-			env: map[string]string{"GATEWAY_STATE_DIR": "/tmp/s", "LOGS_DIRECTORY": "/var/log/gw"},
-			want: Paths{Scope: ScopeSystem, ConfigPath: "/etc/gatewayd/config.json", ConfigDir: "/etc/gatewayd",
-				StateDir: "/tmp/s", LogDir: "/var/log/gw",
-				LogFile: "/var/log/gw/gatewayd.jsonl", TokenFile: "/tmp/s/gateway.token"},
+			env:  map[string]string{"GATEWAY_STATE_DIR": "/tmp/s", "LOGS_DIRECTORY": "/var/log/gw"},
+			want: layout(ScopeSystem, "/etc/gatewayd/config.json", "/tmp/s", "/var/log/gw"),
 		},
 		{
 			name: "unknown scope is user", p: def, scope: "",
-			env: map[string]string{"HOME": "/h"},
-			want: Paths{Scope: ScopeUser, ConfigPath: "/h/.config/gatewayd/config.json", ConfigDir: "/h/.config/gatewayd",
-				StateDir: "/h/.local/state/gatewayd", LogDir: "/h/.local/state/gatewayd/logs",
-				LogFile: "/h/.local/state/gatewayd/logs/gatewayd.jsonl", TokenFile: "/h/.local/state/gatewayd/gateway.token"},
+			env:  map[string]string{"HOME": "/h"},
+			want: layout(ScopeUser, "/h/.config/gatewayd/config.json", "/h/.local/state/gatewayd", "/h/.local/state/gatewayd/logs"),
 		},
 	}
 	for _, tt := range tests {

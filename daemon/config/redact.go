@@ -31,6 +31,9 @@ const (
 	RedactRef    = "ref"
 )
 
+// RedactedValue replaces secrets in Redacted.
+const RedactedValue = "__REDACTED__"
+
 // redactTagged replaces every tagged value below v (addressable) in place.
 func redactTagged(v reflect.Value) {
 	switch v.Kind() {
@@ -185,14 +188,6 @@ var (
 	// like a dial error that quotes the URL).
 	urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s"'<>` + "`" + `]+`)
 )
-
-// redactURL is RedactURL for the sections' redact methods.
-func redactURL(raw string) string {
-	if raw == "" {
-		return raw
-	}
-	return RedactURL(raw)
-}
 
 // ScrubText returns s with every URL in it redacted (RedactURL) and every
 // one of the given secret values (empty ones ignored) replaced by

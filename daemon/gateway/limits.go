@@ -16,17 +16,13 @@ import (
 // Limits.MaxPreAuthPerIP for its client address (IPv6 by /64). Past a cap
 // the gateway answers 503 with Retry-After and closes; the refusals are
 // logged at most once per capLogEvery.
-const (
-	DefaultMaxConnections  = 16384
-	DefaultMaxPreAuthPerIP = 512
-	capLogEvery            = 10 * time.Second
-)
+const capLogEvery = 10 * time.Second
 
 // Limits are the connection caps (hot-reloadable; applied to new
 // connections).
 type Limits struct {
-	MaxConnections  int // open connections in total
-	MaxPreAuthPerIP int // unauthenticated connections per client address
+	MaxConnections  int // open connections in total; <= 0: config.DefaultMaxConnections
+	MaxPreAuthPerIP int // unauthenticated connections per client address; <= 0: config.DefaultMaxPreAuthPerIP
 }
 
 // connCaps counts a server generation's connections.

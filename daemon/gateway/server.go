@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gobwas/ws"
 )
@@ -174,35 +175,30 @@ func New(o Options) *Server {
 	return s
 }
 
+// normalize fills the settings left zero with the config defaults (the
+// daemon passes a defaulted config; tests and other callers may not).
 func normalize(st Settings) Settings {
-	if st.TickInterval <= 0 {
-		st.TickInterval = protocol.TickIntervalMs * time.Millisecond
-	}
-	if st.HealthInterval <= 0 {
-		st.HealthInterval = time.Minute
-	}
-	if st.Auth.MaxAttempts <= 0 {
-		st.Auth.MaxAttempts = 10
-	}
-	if st.Auth.Window <= 0 {
-		st.Auth.Window = time.Minute
-	}
-	if st.Auth.Lockout <= 0 {
-		st.Auth.Lockout = 5 * time.Minute
-	}
+	setDefault(&st.TickInterval, config.DefaultTickIntervalMs*time.Millisecond)
+	setDefault(&st.HealthInterval, config.DefaultHealthIntervalMs*time.Millisecond)
+	setDefault(&st.Auth.MaxAttempts, config.DefaultMaxAttempts)
+	setDefault(&st.Auth.Window, config.DefaultWindowMs*time.Millisecond)
+	setDefault(&st.Auth.Lockout, config.DefaultLockoutMs*time.Millisecond)
 	if st.Auth.Mode == "" {
-		st.Auth.Mode = "token"
+		st.Auth.Mode = config.AuthToken
 	}
 	if st.ReloadMode == "" {
-		st.ReloadMode = "hybrid"
+		st.ReloadMode = config.ReloadHybrid
 	}
-	if st.Limits.MaxConnections <= 0 {
-		st.Limits.MaxConnections = DefaultMaxConnections
-	}
-	if st.Limits.MaxPreAuthPerIP <= 0 {
-		st.Limits.MaxPreAuthPerIP = DefaultMaxPreAuthPerIP
-	}
+	setDefault(&st.Limits.MaxConnections, config.DefaultMaxConnections)
+	setDefault(&st.Limits.MaxPreAuthPerIP, config.DefaultMaxPreAuthPerIP)
 	return st
+}
+
+// setDefault sets *p to def when it is zero or negative.
+func setDefault[T int | time.Duration](p *T, def T) {
+	if *p <= 0 {
+		*p = def
+	}
 }
 
 // Apply swaps in hot-reloadable settings; existing connections keep their

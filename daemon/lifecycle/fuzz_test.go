@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/startcheck"
 )
 
 // FuzzReload feeds arbitrary bytes to a running gateway as its config
@@ -44,12 +45,12 @@ func FuzzReload(f *testing.F) {
 		if err != nil {
 			return false
 		}
-		cfg, err := Effective(file.WithDefaults(), h.d.o.Overrides, h.d.o.Profile, h.paths.ConfigPath)
+		cfg, err := startcheck.Effective(file.WithDefaults(), h.d.o.Overrides, h.d.o.Profile, h.paths.ConfigPath)
 		if err != nil {
 			return false
 		}
 		planned, _, err := h.d.planned(cfg)
-		return err == nil && CheckAuth(cfg, append(planned, h.d.addrs()...)) == nil
+		return err == nil && startcheck.CheckAuth(cfg, append(planned, h.d.addrs()...)) == nil
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h.t = t
@@ -72,7 +73,7 @@ func FuzzReload(f *testing.F) {
 			t.Fatalf("the gateway serves without a secret: %+v\nconfig %q", after.auth, data)
 		}
 		h.d.mu.Lock()
-		err := CheckAuth(h.d.cfg, strings.Split(after.addrs, ","))
+		err := startcheck.CheckAuth(h.d.cfg, strings.Split(after.addrs, ","))
 		h.d.mu.Unlock()
 		if err != nil {
 			t.Fatalf("the gateway serves %s with auth it would refuse: %v\nconfig %q", after.addrs, err, data)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/daemon/startcheck"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/listen"
@@ -156,7 +157,7 @@ func startDaemon(t testing.TB, o hOpts) *harness {
 	if o.config != "" {
 		h.write(o.config)
 	}
-	ov := Overrides{Set: map[string]bool{}}
+	ov := startcheck.Overrides{Set: map[string]bool{}}
 	if !strings.Contains(o.config, `"port"`) {
 		ov.Port, ov.Set["port"] = h.port, true
 	}

@@ -44,8 +44,10 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/config/configwatch"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/logs"
+	"github.com/gatewayd/gatewayd/daemon/startcheck"
 	"github.com/gatewayd/gatewayd/daemon/store"
 	"github.com/gatewayd/gatewayd/platform/listen"
 	"github.com/gatewayd/gatewayd/platform/notify"
@@ -62,21 +64,6 @@ const (
 	ExitPortInUse = 1
 )
 
-// Overrides are the settings given on the command line or as GATEWAY_*
-// environment; they win over the config file.
-type Overrides struct {
-	Port     int
-	Bind     string
-	Listen   []string
-	Token    string
-	Password string
-	// Set names the overrides that were given: "port", "bind", "token",
-	// "password" (Listen counts when non-empty).
-	Set     map[string]bool
-	Verbose bool // debug logging whatever logging.level says
-	Force   bool // stop the process holding the port (SIGTERM) and start
-}
-
 // ListenFunc acquires the listening sockets: activation fds, explicit specs
 // or a bind of the fallback addresses (listen.Acquire).
 type ListenFunc func(specs []listen.Spec, fallback []string, log *slog.Logger) (*listen.Set, error)
@@ -85,7 +72,7 @@ type ListenFunc func(specs []listen.Spec, fallback []string, log *slog.Logger) (
 type Options struct {
 	Profile   config.Profile
 	Paths     config.Paths
-	Overrides Overrides
+	Overrides startcheck.Overrides
 	Version   string
 	// Stderr gets the text log and the errors before the log exists.
 	Stderr io.Writer
@@ -195,41 +182,7 @@ func (d *Daemon) Logger() *slog.Logger { return d.log }
 // effective overlays the overrides on the file's config: flag/env → config
 // file → default, as docs/config.md ("Precedence") orders them.
 func (d *Daemon) effective(file *config.Config) (*config.Config, error) {
-	return Effective(file, d.o.Overrides, d.o.Profile, d.paths.ConfigPath)
-}
-
-// Effective overlays the overrides on the file's config and checks the
-// result; configPath names the file in the remote-mode error.
-func Effective(file *config.Config, f Overrides, profile config.Profile, configPath string) (*config.Config, error) {
-	c := file.WithDefaults()
-	if f.Set["port"] {
-		c.Gateway.Port = f.Port
-	}
-	if c.Gateway.Port == 0 {
-		c.Gateway.Port = profile.DefaultPort()
-	}
-	if f.Set["bind"] {
-		c.Gateway.Bind = f.Bind
-	}
-	if len(f.Listen) > 0 {
-		c.Gateway.Listen = append([]string(nil), f.Listen...)
-	}
-	if f.Set["token"] {
-		c.Gateway.Auth.Token = f.Token
-	}
-	if f.Set["password"] {
-		c.Gateway.Auth.Password = f.Password
-		if c.Gateway.Auth.Token == "" && (file.Gateway.Auth.Mode == "" || file.Gateway.Auth.Mode == config.AuthToken) {
-			c.Gateway.Auth.Mode = config.AuthPassword
-		}
-	}
-	if c.Gateway.Mode == config.ModeRemote {
-		return nil, &config.Error{Key: "gateway.mode", Msg: "Gateway start blocked: set gateway.mode=local (this host's config says the gateway runs elsewhere: " + configPath + ")"}
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid setting from flags or GATEWAY_* environment: %w", err)
-	}
-	return c, nil
+	return startcheck.Effective(file, d.o.Overrides, d.o.Profile, d.paths.ConfigPath)
 }
 
 func (d *Daemon) setLevel(c *config.Config) {
@@ -248,39 +201,6 @@ func (d *Daemon) setLevel(c *config.Config) {
 	d.level.Set(lvl)
 }
 
-// AuthError is an authentication setting that cannot serve the addresses:
-// Key is the config key to point at.
-type AuthError struct {
-	Key string
-	Msg string
-}
-
-func (e *AuthError) Error() string { return e.Msg }
-
-// CheckAuth checks c's authentication against the addresses it is served
-// on, without touching the token file: exposing the gateway beyond
-// loopback needs an explicit token or password, and password mode needs a
-// password.
-func CheckAuth(c *config.Config, addrs []string) error {
-	a := c.Gateway.Auth
-	mode := a.Mode
-	if mode == "" {
-		mode = config.AuthToken
-	}
-	explicit := (mode == config.AuthToken && a.Token != "") || (mode == config.AuthPassword && a.Password != "")
-	if !listen.IsLoopbackOnly(addrs) && !explicit {
-		key := "gateway.bind"
-		if len(c.Gateway.Listen) > 0 {
-			key = "gateway.listen"
-		}
-		return &AuthError{Key: key, Msg: fmt.Sprintf("refusing to bind gateway to %s without auth (set gateway.auth.token/password, or GATEWAY_TOKEN/GATEWAY_PASSWORD)", strings.Join(addrs, ", "))}
-	}
-	if mode == config.AuthPassword && a.Password == "" {
-		return &AuthError{Key: "gateway.auth.mode", Msg: "gateway.auth.mode is password but no password is set (set gateway.auth.password or GATEWAY_PASSWORD)"}
-	}
-	return nil
-}
-
 // auth resolves the authentication settings for addrs, generating a token
 // on first start when none is configured (loopback only).
 func (d *Daemon) auth(c *config.Config, addrs []string) (gateway.AuthSettings, error) {
@@ -291,7 +211,7 @@ func (d *Daemon) auth(c *config.Config, addrs []string) (gateway.AuthSettings, e
 	if st.Mode == "" {
 		st.Mode = config.AuthToken
 	}
-	if err := CheckAuth(c, addrs); err != nil {
+	if err := startcheck.CheckAuth(c, addrs); err != nil {
 		return st, err
 	}
 	if st.Mode == config.AuthToken && st.Token == "" {
@@ -610,7 +530,7 @@ func (d *Daemon) syncWatcher() {
 	ctx, cancel := context.WithCancel(d.runCtx)
 	d.watchStop, d.watchDelay = cancel, delay
 	go func() {
-		err := config.Watch(ctx, d.paths.ConfigPath, delay, d.log, func() {
+		err := configwatch.Watch(ctx, d.paths.ConfigPath, delay, d.log, func() {
 			select {
 			case d.changes <- struct{}{}:
 			default:
@@ -697,7 +617,7 @@ func (d *Daemon) reload(explicit bool) (restart bool) {
 	if err == nil {
 		// The addresses after a restart, and the current ones the hot
 		// settings apply to at once.
-		err = CheckAuth(cfg, append(planned, d.addrs()...))
+		err = startcheck.CheckAuth(cfg, append(planned, d.addrs()...))
 	}
 	var st gateway.Settings
 	if err == nil {
@@ -710,7 +630,7 @@ func (d *Daemon) reload(explicit bool) (restart bool) {
 	changes := config.Diff(d.cfg, cfg)
 	var hot, cold []string
 	for _, c := range changes {
-		if c.Restart {
+		if c.RestartInProcess {
 			cold = append(cold, c.Key)
 		} else {
 			hot = append(hot, c.Key)
@@ -815,7 +735,7 @@ func (d *Daemon) restart(views []net.Listener, fromReload bool) ([]net.Listener,
 	logs.SetLimits(d.logC, next.Logging.MaxFileBytes, next.Logging.MaxFiles)
 	var pending []string
 	for _, c := range config.Diff(next, d.want) {
-		if c.Restart {
+		if c.RestartInProcess {
 			pending = append(pending, c.Key)
 		}
 	}

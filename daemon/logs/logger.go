@@ -11,20 +11,14 @@ import (
 	"sync"
 )
 
-// Defaults for Options.
-const (
-	DefaultMaxBytes = 10 << 20
-	DefaultMaxFiles = 3
-)
-
 // Options configures New.
 type Options struct {
 	Level    *slog.LevelVar // shared so reload can change it; nil: a new LevelVar at info
 	Stderr   io.Writer      // human text lines; nil: os.Stderr
 	Journal  bool           // prefix each stderr line with "<N>" syslog priority (debug 7, info 6, warn 4, error 3) and omit the timestamp
 	FilePath string         // JSON-lines file ("" = none); parent dirs created 0700, file 0600
-	MaxBytes int64          // rotate when a write would pass this; <= 0: DefaultMaxBytes
-	MaxFiles int            // rotated files kept: FilePath.1 … .N; <= 0: DefaultMaxFiles
+	MaxBytes int64          // rotate when a write would pass this; <= 0: config.DefaultMaxFileBytes
+	MaxFiles int            // rotated files kept: FilePath.1 … .N; <= 0: config.DefaultMaxFiles
 }
 
 // New returns one logger writing to stderr (text) and, when opts.FilePath is
@@ -52,18 +46,8 @@ func New(opts Options) (*slog.Logger, io.Closer, error) {
 	if opts.FilePath == "" {
 		return slog.New(errH), nopCloser{}, nil
 	}
-	rot := &rotator{
-		path:     opts.FilePath,
-		maxBytes: opts.MaxBytes,
-		maxFiles: opts.MaxFiles,
-		errLog:   slog.New(errH),
-	}
-	if rot.maxBytes <= 0 {
-		rot.maxBytes = DefaultMaxBytes
-	}
-	if rot.maxFiles <= 0 {
-		rot.maxFiles = DefaultMaxFiles
-	}
+	rot := &rotator{path: opts.FilePath, errLog: slog.New(errH)}
+	rot.maxBytes, rot.maxFiles = rotation(opts.MaxBytes, opts.MaxFiles)
 	if err := rot.open(); err != nil {
 		return nil, nil, fmt.Errorf("open log file: %w (fix the directory's permissions, or run without a log file)", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
 )
 
 // rotator is the JSON-lines file: an io.Writer that rotates by size and
@@ -169,12 +171,7 @@ func SetLimits(c io.Closer, maxBytes int64, maxFiles int) bool {
 	if !ok {
 		return false
 	}
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBytes
-	}
-	if maxFiles <= 0 {
-		maxFiles = DefaultMaxFiles
-	}
+	maxBytes, maxFiles = rotation(maxBytes, maxFiles)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.maxFiles
@@ -185,4 +182,16 @@ func SetLimits(c io.Closer, maxBytes int64, maxFiles int) bool {
 		}
 	}
 	return true
+}
+
+// rotation returns the rotation limits with values <= 0 replaced by the
+// logging section's defaults.
+func rotation(maxBytes int64, maxFiles int) (int64, int) {
+	if maxBytes <= 0 {
+		maxBytes = config.DefaultMaxFileBytes
+	}
+	if maxFiles <= 0 {
+		maxFiles = config.DefaultMaxFiles
+	}
+	return maxBytes, maxFiles
 }

@@ -8,100 +8,36 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
-
-// OpenClaw's device-pairing methods (`openclaw devices list|approve|
-// reject|remove` call them). In OpenClaw every pairing is a device's; a
-// node is a device that asked for role "node". gatewayd pairs only nodes
-// (operators authenticate with the shared secret), so device.pair.* is a
-// second view of the one pairing store behind node.pair.*: a request
-// approved through either is approved for both, and both sets of events
-// are sent.
-const (
-	MethodDevicePairList    = "device.pair.list"
-	MethodDevicePairApprove = "device.pair.approve"
-	MethodDevicePairReject  = "device.pair.reject"
-	MethodDevicePairRemove  = "device.pair.remove"
-	EventDevicePairRequest  = "device.pair.requested"
-	EventDevicePairResolved = "device.pair.resolved"
-)
-
-// DeviceIdentity is what device.pair.list says of a device, pending or
-// paired. The requests and devices embed it: its fields stand in their
-// JSON objects as their own.
-type DeviceIdentity struct {
-	DeviceID     string   `json:"deviceId"`
-	PublicKey    string   `json:"publicKey,omitempty"`
-	DisplayName  string   `json:"displayName,omitempty"`
-	Platform     string   `json:"platform,omitempty"`
-	DeviceFamily string   `json:"deviceFamily,omitempty"`
-	ClientID     string   `json:"clientId,omitempty"`
-	ClientMode   string   `json:"clientMode,omitempty"`
-	Role         string   `json:"role"`
-	Roles        []string `json:"roles"`
-	Scopes       []string `json:"scopes"`
-	RemoteIP     string   `json:"remoteIp,omitempty"`
-}
 
 // nodeIdentity is a node's DeviceIdentity: role node, no operator scopes.
-func nodeIdentity(id, publicKey, clientID, clientMode, remoteIP string, m NodeMeta) DeviceIdentity {
-	return DeviceIdentity{DeviceID: id, PublicKey: publicKey, DisplayName: m.DisplayName, Platform: m.Platform,
+func nodeIdentity(id, publicKey, clientID, clientMode, remoteIP string, m nodeproto.NodeMeta) nodeproto.DeviceIdentity {
+	return nodeproto.DeviceIdentity{DeviceID: id, PublicKey: publicKey, DisplayName: m.DisplayName, Platform: m.Platform,
 		DeviceFamily: m.DeviceFamily, ClientID: clientID, ClientMode: clientMode, Role: protocol.RoleNode,
 		Roles: []string{protocol.RoleNode}, Scopes: []string{}, RemoteIP: remoteIP}
 }
 
-// DevicePairingRequest is a pending request as device.pair.list shows it
-// (OpenClaw's pending device pairing record).
-type DevicePairingRequest struct {
-	RequestID string `json:"requestId"`
-	DeviceIdentity
-	IsRepair bool  `json:"isRepair"`
-	TS       int64 `json:"ts"`
-}
-
-// DeviceToken summarizes one credential of a paired device (never the
-// token itself).
-type DeviceToken struct {
-	Role        string   `json:"role"`
-	Scopes      []string `json:"scopes"`
-	CreatedAtMs int64    `json:"createdAtMs"`
-}
-
-// PairedDevice is a paired device as device.pair.list shows it.
-type PairedDevice struct {
-	DeviceIdentity
-	CreatedAtMs  int64         `json:"createdAtMs"`
-	ApprovedAtMs int64         `json:"approvedAtMs"`
-	Tokens       []DeviceToken `json:"tokens"`
-	Connected    bool          `json:"connected"`
-}
-
-// DevicePairList is device.pair.list's payload.
-type DevicePairList struct {
-	Pending []DevicePairingRequest `json:"pending"`
-	Paired  []PairedDevice         `json:"paired"`
-}
-
 func (f *Feature) devicePairMethods() []gateway.Method {
 	return []gateway.Method{
-		{Name: MethodDevicePairList, Scope: protocol.ScopePairing, Handler: f.handleDevicePairList},
-		{Name: MethodDevicePairApprove, Scope: protocol.ScopePairing, Handler: f.handleDevicePairApprove},
-		{Name: MethodDevicePairReject, Scope: protocol.ScopePairing, Handler: f.handleDevicePairReject},
-		{Name: MethodDevicePairRemove, Scope: protocol.ScopePairing, Handler: f.handleDevicePairRemove},
+		{Name: nodeproto.MethodDevicePairList, Scope: protocol.ScopePairing, Handler: f.handleDevicePairList},
+		{Name: nodeproto.MethodDevicePairApprove, Scope: protocol.ScopePairing, Handler: f.handleDevicePairApprove},
+		{Name: nodeproto.MethodDevicePairReject, Scope: protocol.ScopePairing, Handler: f.handleDevicePairReject},
+		{Name: nodeproto.MethodDevicePairRemove, Scope: protocol.ScopePairing, Handler: f.handleDevicePairRemove},
 	}
 }
 
-func deviceRequest(r PairingRequest) DevicePairingRequest {
-	return DevicePairingRequest{RequestID: r.RequestID, IsRepair: r.IsRepair, TS: r.TS,
+func deviceRequest(r nodeproto.PairingRequest) nodeproto.DevicePairingRequest {
+	return nodeproto.DevicePairingRequest{RequestID: r.RequestID, IsRepair: r.IsRepair, TS: r.TS,
 		DeviceIdentity: nodeIdentity(r.NodeID, r.PublicKey, r.ClientID, r.ClientMode, r.RemoteIP, r.NodeMeta)}
 }
 
 // devicePairedLocked is rec as a paired device. f.mu is held.
-func (f *Feature) devicePairedLocked(rec *pairedRecord) PairedDevice {
-	d := PairedDevice{DeviceIdentity: nodeIdentity(rec.NodeID, rec.PublicKey, rec.ClientID, "node", rec.RemoteIP, rec.NodeMeta),
-		CreatedAtMs: rec.CreatedAtMs, ApprovedAtMs: rec.ApprovedAtMs, Tokens: []DeviceToken{}}
+func (f *Feature) devicePairedLocked(rec *pairedRecord) nodeproto.PairedDevice {
+	d := nodeproto.PairedDevice{DeviceIdentity: nodeIdentity(rec.NodeID, rec.PublicKey, rec.ClientID, "node", rec.RemoteIP, rec.NodeMeta),
+		CreatedAtMs: rec.CreatedAtMs, ApprovedAtMs: rec.ApprovedAtMs, Tokens: []nodeproto.DeviceToken{}}
 	if rec.TokenHash != "" {
-		d.Tokens = append(d.Tokens, DeviceToken{Role: protocol.RoleNode, Scopes: []string{}, CreatedAtMs: rec.TokenIssuedAtMs})
+		d.Tokens = append(d.Tokens, nodeproto.DeviceToken{Role: protocol.RoleNode, Scopes: []string{}, CreatedAtMs: rec.TokenIssuedAtMs})
 	}
 	if ln := f.live[rec.NodeID]; ln != nil && !ln.ended() {
 		d.Connected = true
@@ -114,7 +50,7 @@ func (f *Feature) handleDevicePairList(_ context.Context, call *gateway.Call) (a
 		return nil, perr
 	}
 	l := f.PairList()
-	out := DevicePairList{Pending: make([]DevicePairingRequest, 0, len(l.Pending)), Paired: make([]PairedDevice, 0, len(l.Paired))}
+	out := nodeproto.DevicePairList{Pending: make([]nodeproto.DevicePairingRequest, 0, len(l.Pending)), Paired: make([]nodeproto.PairedDevice, 0, len(l.Paired))}
 	for _, r := range l.Pending {
 		out.Pending = append(out.Pending, deviceRequest(r))
 	}
@@ -136,7 +72,7 @@ func (f *Feature) handleDevicePairApprove(_ context.Context, call *gateway.Call)
 	if !call.Peer.HasScope(protocol.ScopeAdmin) {
 		return nil, &protocol.Error{Code: protocol.ErrInvalidRequest,
 			Message: "device pairing approval denied: approving a node's device takes operator.admin (or use node.pair.approve: gatewayctl pairing approve)",
-			Details: protocol.Details{"code": DetailDeviceApprovalDenied, "reason": "role-management-requires-admin",
+			Details: protocol.Details{"code": nodeproto.DetailDeviceApprovalDenied, "reason": "role-management-requires-admin",
 				"requiredScopes": []string{protocol.ScopePairing, protocol.ScopeAdmin}}}
 	}
 	res, perr := f.approve(call)
@@ -144,7 +80,7 @@ func (f *Feature) handleDevicePairApprove(_ context.Context, call *gateway.Call)
 		return nil, perr
 	}
 	f.mu.Lock()
-	var dev PairedDevice
+	var dev nodeproto.PairedDevice
 	if rec := f.paired[res.NodeID]; rec != nil {
 		dev = f.devicePairedLocked(rec)
 	}

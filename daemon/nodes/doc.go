@@ -60,4 +60,10 @@
 // approval is acknowledged only after its transaction is committed, so a
 // gateway killed mid-write keeps every acknowledged approval. The package
 // needs nothing from the operating system beyond that store.
+//
+// # Wire types
+//
+// The method and event names, detail codes, params and payloads are in
+// daemon/protocol/nodeproto, so clients use them without linking this
+// package.
 package nodes

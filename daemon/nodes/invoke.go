@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
 // liveNode is a paired node's live connection. gone is closed when the
@@ -28,8 +29,8 @@ type liveNode struct {
 	// What the node published on this connection (node-role methods;
 	// f.mu guards them).
 	hostStats        json.RawMessage
-	pluginTools      []PluginTool
-	skills           []Skill
+	pluginTools      []nodeproto.PluginTool
+	skills           []nodeproto.Skill
 	workerHost       bool
 	protocolFeatures []string
 }
@@ -51,7 +52,7 @@ func (ln *liveNode) ended() bool {
 // callerGone is closed when the calling connection ends.
 type invocation struct {
 	id, nodeID, connID, callerConn string
-	result                         chan *InvokeResult // buffered 1: the first answer wins
+	result                         chan *nodeproto.InvokeResult // buffered 1: the first answer wins
 	callerGone                     chan struct{}
 }
 
@@ -122,8 +123,8 @@ func (f *Feature) Disconnected(p *gateway.Peer) {
 }
 
 // infoLocked builds the NodeInfo of a paired node. f.mu is held.
-func (f *Feature) infoLocked(rec *pairedRecord) NodeInfo {
-	n := NodeInfo{
+func (f *Feature) infoLocked(rec *pairedRecord) nodeproto.NodeInfo {
+	n := nodeproto.NodeInfo{
 		NodeID: rec.NodeID, NodeMeta: rec.NodeMeta, RemoteIP: rec.RemoteIP,
 		Caps: nonNil(rec.Caps), Commands: nonNil(rec.Commands), Paired: true,
 		LastSeenMs: rec.LastSeenMs, ApprovedAtMs: rec.ApprovedAtMs, Inflight: f.busy[rec.NodeID],
@@ -148,14 +149,14 @@ func (f *Feature) infoLocked(rec *pairedRecord) NodeInfo {
 
 // List returns the paired nodes, connected ones first, then by name and
 // id.
-func (f *Feature) List() NodeList {
+func (f *Feature) List() nodeproto.NodeList {
 	f.mu.Lock()
-	out := NodeList{TS: time.Now().UnixMilli(), Nodes: make([]NodeInfo, 0, len(f.paired))}
+	out := nodeproto.NodeList{TS: time.Now().UnixMilli(), Nodes: make([]nodeproto.NodeInfo, 0, len(f.paired))}
 	for _, rec := range f.paired {
 		out.Nodes = append(out.Nodes, f.infoLocked(rec))
 	}
 	f.mu.Unlock()
-	slices.SortFunc(out.Nodes, func(a, b NodeInfo) int {
+	slices.SortFunc(out.Nodes, func(a, b nodeproto.NodeInfo) int {
 		if a.Connected != b.Connected {
 			if a.Connected {
 				return -1
@@ -200,7 +201,7 @@ func (f *Feature) notPairedLocked(raw, id string) *protocol.Error {
 		if r.NodeID == id && now < r.ExpiresAtMs {
 			return &protocol.Error{Code: protocol.ErrNotPaired,
 				Message: fmt.Sprintf("node %s is not paired: its pairing request %s is pending (approve it: gatewayctl pairing approve %s)", id, r.RequestID, r.RequestID),
-				Details: protocol.Details{"code": DetailNodeNotPaired, "nodeId": id, "requestId": r.RequestID}}
+				Details: protocol.Details{"code": nodeproto.DetailNodeNotPaired, "nodeId": id, "requestId": r.RequestID}}
 		}
 	}
 	return unknownNode(raw)
@@ -240,22 +241,22 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		f.mu.Unlock()
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 			Message: fmt.Sprintf("node %s is paired but not connected (check the node; gatewayctl nodes list shows when it was last seen)", id),
-			Details: protocol.Details{"code": DetailNodeOffline, "nodeId": id, "lastSeenMs": rec.LastSeenMs}}
+			Details: protocol.Details{"code": nodeproto.DetailNodeOffline, "nodeId": id, "lastSeenMs": rec.LastSeenMs}}
 	}
 	if !slices.Contains(ln.commands, in.Command) {
 		f.mu.Unlock()
 		return nil, &protocol.Error{Code: protocol.ErrInvalidRequest,
 			Message: fmt.Sprintf("node %s does not advertise command %q (it offers: %s)", id, in.Command, strings.Join(ln.commands, ", ")),
-			Details: protocol.Details{"code": DetailCommandNotAdvertised, "nodeId": id, "command": in.Command, "commands": ln.commands}}
+			Details: protocol.Details{"code": nodeproto.DetailCommandNotAdvertised, "nodeId": id, "command": in.Command, "commands": ln.commands}}
 	}
 	if f.busy[id] >= cfg.MaxConcurrentInvokes {
 		f.mu.Unlock()
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 			Message: fmt.Sprintf("node %s already runs %d invokes (nodes.maxConcurrentInvokes); retry when one finishes", id, cfg.MaxConcurrentInvokes),
-			Details: protocol.Details{"code": DetailNodeBusy, "nodeId": id, "limit": cfg.MaxConcurrentInvokes}}
+			Details: protocol.Details{"code": nodeproto.DetailNodeBusy, "nodeId": id, "limit": cfg.MaxConcurrentInvokes}}
 	}
 	inv := &invocation{id: uuid.NewString(), nodeID: id, connID: ln.peer.ConnID(), callerConn: call.Peer.ConnID(),
-		result: make(chan *InvokeResult, 1), callerGone: make(chan struct{})}
+		result: make(chan *nodeproto.InvokeResult, 1), callerGone: make(chan struct{})}
 	f.calls[inv.id] = inv
 	f.busy[id]++
 	f.mu.Unlock()
@@ -268,20 +269,20 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		f.mu.Unlock()
 	}()
 
-	ev := InvokeRequest{ID: inv.id, NodeID: id, Command: in.Command, TimeoutMs: timeout, IdempotencyKey: in.IdempotencyKey}
+	ev := nodeproto.InvokeRequest{ID: inv.id, NodeID: id, Command: in.Command, TimeoutMs: timeout, IdempotencyKey: in.IdempotencyKey}
 	if len(in.Params) > 0 && string(in.Params) != "null" {
 		ev.ParamsJSON = string(in.Params)
 	}
 	disconnected := &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 		Message: fmt.Sprintf("node %s disconnected before it answered %q", id, in.Command),
-		Details: protocol.Details{"code": DetailNodeDisconnected, "nodeId": id, "command": in.Command}}
-	if !ln.peer.SendEvent(EventInvokeRequest, ev) {
+		Details: protocol.Details{"code": nodeproto.DetailNodeDisconnected, "nodeId": id, "command": in.Command}}
+	if !ln.peer.SendEvent(nodeproto.EventInvokeRequest, ev) {
 		return nil, disconnected
 	}
 	start := time.Now()
 	timer := time.NewTimer(time.Duration(timeout) * time.Millisecond)
 	defer timer.Stop()
-	var res *InvokeResult
+	var res *nodeproto.InvokeResult
 	select {
 	case res = <-inv.result:
 	case <-ln.gone:
@@ -295,7 +296,7 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 		cancelInvoke(ln, inv)
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 			Message: fmt.Sprintf("node %s did not answer %q within %d ms", id, in.Command, timeout),
-			Details: protocol.Details{"code": DetailInvokeTimeout, "nodeId": id, "command": in.Command, "timeoutMs": timeout}}
+			Details: protocol.Details{"code": nodeproto.DetailInvokeTimeout, "nodeId": id, "command": in.Command, "timeoutMs": timeout}}
 	case <-inv.callerGone:
 		cancelInvoke(ln, inv)
 		return nil, protocol.Errorf(protocol.ErrUnavailable, "caller disconnected")
@@ -308,14 +309,14 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 	if !res.OK {
 		nodeErr := res.Error
 		if nodeErr == nil {
-			nodeErr = &InvokeError{}
+			nodeErr = &nodeproto.InvokeError{}
 		}
 		msg := cmp.Or(nodeErr.Message, "node reported failure without a message")
 		return nil, &protocol.Error{Code: protocol.ErrUnavailable,
 			Message: fmt.Sprintf("node %s failed %q: %s", id, in.Command, msg),
-			Details: protocol.Details{"code": DetailInvokeFailed, "nodeId": id, "command": in.Command, "nodeError": nodeErr}}
+			Details: protocol.Details{"code": nodeproto.DetailInvokeFailed, "nodeId": id, "command": in.Command, "nodeError": nodeErr}}
 	}
-	out := InvokeResponse{OK: true, NodeID: id, Command: in.Command, Payload: res.Payload}
+	out := nodeproto.InvokeResponse{OK: true, NodeID: id, Command: in.Command, Payload: res.Payload}
 	if len(out.Payload) == 0 && res.PayloadJSON != "" {
 		if json.Valid([]byte(res.PayloadJSON)) {
 			out.Payload = json.RawMessage(res.PayloadJSON)
@@ -330,14 +331,14 @@ func (f *Feature) handleInvoke(ctx context.Context, call *gateway.Call) (any, *p
 // (node.invoke.cancel, as OpenClaw sends it: its node host then stops the
 // command, e.g. kills the process system.run started).
 func cancelInvoke(ln *liveNode, inv *invocation) {
-	ln.peer.SendEvent(EventInvokeCancel, map[string]string{"invokeId": inv.id, "nodeId": inv.nodeID})
+	ln.peer.SendEvent(nodeproto.EventInvokeCancel, map[string]string{"invokeId": inv.id, "nodeId": inv.nodeID})
 }
 
 // handleInvokeResult takes a node's answer to node.invoke.request. A late
 // answer (the call timed out or its caller left) is acknowledged with
 // ignored:true.
 func (f *Feature) handleInvokeResult(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
-	var in InvokeResult
+	var in nodeproto.InvokeResult
 	if perr := call.Decode("", &in); perr != nil {
 		return nil, perr
 	}

@@ -9,27 +9,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
-)
-
-// The methods a node host calls on its own connection (OpenClaw's core
-// methods of scope "node": see its src/gateway/methods/core-descriptors.ts).
-// OpenClaw lets only role "node" call them and checks no operator scope;
-// an operator gets INVALID_REQUEST "unauthorized role: operator".
-const (
-	MethodNodeEvent             = "node.event"
-	MethodInvokeProgress        = "node.invoke.progress"
-	MethodPluginToolsUpdate     = "node.pluginTools.update"
-	MethodSkillsUpdate          = "node.skills.update"
-	MethodRunnerInventoryUpdate = "node.runnerInventory.update"
-	MethodPluginSurfaceRefresh  = "node.pluginSurface.refresh"
-	MethodPendingPull           = "node.pending.pull"
-	MethodPendingAck            = "node.pending.ack"
-	MethodPendingDrain          = "node.pending.drain"
-	MethodSkillsBins            = "skills.bins"
-
-	// EventHostStats is the node.event a node host sends every minute with
-	// its CPU, memory and disk figures.
-	EventHostStats = "node.host.stats"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
 // nodeRoleMethods are the node-only methods. Their Scope is "" (every
@@ -40,16 +20,16 @@ func (f *Feature) nodeRoleMethods() []gateway.Method {
 		return gateway.Method{Name: name, Scope: "", Handler: nodeOnly(h)}
 	}
 	return []gateway.Method{
-		m(MethodNodeEvent, f.handleNodeEvent),
-		m(MethodInvokeProgress, f.handleInvokeProgress),
-		m(MethodPluginToolsUpdate, f.handlePluginToolsUpdate),
-		m(MethodSkillsUpdate, f.handleSkillsUpdate),
-		m(MethodRunnerInventoryUpdate, f.handleRunnerInventoryUpdate),
-		m(MethodPluginSurfaceRefresh, f.handlePluginSurfaceRefresh),
-		m(MethodPendingPull, f.handlePendingPull),
-		m(MethodPendingAck, f.handlePendingAck),
-		m(MethodPendingDrain, f.handlePendingDrain),
-		m(MethodSkillsBins, f.handleSkillsBins),
+		m(nodeproto.MethodNodeEvent, f.handleNodeEvent),
+		m(nodeproto.MethodInvokeProgress, f.handleInvokeProgress),
+		m(nodeproto.MethodPluginToolsUpdate, f.handlePluginToolsUpdate),
+		m(nodeproto.MethodSkillsUpdate, f.handleSkillsUpdate),
+		m(nodeproto.MethodRunnerInventoryUpdate, f.handleRunnerInventoryUpdate),
+		m(nodeproto.MethodPluginSurfaceRefresh, f.handlePluginSurfaceRefresh),
+		m(nodeproto.MethodPendingPull, f.handlePendingPull),
+		m(nodeproto.MethodPendingAck, f.handlePendingAck),
+		m(nodeproto.MethodPendingDrain, f.handlePendingDrain),
+		m(nodeproto.MethodSkillsBins, f.handleSkillsBins),
 	}
 }
 
@@ -60,7 +40,7 @@ func nodeOnly(h func(context.Context, *gateway.Call) (any, *protocol.Error)) fun
 		if call.Peer.Role() != protocol.RoleNode {
 			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest,
 				Message: "unauthorized role: " + call.Peer.Role(),
-				Details: protocol.Details{"code": DetailNodeRoleRequired,
+				Details: protocol.Details{"code": nodeproto.DetailNodeRoleRequired,
 					"hint": call.Method + " is called by node hosts on their own connection (role \"node\")"}}
 		}
 		return h(ctx, call)
@@ -93,14 +73,6 @@ type nodeEventParams struct {
 	Event       string          `json:"event"`
 	Payload     json.RawMessage `json:"payload,omitempty"`
 	PayloadJSON *string         `json:"payloadJSON,omitempty"` // a string, or null (node hosts send null without a payload)
-}
-
-// NodeEventResult is node.event's payload (OpenClaw's NodeEventResultSchema).
-type NodeEventResult struct {
-	OK      bool   `json:"ok"`
-	Event   string `json:"event"`
-	Handled bool   `json:"handled"`
-	Reason  string `json:"reason,omitempty"`
 }
 
 // hostStats is a node.host.stats payload (OpenClaw's
@@ -145,8 +117,8 @@ func (f *Feature) handleNodeEvent(_ context.Context, call *gateway.Call) (any, *
 	case len(in.Payload) > 0:
 		raw = in.Payload
 	}
-	res := NodeEventResult{OK: true, Event: in.Event}
-	if in.Event != EventHostStats {
+	res := nodeproto.NodeEventResult{OK: true, Event: in.Event}
+	if in.Event != nodeproto.EventHostStats {
 		res.Reason = "unsupported_event"
 		return res, nil
 	}
@@ -198,31 +170,9 @@ func (f *Feature) handleInvokeProgress(_ context.Context, call *gateway.Call) (a
 	return map[string]any{"ok": true, "ignored": !live}, nil
 }
 
-// PluginTool is an agent-visible tool a node advertises
-// (NodePluginToolDescriptorSchema).
-type PluginTool struct {
-	PluginID    string          `json:"pluginId"`
-	Name        string          `json:"name"`
-	Description string          `json:"description"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-	Command     string          `json:"command,omitempty"`
-	MCP         *struct {
-		Server string `json:"server"`
-		Tool   string `json:"tool"`
-	} `json:"mcp,omitempty"`
-}
-
-// Skill is an agent-visible skill a node advertises
-// (NodeSkillDescriptorSchema).
-type Skill struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
-	Content     string `json:"content"`
-}
-
 func (f *Feature) handlePluginToolsUpdate(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
 	var in struct {
-		Tools []PluginTool `json:"tools"`
+		Tools []nodeproto.PluginTool `json:"tools"`
 	}
 	if perr := call.Decode("", &in); perr != nil {
 		return nil, perr
@@ -242,7 +192,7 @@ func (f *Feature) handlePluginToolsUpdate(_ context.Context, call *gateway.Call)
 
 func (f *Feature) handleSkillsUpdate(_ context.Context, call *gateway.Call) (any, *protocol.Error) {
 	var in struct {
-		Skills []Skill `json:"skills"`
+		Skills []nodeproto.Skill `json:"skills"`
 	}
 	if perr := call.Decode("", &in); perr != nil {
 		return nil, perr
@@ -257,7 +207,7 @@ func (f *Feature) handleSkillsUpdate(_ context.Context, call *gateway.Call) (any
 	}
 	skills := in.Skills
 	if skills == nil {
-		skills = []Skill{}
+		skills = []nodeproto.Skill{}
 	}
 	id, perr := f.updateCaller(call, func(ln *liveNode) { ln.skills = skills })
 	if perr != nil {
@@ -365,9 +315,9 @@ func (f *Feature) handleSkillsBins(_ context.Context, call *gateway.Call) (any, 
 	return map[string]any{"bins": []string{}}, nil
 }
 
-func nonNilTools(t []PluginTool) []PluginTool {
+func nonNilTools(t []nodeproto.PluginTool) []nodeproto.PluginTool {
 	if t == nil {
-		return []PluginTool{}
+		return []nodeproto.PluginTool{}
 	}
 	return t
 }

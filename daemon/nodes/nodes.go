@@ -11,6 +11,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
 )
 
@@ -35,12 +36,12 @@ type Feature struct {
 	// mu guards the maps below. Mutations write the store first and change
 	// the maps only when the transaction committed.
 	mu      sync.Mutex
-	paired  map[string]*pairedRecord   // nodeId →
-	pending map[string]*PairingRequest // requestId →
-	live    map[string]*liveNode       // nodeId → its newest live connection
-	conns   map[string]*liveNode       // connId → every live node connection
-	calls   map[string]*invocation     // invoke id →
-	busy    map[string]int             // nodeId → calls in flight
+	paired  map[string]*pairedRecord             // nodeId →
+	pending map[string]*nodeproto.PairingRequest // requestId →
+	live    map[string]*liveNode                 // nodeId → its newest live connection
+	conns   map[string]*liveNode                 // connId → every live node connection
+	calls   map[string]*invocation               // invoke id →
+	busy    map[string]int                       // nodeId → calls in flight
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -59,7 +60,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger) (*Feature, error
 		log:     log.With("feature", "nodes"),
 		st:      st,
 		paired:  map[string]*pairedRecord{},
-		pending: map[string]*PairingRequest{},
+		pending: map[string]*nodeproto.PairingRequest{},
 		live:    map[string]*liveNode{},
 		conns:   map[string]*liveNode{},
 		calls:   map[string]*invocation{},
@@ -89,7 +90,7 @@ func (f *Feature) load() error {
 			return err
 		}
 		return tx.List(bucketPending, "", func(key string, raw []byte) error {
-			var r PairingRequest
+			var r nodeproto.PairingRequest
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return fmt.Errorf("pairing request %s: %w", key, err)
 			}
@@ -109,7 +110,7 @@ func (f *Feature) Name() string { return "nodes" }
 
 // Events implements gateway.Extension.
 func (f *Feature) Events() []string {
-	return []string{EventPairRequested, EventPairResolved, EventInvokeRequest, EventInvokeCancel, EventDevicePairRequest, EventDevicePairResolved}
+	return []string{nodeproto.EventPairRequested, nodeproto.EventPairResolved, nodeproto.EventInvokeRequest, nodeproto.EventInvokeCancel, nodeproto.EventDevicePairRequest, nodeproto.EventDevicePairResolved}
 }
 
 // Bind implements gateway.Extension.
@@ -132,16 +133,16 @@ func (f *Feature) Close() error {
 // Methods implements gateway.Extension.
 func (f *Feature) Methods() []gateway.Method {
 	return append([]gateway.Method{
-		{Name: MethodList, Scope: protocol.ScopeRead, Handler: f.handleList},
-		{Name: MethodDescribe, Scope: protocol.ScopeRead, Handler: f.handleDescribe},
-		{Name: MethodInvoke, Scope: protocol.ScopeWrite, Async: true, Handler: f.handleInvoke},
-		{Name: MethodInvokeResult, Scope: "", Handler: nodeOnly(f.handleInvokeResult)},
-		{Name: MethodPairRequest, Scope: "", Handler: f.handlePairRequest},
-		{Name: MethodPairList, Scope: protocol.ScopePairing, Handler: f.handlePairList},
-		{Name: MethodPairApprove, Scope: protocol.ScopePairing, Handler: f.handlePairApprove},
-		{Name: MethodPairReject, Scope: protocol.ScopePairing, Handler: f.handlePairReject},
-		{Name: MethodPairVerify, Scope: protocol.ScopePairing, Handler: f.handlePairVerify},
-		{Name: MethodPairRemove, Scope: protocol.ScopePairing, Handler: f.handlePairRemove},
+		{Name: nodeproto.MethodList, Scope: protocol.ScopeRead, Handler: f.handleList},
+		{Name: nodeproto.MethodDescribe, Scope: protocol.ScopeRead, Handler: f.handleDescribe},
+		{Name: nodeproto.MethodInvoke, Scope: protocol.ScopeWrite, Async: true, Handler: f.handleInvoke},
+		{Name: nodeproto.MethodInvokeResult, Scope: "", Handler: nodeOnly(f.handleInvokeResult)},
+		{Name: nodeproto.MethodPairRequest, Scope: "", Handler: f.handlePairRequest},
+		{Name: nodeproto.MethodPairList, Scope: protocol.ScopePairing, Handler: f.handlePairList},
+		{Name: nodeproto.MethodPairApprove, Scope: protocol.ScopePairing, Handler: f.handlePairApprove},
+		{Name: nodeproto.MethodPairReject, Scope: protocol.ScopePairing, Handler: f.handlePairReject},
+		{Name: nodeproto.MethodPairVerify, Scope: protocol.ScopePairing, Handler: f.handlePairVerify},
+		{Name: nodeproto.MethodPairRemove, Scope: protocol.ScopePairing, Handler: f.handlePairRemove},
 	}, append(f.nodeRoleMethods(), f.devicePairMethods()...)...)
 }
 
@@ -173,7 +174,7 @@ func (f *Feature) sweepLoop() {
 // operators.
 func (f *Feature) expire(now time.Time) {
 	f.mu.Lock()
-	var gone []*PairingRequest
+	var gone []*nodeproto.PairingRequest
 	for _, r := range f.pending {
 		if now.UnixMilli() >= r.ExpiresAtMs {
 			gone = append(gone, r)
@@ -202,7 +203,7 @@ func (f *Feature) expire(now time.Time) {
 	f.mu.Unlock()
 	for _, r := range gone {
 		f.log.Info("pairing request expired", "requestId", r.RequestID, "nodeId", r.NodeID)
-		f.announceResolved(Resolved{RequestID: r.RequestID, NodeID: r.NodeID, Decision: DecisionExpired, TS: now.UnixMilli()})
+		f.announceResolved(nodeproto.Resolved{RequestID: r.RequestID, NodeID: r.NodeID, Decision: nodeproto.DecisionExpired, TS: now.UnixMilli()})
 	}
 }
 
@@ -210,5 +211,5 @@ func (f *Feature) expire(now time.Time) {
 func storeError(what string, err error) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true,
 		Message: what + ": the state store write failed, nothing was changed: " + err.Error(),
-		Details: protocol.Details{"code": DetailStoreFailed}}
+		Details: protocol.Details{"code": nodeproto.DetailStoreFailed}}
 }

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/nodes"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/internal/testutil"
 )
@@ -129,16 +129,16 @@ func TestPairInvokeFlow(t *testing.T) {
 	}
 	var de *client.DialError
 	errors.As(err, &de)
-	if de.Server.Message != "pairing required" || de.DetailCode() != nodes.DetailPairingRequired {
-		t.Errorf("refusal = %q [%s], want \"pairing required\" [%s]", de.Server.Message, de.DetailCode(), nodes.DetailPairingRequired)
+	if de.Server.Message != "pairing required" || de.DetailCode() != nodeproto.DetailPairingRequired {
+		t.Errorf("refusal = %q [%s], want \"pairing required\" [%s]", de.Server.Message, de.DetailCode(), nodeproto.DetailPairingRequired)
 	}
 	if de.CloseCode != protocol.ClosePolicyViolation || de.CloseReason != "pairing required" {
 		t.Errorf("close = %d %q, want 1008 \"pairing required\"", de.CloseCode, de.CloseReason)
 	}
 
 	// 2. The operator sees node.pair.requested with the connect's details.
-	var req nodes.PairingRequest
-	raw := waitEvent(t, op, nodes.EventPairRequested, nil)
+	var req nodeproto.PairingRequest
+	raw := waitEvent(t, op, nodeproto.EventPairRequested, nil)
 	if err := json.Unmarshal(raw, &req); err != nil {
 		t.Fatal(err)
 	}
@@ -152,30 +152,30 @@ func TestPairInvokeFlow(t *testing.T) {
 	if again, _ := client.PairingRequired(err); again != rid {
 		t.Errorf("second attempt got request %q, want the same %q", again, rid)
 	}
-	var list nodes.PairList
-	callInto(t, op, nodes.MethodPairList, nil, &list)
+	var list nodeproto.PairList
+	callInto(t, op, nodeproto.MethodPairList, nil, &list)
 	if len(list.Pending) != 1 || list.Pending[0].RequestID != rid || len(list.Paired) != 0 {
 		t.Fatalf("node.pair.list = %+v, want the one pending request", list)
 	}
 	// Not paired yet: invoke and describe say NOT_PAIRED.
-	wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrNotPaired, nodes.DetailNodeNotPaired)
-	wantErr(t, callErr(t, op, nodes.MethodDescribe, map[string]any{"nodeId": nodeID}), protocol.ErrNotPaired, nodes.DetailNodeNotPaired)
+	wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrNotPaired, nodeproto.DetailNodeNotPaired)
+	wantErr(t, callErr(t, op, nodeproto.MethodDescribe, map[string]any{"nodeId": nodeID}), protocol.ErrNotPaired, nodeproto.DetailNodeNotPaired)
 
 	// 3. Approve: node.pair.resolved, and the node is paired.
 	var appr struct {
-		RequestID string           `json:"requestId"`
-		Node      nodes.PairedNode `json:"node"`
+		RequestID string               `json:"requestId"`
+		Node      nodeproto.PairedNode `json:"node"`
 	}
-	callInto(t, op, nodes.MethodPairApprove, map[string]string{"requestId": rid}, &appr)
+	callInto(t, op, nodeproto.MethodPairApprove, map[string]string{"requestId": rid}, &appr)
 	if appr.RequestID != rid || appr.Node.NodeID != nodeID || appr.Node.ApprovedAtMs == 0 {
 		t.Errorf("approve = %+v", appr)
 	}
-	var res nodes.Resolved
-	json.Unmarshal(waitEvent(t, op, nodes.EventPairResolved, nil), &res)
-	if res.RequestID != rid || res.NodeID != nodeID || res.Decision != nodes.DecisionApproved {
+	var res nodeproto.Resolved
+	json.Unmarshal(waitEvent(t, op, nodeproto.EventPairResolved, nil), &res)
+	if res.RequestID != rid || res.NodeID != nodeID || res.Decision != nodeproto.DecisionApproved {
 		t.Errorf("node.pair.resolved = %+v", res)
 	}
-	wantErr(t, callErr(t, op, nodes.MethodPairApprove, map[string]string{"requestId": rid}), protocol.ErrInvalidRequest, nodes.DetailRequestNotFound)
+	wantErr(t, callErr(t, op, nodeproto.MethodPairApprove, map[string]string{"requestId": rid}), protocol.ErrInvalidRequest, nodeproto.DetailRequestNotFound)
 
 	// 4. The node reconnects and gets its credential in hello-ok.
 	node, err := dialNode(ctxT(t, 10*time.Second), g, key, g.Token, "")
@@ -189,11 +189,11 @@ func TestPairInvokeFlow(t *testing.T) {
 	var ver struct {
 		OK bool `json:"ok"`
 	}
-	callInto(t, op, nodes.MethodPairVerify, map[string]string{"nodeId": nodeID, "token": cred}, &ver)
+	callInto(t, op, nodeproto.MethodPairVerify, map[string]string{"nodeId": nodeID, "token": cred}, &ver)
 	if !ver.OK {
 		t.Error("node.pair.verify rejects the issued credential")
 	}
-	callInto(t, op, nodes.MethodPairVerify, map[string]string{"nodeId": nodeID, "token": cred + "x"}, &ver)
+	callInto(t, op, nodeproto.MethodPairVerify, map[string]string{"nodeId": nodeID, "token": cred + "x"}, &ver)
 	if ver.OK {
 		t.Error("node.pair.verify accepts a wrong credential")
 	}
@@ -232,14 +232,14 @@ func TestPairInvokeFlow(t *testing.T) {
 	defer stopServe()
 
 	// 5. node.list / node.describe show it paired and connected.
-	var nl nodes.NodeList
-	callInto(t, op, nodes.MethodList, nil, &nl)
+	var nl nodeproto.NodeList
+	callInto(t, op, nodeproto.MethodList, nil, &nl)
 	if len(nl.Nodes) != 1 || !nl.Nodes[0].Connected || !nl.Nodes[0].Paired || !slices.Equal(nl.Nodes[0].Commands, nodeCommands) ||
 		nl.Nodes[0].ModelIdentifier != "test-model-1" || nl.Nodes[0].DeviceFamily != "server" || nl.Nodes[0].ConnectedAtMs == 0 {
 		t.Fatalf("node.list = %+v", nl)
 	}
-	var info nodes.NodeInfo
-	callInto(t, op, nodes.MethodDescribe, map[string]string{"nodeId": nodeID}, &info)
+	var info nodeproto.NodeInfo
+	callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &info)
 	if info.NodeID != nodeID || !info.Connected || info.Platform == "" || info.Version == "" || !slices.Equal(info.Caps, []string{"test"}) {
 		t.Errorf("node.describe = %+v", info)
 	}
@@ -255,7 +255,7 @@ func TestPairInvokeFlow(t *testing.T) {
 			NodeID  string         `json:"nodeId"`
 		} `json:"payload"`
 	}
-	callInto(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo", "params": map[string]int{"x": 42}}, &out)
+	callInto(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo", "params": map[string]int{"x": 42}}, &out)
 	if !out.OK || out.NodeID != nodeID || out.Payload.Command != "echo" || out.Payload.Params["x"] != 42 || out.Payload.NodeID != nodeID {
 		t.Errorf("node.invoke echo = %+v", out)
 	}
@@ -263,26 +263,26 @@ func TestPairInvokeFlow(t *testing.T) {
 	t.Run("failures", func(t *testing.T) {
 		other := make([]byte, 32)
 		rand.Read(other)
-		wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": hex.EncodeToString(other), "command": "echo"}), protocol.ErrInvalidRequest, nodes.DetailNodeNotFound)
-		wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "rm-rf"}), protocol.ErrInvalidRequest, nodes.DetailCommandNotAdvertised)
-		wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID}), protocol.ErrInvalidRequest, "")
-		wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo", "bogus": 1}), protocol.ErrInvalidRequest, "")
-		e := callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "fail"})
-		wantErr(t, e, protocol.ErrUnavailable, nodes.DetailInvokeFailed)
+		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": hex.EncodeToString(other), "command": "echo"}), protocol.ErrInvalidRequest, nodeproto.DetailNodeNotFound)
+		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "rm-rf"}), protocol.ErrInvalidRequest, nodeproto.DetailCommandNotAdvertised)
+		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID}), protocol.ErrInvalidRequest, "")
+		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo", "bogus": 1}), protocol.ErrInvalidRequest, "")
+		e := callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "fail"})
+		wantErr(t, e, protocol.ErrUnavailable, nodeproto.DetailInvokeFailed)
 		if d, _ := e.Details.(map[string]any); d == nil || fmt.Sprint(d["nodeError"]) != "map[code:E_TEST message:it failed on purpose]" {
 			t.Errorf("node failure details = %v", e.Details)
 		}
 		start := time.Now()
-		wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "hang", "timeoutMs": 300}), protocol.ErrUnavailable, nodes.DetailInvokeTimeout)
+		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "hang", "timeoutMs": 300}), protocol.ErrUnavailable, nodeproto.DetailInvokeTimeout)
 		if el := time.Since(start); el < 300*time.Millisecond || el > 5*time.Second {
 			t.Errorf("timeout took %v, want about 300ms", el)
 		}
 		// An operator cannot answer invokes.
-		wantErr(t, callErr(t, op, nodes.MethodInvokeResult, map[string]any{"id": "x", "nodeId": nodeID, "ok": true}), protocol.ErrInvalidRequest, nodes.DetailNodeRoleRequired)
+		wantErr(t, callErr(t, op, nodeproto.MethodInvokeResult, map[string]any{"id": "x", "nodeId": nodeID, "ok": true}), protocol.ErrInvalidRequest, nodeproto.DetailNodeRoleRequired)
 		// A read-only operator cannot invoke.
 		ro := operator(t, g, protocol.ScopeRead)
-		wantErr(t, callErr(t, ro, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrForbidden, protocol.DetailMissingScope)
-		wantErr(t, callErr(t, ro, nodes.MethodPairList, nil), protocol.ErrForbidden, protocol.DetailMissingScope)
+		wantErr(t, callErr(t, ro, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrForbidden, protocol.DetailMissingScope)
+		wantErr(t, callErr(t, ro, nodeproto.MethodPairList, nil), protocol.ErrForbidden, protocol.DetailMissingScope)
 
 		// Per-node concurrency: two slow calls run, the third is refused.
 		var wg sync.WaitGroup
@@ -291,16 +291,16 @@ func TestPairInvokeFlow(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := op.Call(context.Background(), nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "slow"})
+				_, err := op.Call(context.Background(), nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "slow"})
 				results <- err
 			}()
 		}
 		testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "two invokes in flight", func() (bool, string) {
-			var i nodes.NodeInfo
-			callInto(t, op, nodes.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
+			var i nodeproto.NodeInfo
+			callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
 			return i.Inflight == 2, fmt.Sprintf("%d in flight", i.Inflight)
 		})
-		wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrUnavailable, nodes.DetailNodeBusy)
+		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrUnavailable, nodeproto.DetailNodeBusy)
 		close(release)
 		wg.Wait()
 		close(results)
@@ -314,28 +314,28 @@ func TestPairInvokeFlow(t *testing.T) {
 	// 7. The node disconnects mid-call.
 	mid := make(chan error, 1)
 	go func() {
-		_, err := op.Call(context.Background(), nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "hang", "timeoutMs": 20000})
+		_, err := op.Call(context.Background(), nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "hang", "timeoutMs": 20000})
 		mid <- err
 	}()
 	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "the hang invoke in flight", func() (bool, string) {
-		var i nodes.NodeInfo
-		callInto(t, op, nodes.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
+		var i nodeproto.NodeInfo
+		callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
 		return i.Inflight == 1, fmt.Sprintf("%d in flight", i.Inflight)
 	})
 	node.Close()
 	stopServe()
 	<-served
 	var ce *client.CallError
-	if err := <-mid; !errors.As(err, &ce) || ce.Err.DetailCode() != nodes.DetailNodeDisconnected {
-		t.Errorf("invoke during disconnect: got %v, want %s", err, nodes.DetailNodeDisconnected)
+	if err := <-mid; !errors.As(err, &ce) || ce.Err.DetailCode() != nodeproto.DetailNodeDisconnected {
+		t.Errorf("invoke during disconnect: got %v, want %s", err, nodeproto.DetailNodeDisconnected)
 	}
 	// Now offline.
 	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "node offline", func() (bool, string) {
-		var i nodes.NodeInfo
-		callInto(t, op, nodes.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
+		var i nodeproto.NodeInfo
+		callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
 		return !i.Connected && i.LastSeenMs > 0, fmt.Sprintf("connected %v, lastSeenMs %d", i.Connected, i.LastSeenMs)
 	})
-	wantErr(t, callErr(t, op, nodes.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrUnavailable, nodes.DetailNodeOffline)
+	wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrUnavailable, nodeproto.DetailNodeOffline)
 
 	// 8. The credential alone (no shared token) admits the node, without a
 	// new credential.
@@ -381,7 +381,7 @@ func TestPairInvokeFlow(t *testing.T) {
 	}
 
 	// 10. Unpairing closes the node's connection and voids its credential.
-	callInto(t, op, nodes.MethodPairRemove, map[string]string{"nodeId": nodeID}, nil)
+	callInto(t, op, nodeproto.MethodPairRemove, map[string]string{"nodeId": nodeID}, nil)
 	select {
 	case <-n4.Done():
 		if code, reason := n4.CloseStatus(); code != protocol.ClosePolicyViolation || reason != "node unpaired" {
@@ -393,7 +393,7 @@ func TestPairInvokeFlow(t *testing.T) {
 	if _, err := dialNode(ctxT(t, 10*time.Second), g, key, "", cred2); err == nil {
 		t.Error("an unpaired node's credential still works")
 	}
-	callInto(t, op, nodes.MethodList, nil, &nl)
+	callInto(t, op, nodeproto.MethodList, nil, &nl)
 	if len(nl.Nodes) != 0 {
 		t.Errorf("node.list after unpairing = %+v", nl.Nodes)
 	}
@@ -408,27 +408,27 @@ func TestPairingLifecycle(t *testing.T) {
 	// No device identity: refused, no request.
 	_, err := client.Dial(ctxT(t, 10*time.Second), client.Options{URL: g.URL, Token: g.Token, Role: protocol.RoleNode, Mode: "node", ClientID: "node-host"})
 	var de *client.DialError
-	if !errors.As(err, &de) || de.Server == nil || de.Server.Code != protocol.ErrNotPaired || de.DetailCode() != nodes.DetailDeviceRequired {
-		t.Errorf("node without device: got %v, want NOT_PAIRED %s", err, nodes.DetailDeviceRequired)
+	if !errors.As(err, &de) || de.Server == nil || de.Server.Code != protocol.ErrNotPaired || de.DetailCode() != nodeproto.DetailDeviceRequired {
+		t.Errorf("node without device: got %v, want NOT_PAIRED %s", err, nodeproto.DetailDeviceRequired)
 	}
 
 	// Reject.
 	key, _ := client.NewDeviceKey()
 	_, err = dialNode(ctxT(t, 10*time.Second), g, key, g.Token, "")
 	rid, _ := client.PairingRequired(err)
-	waitEvent(t, op, nodes.EventPairRequested, nil)
+	waitEvent(t, op, nodeproto.EventPairRequested, nil)
 	var rej map[string]string
-	callInto(t, op, nodes.MethodPairReject, map[string]string{"requestId": rid}, &rej)
+	callInto(t, op, nodeproto.MethodPairReject, map[string]string{"requestId": rid}, &rej)
 	if rej["nodeId"] != client.DeviceID(key) {
 		t.Errorf("reject = %v", rej)
 	}
-	var res nodes.Resolved
-	json.Unmarshal(waitEvent(t, op, nodes.EventPairResolved, nil), &res)
-	if res.RequestID != rid || res.Decision != nodes.DecisionRejected {
+	var res nodeproto.Resolved
+	json.Unmarshal(waitEvent(t, op, nodeproto.EventPairResolved, nil), &res)
+	if res.RequestID != rid || res.Decision != nodeproto.DecisionRejected {
 		t.Errorf("resolved = %+v, want rejected %s", res, rid)
 	}
-	wantErr(t, callErr(t, op, nodes.MethodPairReject, map[string]string{"requestId": rid}), protocol.ErrInvalidRequest, nodes.DetailRequestNotFound)
-	wantErr(t, callErr(t, op, nodes.MethodPairApprove, map[string]string{}), protocol.ErrInvalidRequest, "")
+	wantErr(t, callErr(t, op, nodeproto.MethodPairReject, map[string]string{"requestId": rid}), protocol.ErrInvalidRequest, nodeproto.DetailRequestNotFound)
+	wantErr(t, callErr(t, op, nodeproto.MethodPairApprove, map[string]string{}), protocol.ErrInvalidRequest, "")
 
 	// Asking again makes a new request, which expires.
 	_, err = dialNode(ctxT(t, 10*time.Second), g, key, g.Token, "")
@@ -444,41 +444,41 @@ func TestPairingLifecycle(t *testing.T) {
 	}
 	key3, _ := client.NewDeviceKey()
 	_, err = dialNode(ctxT(t, 10*time.Second), g, key3, g.Token, "")
-	if !errors.As(err, &de) || de.Server == nil || de.Server.Code != protocol.ErrUnavailable || de.DetailCode() != nodes.DetailTooManyPending {
-		t.Errorf("third device over maxPending: got %v, want UNAVAILABLE %s", err, nodes.DetailTooManyPending)
+	if !errors.As(err, &de) || de.Server == nil || de.Server.Code != protocol.ErrUnavailable || de.DetailCode() != nodeproto.DetailTooManyPending {
+		t.Errorf("third device over maxPending: got %v, want UNAVAILABLE %s", err, nodeproto.DetailTooManyPending)
 	}
-	json.Unmarshal(waitEvent(t, op, nodes.EventPairResolved, func(r json.RawMessage) bool {
-		var x nodes.Resolved
+	json.Unmarshal(waitEvent(t, op, nodeproto.EventPairResolved, func(r json.RawMessage) bool {
+		var x nodeproto.Resolved
 		json.Unmarshal(r, &x)
 		return x.RequestID == rid2
 	}), &res)
-	if res.Decision != nodes.DecisionExpired {
+	if res.Decision != nodeproto.DecisionExpired {
 		t.Errorf("resolved = %+v, want expired", res)
 	}
-	wantErr(t, callErr(t, op, nodes.MethodPairApprove, map[string]string{"requestId": rid2}), protocol.ErrInvalidRequest, nodes.DetailRequestNotFound)
+	wantErr(t, callErr(t, op, nodeproto.MethodPairApprove, map[string]string{"requestId": rid2}), protocol.ErrInvalidRequest, nodeproto.DetailRequestNotFound)
 	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "every request expired", func() (bool, string) {
-		var l nodes.PairList
-		callInto(t, op, nodes.MethodPairList, nil, &l)
+		var l nodeproto.PairList
+		callInto(t, op, nodeproto.MethodPairList, nil, &l)
 		return len(l.Pending) == 0, fmt.Sprintf("%d pending", len(l.Pending))
 	})
 
 	// An operator registers a node by id ahead of its first connect.
 	idKey, _ := client.NewDeviceKey()
 	var pr struct {
-		Status  string               `json:"status"`
-		Created bool                 `json:"created"`
-		Request nodes.PairingRequest `json:"request"`
+		Status  string                   `json:"status"`
+		Created bool                     `json:"created"`
+		Request nodeproto.PairingRequest `json:"request"`
 	}
-	callInto(t, op, nodes.MethodPairRequest, map[string]any{"nodeId": client.DeviceID(idKey), "displayName": "pre", "commands": []string{"echo"}}, &pr)
+	callInto(t, op, nodeproto.MethodPairRequest, map[string]any{"nodeId": client.DeviceID(idKey), "displayName": "pre", "commands": []string{"echo"}}, &pr)
 	if pr.Status != "pending" || !pr.Created || pr.Request.DisplayName != "pre" {
 		t.Errorf("node.pair.request = %+v", pr)
 	}
-	callInto(t, op, nodes.MethodPairRequest, map[string]any{"nodeId": client.DeviceID(idKey)}, &pr)
+	callInto(t, op, nodeproto.MethodPairRequest, map[string]any{"nodeId": client.DeviceID(idKey)}, &pr)
 	if pr.Created || pr.Request.DisplayName != "pre" || !slices.Equal(pr.Request.Commands, []string{"echo"}) {
 		t.Errorf("repeated node.pair.request = %+v, want the same request, merged", pr)
 	}
-	wantErr(t, callErr(t, op, nodes.MethodPairRequest, map[string]any{"nodeId": "laptop"}), protocol.ErrInvalidRequest, "")
-	callInto(t, op, nodes.MethodPairApprove, map[string]string{"requestId": pr.Request.RequestID}, nil)
+	wantErr(t, callErr(t, op, nodeproto.MethodPairRequest, map[string]any{"nodeId": "laptop"}), protocol.ErrInvalidRequest, "")
+	callInto(t, op, nodeproto.MethodPairApprove, map[string]string{"requestId": pr.Request.RequestID}, nil)
 	n, err := dialNode(ctxT(t, 10*time.Second), g, idKey, g.Token, "")
 	if err != nil {
 		t.Fatalf("pre-approved node: %v", err)
@@ -489,19 +489,19 @@ func TestPairingLifecycle(t *testing.T) {
 	}
 	// A paired node may ask for a repair request for itself.
 	var own struct {
-		Request nodes.PairingRequest `json:"request"`
+		Request nodeproto.PairingRequest `json:"request"`
 	}
-	if err := n.CallInto(ctxT(t, 10*time.Second), nodes.MethodPairRequest, map[string]any{"commands": []string{"echo", "new"}}, &own); err != nil {
+	if err := n.CallInto(ctxT(t, 10*time.Second), nodeproto.MethodPairRequest, map[string]any{"commands": []string{"echo", "new"}}, &own); err != nil {
 		t.Fatalf("node's own pair request: %v", err)
 	}
 	if !own.Request.IsRepair || own.Request.NodeID != client.DeviceID(idKey) {
 		t.Errorf("repair request = %+v", own.Request)
 	}
-	if _, err := n.Call(ctxT(t, 10*time.Second), nodes.MethodPairRequest, map[string]any{"nodeId": client.DeviceID(key)}); err == nil {
+	if _, err := n.Call(ctxT(t, 10*time.Second), nodeproto.MethodPairRequest, map[string]any{"nodeId": client.DeviceID(key)}); err == nil {
 		t.Error("a node could request pairing for another node")
 	}
 	// A node holds no operator scopes.
-	if _, err := n.Call(ctxT(t, 10*time.Second), nodes.MethodPairList, nil); err == nil {
+	if _, err := n.Call(ctxT(t, 10*time.Second), nodeproto.MethodPairList, nil); err == nil {
 		t.Error("a node could list pairing requests")
 	}
 }
@@ -520,9 +520,9 @@ func TestApprovalsSurviveKill(t *testing.T) {
 		b := make([]byte, 32)
 		rand.Read(b)
 		var pr struct {
-			Request nodes.PairingRequest `json:"request"`
+			Request nodeproto.PairingRequest `json:"request"`
 		}
-		callInto(t, op, nodes.MethodPairRequest, map[string]any{"nodeId": hex.EncodeToString(b)}, &pr)
+		callInto(t, op, nodeproto.MethodPairRequest, map[string]any{"nodeId": hex.EncodeToString(b)}, &pr)
 		rids = append(rids, pr.Request.RequestID)
 		ridNode[pr.Request.RequestID] = pr.Request.NodeID
 	}
@@ -542,7 +542,7 @@ func TestApprovalsSurviveKill(t *testing.T) {
 			defer wg.Done()
 			for r := range work {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := c.Call(ctx, nodes.MethodPairApprove, map[string]string{"requestId": r})
+				_, err := c.Call(ctx, nodeproto.MethodPairApprove, map[string]string{"requestId": r})
 				cancel()
 				if err != nil {
 					return // the gateway is gone
@@ -570,8 +570,8 @@ func TestApprovalsSurviveKill(t *testing.T) {
 
 	g2 := startGateway(t, dir, nil)
 	op2 := operator(t, g2)
-	var list nodes.PairList
-	callInto(t, op2, nodes.MethodPairList, nil, &list)
+	var list nodeproto.PairList
+	callInto(t, op2, nodeproto.MethodPairList, nil, &list)
 	paired := map[string]bool{}
 	for _, p := range list.Paired {
 		paired[p.NodeID] = true

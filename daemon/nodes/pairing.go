@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
 )
 
@@ -100,7 +101,7 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 	if cp.Device == nil {
 		return &protocol.Error{Code: protocol.ErrNotPaired,
 			Message: "node connect requires a signed device identity (device) to pair",
-			Details: protocol.Details{"code": DetailDeviceRequired}}
+			Details: protocol.Details{"code": nodeproto.DetailDeviceRequired}}
 	}
 	id, _ := normalizeNodeID(cp.Device.ID)
 	now := time.Now()
@@ -122,7 +123,7 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 	next := *rec
 	next.Caps, next.Commands = nonNil(cp.Caps), nonNil(cp.Commands)
 	meta := clientMeta(cp)
-	next.NodeMeta = meta.or(rec.NodeMeta)
+	next.NodeMeta = metaOr(meta, rec.NodeMeta)
 	next.Platform, next.Version = meta.Platform, meta.Version // as connected, even when empty
 	next.ClientID = cp.Client.ID
 	next.PublicKey = cp.Device.PublicKey
@@ -167,7 +168,7 @@ func (f *Feature) Admit(p *gateway.Peer) *protocol.Error {
 // pausing until it is restarted.
 func pairingRequired(requestID, nodeID string) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrNotPaired, Message: "pairing required",
-		Details: protocol.Details{"code": DetailPairingRequired, "requestId": requestID, "nodeId": nodeID,
+		Details: protocol.Details{"code": nodeproto.DetailPairingRequired, "requestId": requestID, "nodeId": nodeID,
 			"reason": "not-paired", "deviceId": nodeID, "requestedRole": protocol.RoleNode, "requestedScopes": []string{},
 			"remediationHint":     "Approve the pending request (gatewayctl pairing approve " + requestID + "); the node retries on its own.",
 			"recommendedNextStep": "wait_then_retry", "retryable": true, "pauseReconnect": false}}
@@ -183,15 +184,15 @@ func presentsCredential(cp *protocol.ConnectParams, hash string) bool {
 }
 
 // clientMeta is what a connect says about the node.
-func clientMeta(cp *protocol.ConnectParams) NodeMeta {
-	return NodeMeta{DisplayName: cp.Client.DisplayName, Platform: cp.Client.Platform, Version: cp.Client.Version,
+func clientMeta(cp *protocol.ConnectParams) nodeproto.NodeMeta {
+	return nodeproto.NodeMeta{DisplayName: cp.Client.DisplayName, Platform: cp.Client.Platform, Version: cp.Client.Version,
 		DeviceFamily: cp.Client.DeviceFamily, ModelIdentifier: cp.Client.ModelIdentifier}
 }
 
 // requestFromConnect builds a pairing request from a node's connect.
-func requestFromConnect(id string, p *gateway.Peer) PairingRequest {
+func requestFromConnect(id string, p *gateway.Peer) nodeproto.PairingRequest {
 	cp := p.Connect()
-	return PairingRequest{
+	return nodeproto.PairingRequest{
 		NodeID: id, NodeMeta: clientMeta(cp),
 		ClientID: cp.Client.ID, ClientMode: cp.Client.Mode, PublicKey: cp.Device.PublicKey,
 		Caps: nonNil(cp.Caps), Commands: nonNil(cp.Commands), RemoteIP: hostOf(p.Remote()),
@@ -203,9 +204,9 @@ func requestFromConnect(id string, p *gateway.Peer) PairingRequest {
 // takes the new fields (empty ones keep the old value) and pushes the
 // expiry back. merge keeps the old caps/commands when in has none. f.mu
 // is held.
-func (f *Feature) requestLocked(id string, in PairingRequest, merge bool, now time.Time) (*PairingRequest, bool, *protocol.Error) {
+func (f *Feature) requestLocked(id string, in nodeproto.PairingRequest, merge bool, now time.Time) (*nodeproto.PairingRequest, bool, *protocol.Error) {
 	cfg := f.config()
-	var old *PairingRequest
+	var old *nodeproto.PairingRequest
 	for _, r := range f.pending {
 		if r.NodeID == id && now.UnixMilli() < r.ExpiresAtMs {
 			old = r
@@ -218,7 +219,7 @@ func (f *Feature) requestLocked(id string, in PairingRequest, merge bool, now ti
 	req.ExpiresAtMs = now.Add(time.Duration(cfg.PendingTTLMs) * time.Millisecond).UnixMilli()
 	if old != nil {
 		req.RequestID, req.TS = old.RequestID, old.TS
-		req.NodeMeta = req.NodeMeta.or(old.NodeMeta)
+		req.NodeMeta = metaOr(req.NodeMeta, old.NodeMeta)
 		req.ClientID = cmp.Or(req.ClientID, old.ClientID)
 		req.ClientMode = cmp.Or(req.ClientMode, old.ClientMode)
 		req.PublicKey = cmp.Or(req.PublicKey, old.PublicKey)
@@ -233,7 +234,7 @@ func (f *Feature) requestLocked(id string, in PairingRequest, merge bool, now ti
 		if live := f.countPendingLocked(now); live >= cfg.MaxPending {
 			return nil, false, &protocol.Error{Code: protocol.ErrUnavailable, Retryable: true, RetryAfterMs: int64(cfg.PendingTTLMs),
 				Message: fmt.Sprintf("too many pending pairing requests (%d, nodes.maxPending); approve or reject some (gatewayctl pairing list), or raise nodes.maxPending", live),
-				Details: protocol.Details{"code": DetailTooManyPending, "limit": cfg.MaxPending}}
+				Details: protocol.Details{"code": nodeproto.DetailTooManyPending, "limit": cfg.MaxPending}}
 		}
 		req.RequestID, req.TS = uuid.NewString(), now.UnixMilli()
 	}
@@ -264,7 +265,7 @@ func (f *Feature) handlePairRequest(_ context.Context, call *gateway.Call) (any,
 		return nil, perr
 	}
 	p := call.Peer
-	var req PairingRequest
+	var req nodeproto.PairingRequest
 	var id string
 	switch {
 	case p.Role() == protocol.RoleNode:
@@ -282,13 +283,13 @@ func (f *Feature) handlePairRequest(_ context.Context, call *gateway.Call) (any,
 		if id, ok = normalizeNodeID(in.NodeID); !ok {
 			return nil, protocol.InvalidParams(call.Method, fmt.Errorf("at /nodeId: %q is not a node id (the node's device id: 64 hex digits, the SHA-256 of its public key)", in.NodeID))
 		}
-		req = PairingRequest{NodeID: id, NodeMeta: in.meta(), Caps: in.Caps, Commands: in.Commands, RemoteIP: in.RemoteIP}
+		req = nodeproto.PairingRequest{NodeID: id, NodeMeta: in.meta(), Caps: in.Caps, Commands: in.Commands, RemoteIP: in.RemoteIP}
 	default:
 		return nil, protocol.MissingScope(protocol.ScopePairing, []string{protocol.ScopePairing})
 	}
 	f.mu.Lock()
 	r, created, perr := f.requestLocked(id, req, true, time.Now())
-	var out PairingRequest
+	var out nodeproto.PairingRequest
 	if r != nil {
 		out = *r
 	}
@@ -313,9 +314,9 @@ func (f *Feature) handlePairList(_ context.Context, call *gateway.Call) (any, *p
 
 // PairList returns the pending requests (oldest first, expired ones left
 // out) and the paired nodes (by node id).
-func (f *Feature) PairList() PairList {
+func (f *Feature) PairList() nodeproto.PairList {
 	now := time.Now().UnixMilli()
-	out := PairList{Pending: []PairingRequest{}, Paired: []PairedNode{}}
+	out := nodeproto.PairList{Pending: []nodeproto.PairingRequest{}, Paired: []nodeproto.PairedNode{}}
 	f.mu.Lock()
 	for _, r := range f.pending {
 		if now < r.ExpiresAtMs {
@@ -328,28 +329,28 @@ func (f *Feature) PairList() PairList {
 		out.Paired = append(out.Paired, r.PairedNode)
 	}
 	f.mu.Unlock()
-	slices.SortFunc(out.Pending, func(a, b PairingRequest) int {
+	slices.SortFunc(out.Pending, func(a, b nodeproto.PairingRequest) int {
 		return cmp.Or(cmp.Compare(a.TS, b.TS), strings.Compare(a.RequestID, b.RequestID))
 	})
-	slices.SortFunc(out.Paired, func(a, b PairedNode) int { return strings.Compare(a.NodeID, b.NodeID) })
+	slices.SortFunc(out.Paired, func(a, b nodeproto.PairedNode) int { return strings.Compare(a.NodeID, b.NodeID) })
 	return out
 }
 
 // pendingLocked finds a live pending request or returns the not-found
 // error. f.mu is held.
-func (f *Feature) pendingLocked(requestID string, now time.Time) (*PairingRequest, *protocol.Error) {
+func (f *Feature) pendingLocked(requestID string, now time.Time) (*nodeproto.PairingRequest, *protocol.Error) {
 	r := f.pending[requestID]
 	if r == nil || now.UnixMilli() >= r.ExpiresAtMs {
 		return nil, &protocol.Error{Code: protocol.ErrInvalidRequest,
 			Message: fmt.Sprintf("unknown pairing request %q: it was resolved, expired or never existed (see gatewayctl pairing list; the node asks again when it reconnects)", requestID),
-			Details: protocol.Details{"code": DetailRequestNotFound, "requestId": requestID}}
+			Details: protocol.Details{"code": nodeproto.DetailRequestNotFound, "requestId": requestID}}
 	}
 	return r, nil
 }
 
 // lockPending decodes the requestId params of call and finds that live
 // pending request. It returns with f.mu held, unless it fails.
-func (f *Feature) lockPending(call *gateway.Call) (string, *PairingRequest, time.Time, *protocol.Error) {
+func (f *Feature) lockPending(call *gateway.Call) (string, *nodeproto.PairingRequest, time.Time, *protocol.Error) {
 	rid, perr := decodeRequestID(call)
 	if perr != nil {
 		return "", nil, time.Time{}, perr
@@ -388,7 +389,7 @@ func (f *Feature) handlePairApprove(_ context.Context, call *gateway.Call) (any,
 // approved is what approve did: the request and the node it paired.
 type approved struct {
 	RequestID, NodeID string
-	Node              PairedNode
+	Node              nodeproto.PairedNode
 }
 
 // approve pairs the node of the pending request call names
@@ -409,7 +410,7 @@ func (f *Feature) approve(call *gateway.Call) (*approved, *protocol.Error) {
 		*rec = *old // a repair keeps the credential
 	}
 	rec.NodeID = req.NodeID
-	rec.NodeMeta = req.NodeMeta.or(rec.NodeMeta)
+	rec.NodeMeta = metaOr(req.NodeMeta, rec.NodeMeta)
 	rec.ClientID = cmp.Or(req.ClientID, rec.ClientID)
 	rec.PublicKey = cmp.Or(req.PublicKey, rec.PublicKey)
 	rec.RemoteIP = cmp.Or(req.RemoteIP, rec.RemoteIP)
@@ -431,7 +432,7 @@ func (f *Feature) approve(call *gateway.Call) (*approved, *protocol.Error) {
 	out := rec.PairedNode
 	f.mu.Unlock()
 	f.log.Info("node paired", "requestId", rid, "nodeId", out.NodeID, "name", out.DisplayName, "by", call.Peer.ConnID())
-	f.announceResolved(Resolved{RequestID: rid, NodeID: out.NodeID, Decision: DecisionApproved, TS: now.UnixMilli()})
+	f.announceResolved(nodeproto.Resolved{RequestID: rid, NodeID: out.NodeID, Decision: nodeproto.DecisionApproved, TS: now.UnixMilli()})
 	return &approved{RequestID: rid, NodeID: out.NodeID, Node: out}, nil
 }
 
@@ -460,7 +461,7 @@ func (f *Feature) reject(call *gateway.Call) (string, string, *protocol.Error) {
 	nodeID := req.NodeID
 	f.mu.Unlock()
 	f.log.Info("pairing rejected", "requestId", rid, "nodeId", nodeID, "by", call.Peer.ConnID())
-	f.announceResolved(Resolved{RequestID: rid, NodeID: nodeID, Decision: DecisionRejected, TS: now.UnixMilli()})
+	f.announceResolved(nodeproto.Resolved{RequestID: rid, NodeID: nodeID, Decision: nodeproto.DecisionRejected, TS: now.UnixMilli()})
 	return rid, nodeID, nil
 }
 
@@ -477,7 +478,7 @@ func (f *Feature) handlePairVerify(_ context.Context, call *gateway.Call) (any, 
 	}
 	f.mu.Lock()
 	rec := f.paired[id]
-	var node PairedNode
+	var node nodeproto.PairedNode
 	hash := ""
 	if rec != nil {
 		node, hash = rec.PairedNode, rec.TokenHash
@@ -528,15 +529,15 @@ func (f *Feature) unpair(call *gateway.Call, raw string) (string, *protocol.Erro
 
 // announceRequested tells operators holding operator.pairing about a new
 // request, as node.pair.requested and device.pair.requested.
-func (f *Feature) announceRequested(req PairingRequest) {
-	f.broadcast(EventPairRequested, req, protocol.ScopePairing)
-	f.broadcast(EventDevicePairRequest, deviceRequest(req), protocol.ScopePairing)
+func (f *Feature) announceRequested(req nodeproto.PairingRequest) {
+	f.broadcast(nodeproto.EventPairRequested, req, protocol.ScopePairing)
+	f.broadcast(nodeproto.EventDevicePairRequest, deviceRequest(req), protocol.ScopePairing)
 }
 
 // announceResolved sends node.pair.resolved and device.pair.resolved.
-func (f *Feature) announceResolved(r Resolved) {
-	f.broadcast(EventPairResolved, r, protocol.ScopePairing)
-	f.broadcast(EventDevicePairResolved, map[string]any{"requestId": r.RequestID, "deviceId": r.NodeID, "decision": r.Decision, "ts": r.TS}, protocol.ScopePairing)
+func (f *Feature) announceResolved(r nodeproto.Resolved) {
+	f.broadcast(nodeproto.EventPairResolved, r, protocol.ScopePairing)
+	f.broadcast(nodeproto.EventDevicePairResolved, map[string]any{"requestId": r.RequestID, "deviceId": r.NodeID, "decision": r.Decision, "ts": r.TS}, protocol.ScopePairing)
 }
 
 // unknownNode is the error for a node id that is neither paired nor
@@ -544,5 +545,5 @@ func (f *Feature) announceResolved(r Resolved) {
 func unknownNode(id string) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrInvalidRequest,
 		Message: fmt.Sprintf("unknown node %q: it is not paired (see gatewayctl nodes list and gatewayctl pairing list)", id),
-		Details: protocol.Details{"code": DetailNodeNotFound, "nodeId": id}}
+		Details: protocol.Details{"code": nodeproto.DetailNodeNotFound, "nodeId": id}}
 }

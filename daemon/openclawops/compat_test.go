@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/agent"
-	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/logs"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -63,7 +63,7 @@ var ourParams = map[string]any{
 	"message.action":                "MessageActionParams",
 	"config.get":                    "ConfigGetParams",
 	"logs.tail":                     "LogsTailParams",
-	"channels.status":               channels.StatusParams{},
+	"channels.status":               channelproto.StatusParams{},
 }
 
 // jsonSchema is the part of a JSON Schema the comparison reads.

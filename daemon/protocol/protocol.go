@@ -32,7 +32,6 @@ const (
 const (
 	MaxPayload        = 25 << 20 // 26214400
 	MaxBufferedBytes  = 50 << 20 // 52428800
-	TickIntervalMs    = 30000
 	PreHelloMaxFrame  = 64 << 10
 	HandshakeTimeoutS = 15
 	PingIntervalS     = 25

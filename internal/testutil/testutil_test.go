@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -87,21 +86,6 @@ func TestTail(t *testing.T) {
 	} {
 		if got := Tail(tc.in, tc.n); got != tc.want {
 			t.Errorf("Tail(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-}
-
-// TestNoBinaryLinksTestHelpers: the test helpers stay out of what ships
-// (they link package testing); only tests and test helpers import them.
-func TestNoBinaryLinksTestHelpers(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/gatewayd/gatewayd/cmd/...").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps ./cmd/...: %v\n%s", err, out)
-	}
-	for _, p := range strings.Fields(string(out)) {
-		switch p {
-		case "github.com/gatewayd/gatewayd/internal/testutil", "github.com/gatewayd/gatewayd/internal/gatewaydtest", "testing":
-			t.Errorf("a binary under cmd/ links %s", p)
 		}
 	}
 }

@@ -2,8 +2,8 @@
 // gatewayctl install/status/doctor and end-to-end tests of gatewayd run against
 // the real service manager instead of a mock of it.
 //
-// StartUser runs `systemd --user` in a world of its own (see SYSTEMD.md, "A
-// real systemd USER manager for tests"): its own cgroup subtree in every
+// StartUser runs `systemd --user` in a world of its own (see
+// docs/development.md, "Test fixtures: a real systemd manager"): its own cgroup subtree in every
 // mounted hierarchy plus a cgroup namespace, so it never adopts the host's
 // root cgroup; a private mount namespace with a tmpfs on /run, a scratch file
 // bound over /dev/console and a FIFO bound over /dev/kmsg (drained into a log

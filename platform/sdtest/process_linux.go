@@ -11,6 +11,15 @@ import (
 	"time"
 )
 
+// fixture is the private part of a UserManager or a System: its name
+// (cgroups and scratch dir), the nsenter binary that enters it, and the
+// process that runs it.
+type fixture struct {
+	name    string
+	nsenter string
+	process
+}
+
 // process is what UserManager and System share: the process that runs the
 // manager (systemd --user, or systemd-nspawn) in its own cgroups, its log
 // file, and its teardown.
@@ -115,8 +124,14 @@ func (p *process) readLog() string {
 // teardown marks root's state as stopping, sends SIGTERM to pid and waits
 // up to grace for it to exit (then SIGKILL: the error ignoredTerm; no exit
 // 5 s after that: survivedKill), kills what is left in the cgroups, removes
-// them, keeps the final log and removes root.
+// them, keeps the final log and removes root. It runs once: later calls
+// return the first one's result.
 func (p *process) teardown(root string, pid int, grace time.Duration, ignoredTerm, survivedKill string) error {
+	p.stopOnce.Do(func() { p.stopErr = p.teardownOnce(root, pid, grace, ignoredTerm, survivedKill) })
+	return p.stopErr
+}
+
+func (p *process) teardownOnce(root string, pid int, grace time.Duration, ignoredTerm, survivedKill string) error {
 	var errs []error
 	if st, err := readState(root); err == nil {
 		st.Stopping = true

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os/exec"
 	"testing"
-	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
@@ -17,24 +16,8 @@ import (
 // errNotLinux is returned by every method on systems without systemd.
 var errNotLinux = errors.New("sdtest: systemd managers need Linux")
 
-// UserManager is a private systemd user manager; on this OS StartUser always
-// skips, so no UserManager is ever running.
-type UserManager struct {
-	// Root is the scratch directory holding everything of this manager.
-	Root string
-	// Home is the manager's $HOME.
-	Home string
-	// RuntimeDir is $XDG_RUNTIME_DIR.
-	RuntimeDir string
-	// ConfigHome is $XDG_CONFIG_HOME.
-	ConfigHome string
-	// StateHome is $XDG_STATE_HOME.
-	StateHome string
-	// BusAddress is the user bus address.
-	BusAddress string
-	// PID is the manager's process id.
-	PID int
-}
+// fixture holds nothing on this OS: no manager ever runs.
+type fixture struct{}
 
 // StartUser skips the test: systemd needs Linux.
 func StartUser(t testing.TB) *UserManager {
@@ -75,26 +58,6 @@ func (m *UserManager) Stop() error { return nil }
 
 // GC does nothing on this OS: nothing can have been created.
 func GC(log io.Writer) error { return nil }
-
-// SystemOptions tunes BootSystem.
-type SystemOptions struct {
-	// Mask lists units masked for this boot.
-	Mask []string
-	// BootTimeout bounds the wait for the boot to finish.
-	BootTimeout time.Duration
-}
-
-// System is a booted systemd container; on this OS BootSystem always skips.
-type System struct {
-	// Root is the scratch directory of this container.
-	Root string
-	// Name is the machine name.
-	Name string
-	// PID is systemd-nspawn's process id.
-	PID int
-	// Leader is the container's PID 1 as seen from the host.
-	Leader int
-}
 
 // BootSystem skips the test: systemd-nspawn needs Linux.
 func BootSystem(t testing.TB, opts SystemOptions) *System {

@@ -14,40 +14,14 @@ import (
 	"time"
 )
 
-// SystemOptions tunes BootSystem.
-type SystemOptions struct {
-	// Mask lists units masked for this boot (systemd.mask=), e.g.
-	// "postgresql.service", to boot faster.
-	Mask []string
-	// BootTimeout bounds the wait for the boot to finish; 0 means 90s.
-	BootTimeout time.Duration
-}
-
-// System is a booted systemd system manager in a container (systemd-nspawn)
-// whose root is an overlay of the host's root (read-only lower) with a tmpfs
-// upper dir: installing packages in it leaves the host untouched.
-type System struct {
-	// Root is the scratch directory of this container; removed on Stop.
-	Root string
-	// Name is the machine name.
-	Name string
-	// PID is systemd-nspawn's process id.
-	PID int
-	// Leader is the container's PID 1 (systemd) as seen from the host.
-	Leader int
-
-	name, nsenter string
-	process
-}
-
 const systemSkipHint = " (CI runs as root and installs systemd systemd-container util-linux)"
 
 // BootSystem boots the host's own OS image as a container with a real systemd
-// system manager (SYSTEMD.md, "A real systemd SYSTEM manager"), waits for the
-// boot to finish (`systemctl is-system-running --wait`: running or degraded),
-// and registers its halt with t.Cleanup. It skips the test, loudly, when not
-// root or when systemd-nspawn (systemd-container), nsenter or overlayfs is
-// missing.
+// system manager (docs/development.md, "Test fixtures: a real systemd
+// manager"), waits for the boot to finish (`systemctl is-system-running
+// --wait`: running or degraded), and registers its halt with t.Cleanup. It
+// skips the test, loudly, when not root or when systemd-nspawn
+// (systemd-container), nsenter or overlayfs is missing.
 func BootSystem(t testing.TB, opts SystemOptions) *System {
 	t.Helper()
 	if opts.BootTimeout == 0 {
@@ -94,10 +68,12 @@ func bootSystem(ctx context.Context, opts SystemOptions) (s *System, err error) 
 		return nil, err
 	}
 	s = &System{
-		Root:    root,
-		name:    filepath.Base(root),
-		nsenter: nsenter,
-		process: process{logPath: filepath.Join(root, "console.log"), done: make(chan struct{})},
+		Root: root,
+		fixture: fixture{
+			name:    filepath.Base(root),
+			nsenter: nsenter,
+			process: process{logPath: filepath.Join(root, "console.log"), done: make(chan struct{})},
+		},
 	}
 	// Machine names are host names: at most 64 characters.
 	s.Name = strings.TrimPrefix(s.name, "gatewayd-")
@@ -331,11 +307,6 @@ func (s *System) Log() string { return s.readLog() }
 // system down cleanly), kills what is left in its cgroups, removes them and
 // removes Root. It is idempotent; BootSystem's cleanup calls it.
 func (s *System) Stop() error {
-	s.stopOnce.Do(func() { s.stopErr = s.stop() })
-	return s.stopErr
-}
-
-func (s *System) stop() error {
 	return s.teardown(s.Root, s.PID, 60*time.Second,
 		fmt.Sprintf("container %s did not halt within 60s of SIGTERM: killed it", s.Name),
 		fmt.Sprintf("systemd-nspawn pid %d survived SIGKILL for 5s", s.PID))

@@ -47,33 +47,6 @@ DefaultTimeoutStopSec=10s
 `
 )
 
-// UserManager is a running `systemd --user` in its own cgroup subtree and
-// mount namespace, with private HOME and XDG directories under Root.
-type UserManager struct {
-	// Root is the scratch directory holding everything of this manager
-	// (/tmp/gatewayd-sdtest-<test pid>-<random>); it is removed on Stop.
-	Root string
-	// Home is the manager's $HOME.
-	Home string
-	// RuntimeDir is $XDG_RUNTIME_DIR: the private socket, the notify
-	// socket and the user bus live here.
-	RuntimeDir string
-	// ConfigHome is $XDG_CONFIG_HOME; user units go to UnitDir below it.
-	ConfigHome string
-	// StateHome is $XDG_STATE_HOME.
-	StateHome string
-	// BusAddress is the user bus, unix:path=$XDG_RUNTIME_DIR/bus, usable
-	// from outside the manager's namespaces.
-	BusAddress string
-	// PID is the manager's process id, as seen from the host (there is no
-	// PID namespace).
-	PID int
-
-	name    string // cgroup and scratch dir name
-	nsenter string
-	process
-}
-
 // state is what GC needs to know about a scratch dir, kept in Root/state.json.
 type state struct {
 	OwnerPID     int    `json:"owner_pid"`
@@ -236,9 +209,11 @@ func startUser(ctx context.Context) (m *UserManager, err error) {
 		RuntimeDir: filepath.Join(root, "run"),
 		ConfigHome: filepath.Join(root, "config"),
 		StateHome:  filepath.Join(root, "state"),
-		name:       filepath.Base(root),
-		nsenter:    nsenter,
-		process:    process{logPath: filepath.Join(root, "manager.log"), done: make(chan struct{})},
+		fixture: fixture{
+			name:    filepath.Base(root),
+			nsenter: nsenter,
+			process: process{logPath: filepath.Join(root, "manager.log"), done: make(chan struct{})},
+		},
 	}
 	m.BusAddress = "unix:path=" + filepath.Join(m.RuntimeDir, "bus")
 	defer func() {
@@ -507,11 +482,6 @@ func (m *UserManager) waitReady(ctx context.Context) error {
 // cgroups, removes the cgroups deepest first in every hierarchy, and removes
 // Root. It is idempotent; StartUser's cleanup calls it.
 func (m *UserManager) Stop() error {
-	m.stopOnce.Do(func() { m.stopErr = m.stop() })
-	return m.stopErr
-}
-
-func (m *UserManager) stop() error {
 	return m.teardown(m.Root, m.PID, 20*time.Second,
 		fmt.Sprintf("systemd --user pid %d ignored SIGTERM for 20s: killed it", m.PID),
 		fmt.Sprintf("systemd --user pid %d survived SIGKILL for 5s", m.PID))

@@ -194,6 +194,27 @@ func probe(ctx context.Context, addr string) probeResult {
 	return r
 }
 
+// portHolders probes the addresses skip does not rule out and returns
+// those something listens on, and who: another process, or another gateway
+// when one answers the protocol.
+func portHolders(ctx context.Context, addrs []string, skip func(string) bool) (taken []string, who string) {
+	gateway := false
+	for _, a := range addrs {
+		if skip != nil && skip(a) {
+			continue
+		}
+		if p := probe(ctx, a); p.open {
+			taken = append(taken, a)
+			gateway = gateway || p.gateway
+		}
+	}
+	who = "another process"
+	if gateway {
+		who = "another gateway (it answers the protocol's connect.challenge)"
+	}
+	return taken, who
+}
+
 // normAddr canonicalizes "host:port" so "[::1]:80" and "[0:0::1]:80" compare
 // equal; other strings (Unix paths) are returned as they are.
 func normAddr(a string) string {

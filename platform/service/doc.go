@@ -20,4 +20,11 @@
 // repairs are applied (rewrite the units from the template, daemon-reload,
 // re-enable, restart once); everything else is reported as
 // "manual fix required: <exact command>".
+//
+// Each manager is laid out the same way: systemd.go and launchd.go hold the
+// manager (install, uninstall, start, stop, restart, status);
+// systemd_doctor.go and launchd_doctor.go hold what the checks look at
+// (gather), the checks, and the --fix plan (fixPlan, applyFix,
+// applyManagerSteps). The doctor run itself (checks, --dry-run, repair,
+// re-check) is runDoctor in service.go, shared by both.
 package service

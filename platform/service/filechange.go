@@ -96,3 +96,25 @@ func backupFile(dir, path string, now time.Time) (string, error) {
 	}
 	return dst, nil
 }
+
+// replaceFiles carries out a plan's file repairs: each file that changes is
+// first copied to backupDir, then write writes or removes it. The returned
+// changes say where each old file was saved, also when a later one fails.
+func replaceFiles(files []fileRepair, backupDir string, write func(fileRepair, FileChange) error) (changes []FileChange, err error) {
+	now := time.Now()
+	for _, f := range files {
+		c, ok := planChange(f.path, f.data, f.remove)
+		if !ok {
+			continue
+		}
+		c.Diff = ""
+		if c.Backup, err = backupFile(backupDir, f.path, now); err != nil {
+			return changes, fmt.Errorf("%w; nothing was changed in %s", err, f.path)
+		}
+		if err := write(f, c); err != nil {
+			return changes, err
+		}
+		changes = append(changes, c)
+	}
+	return changes, nil
+}

@@ -9,10 +9,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"howett.net/plist"
 
@@ -132,6 +130,17 @@ func (m *launchdManager) print(ctx context.Context, t Target) (launchd.PrintInfo
 	return launchd.ParsePrint(out), nil
 }
 
+// job returns the target's launchd parameters and what launchctl print
+// says about its job.
+func (m *launchdManager) job(ctx context.Context, t Target) (launchd.Params, launchd.PrintInfo, error) {
+	p, err := m.params(t)
+	if err != nil {
+		return p, launchd.PrintInfo{}, err
+	}
+	info, err := m.print(ctx, t)
+	return p, info, err
+}
+
 // Install implements Manager.
 func (m *launchdManager) Install(ctx context.Context, t Target, o InstallOptions) (*InstallResult, error) {
 	p, err := m.params(t)
@@ -214,11 +223,7 @@ func (m *launchdManager) Install(ctx context.Context, t Target, o InstallOptions
 
 // Uninstall implements Manager.
 func (m *launchdManager) Uninstall(ctx context.Context, t Target) error {
-	p, err := m.params(t)
-	if err != nil {
-		return err
-	}
-	info, err := m.print(ctx, t)
+	p, info, err := m.job(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -235,11 +240,7 @@ func (m *launchdManager) Uninstall(ctx context.Context, t Target) error {
 
 // Start implements Manager.
 func (m *launchdManager) Start(ctx context.Context, t Target) error {
-	p, err := m.params(t)
-	if err != nil {
-		return err
-	}
-	info, err := m.print(ctx, t)
+	p, info, err := m.job(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -308,11 +309,7 @@ func readPlist(path string) (*plistInfo, error) {
 
 // Status implements Manager.
 func (m *launchdManager) Status(ctx context.Context, t Target) (*Runtime, error) {
-	p, err := m.params(t)
-	if err != nil {
-		return nil, err
-	}
-	info, err := m.print(ctx, t)
+	p, info, err := m.job(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -340,322 +337,4 @@ func (m *launchdManager) runtime(p launchd.Params, info launchd.PrintInfo) *Runt
 		}
 	}
 	return rt
-}
-
-// ldState is what the launchd checks look at.
-type ldState struct {
-	m         *launchdManager
-	t         Target
-	p         launchd.Params
-	path      string
-	expected  []byte
-	renderErr error
-	pi        *plistInfo
-	piErr     error
-	info      launchd.PrintInfo
-	infoErr   error
-}
-
-func (m *launchdManager) gather(ctx context.Context, t Target) *ldState {
-	s := &ldState{m: m, t: t}
-	s.p, s.renderErr = m.params(t)
-	if s.renderErr == nil {
-		s.expected, s.renderErr = launchd.Render(s.p)
-	}
-	if s.renderErr != nil {
-		return s
-	}
-	s.path = launchd.PlistPath(s.p)
-	s.pi, s.piErr = readPlist(s.path)
-	s.info, s.infoErr = m.print(ctx, t)
-	return s
-}
-
-type ldCheck = check[*ldState]
-
-var launchdChecks = []ldCheck{
-	{"unit-missing", "the job's plist is installed", ldMissing},
-	{"plist-drift", "the plist matches the template key by key", ldDrift},
-	{"plist-not-loaded", "launchd has the job loaded (bootstrapped)", ldNotLoaded},
-	{"plist-loaded-path", "launchd loaded the job from the installed plist", ldLoadedPath},
-	{"service-failed", "the job's last exit was clean", ldFailed},
-	{"secret-in-unit", "no token or password in the plist's EnvironmentVariables", ldSecret},
-	{"marker-mismatch", "the marker environment names gatewayd, this version and this profile", ldMarker},
-	{"config-invalid", "the profile's config file loads", func(_ context.Context, s *ldState) CheckResult { return checkConfig(s.t) }},
-	{"port-taken", "no other process holds the gateway's port", ldPortTaken},
-}
-
-// Checks implements Manager.
-func (m *launchdManager) Checks() []CheckInfo { return infos(launchdChecks) }
-
-func (s *ldState) need() (CheckResult, bool) {
-	if s.renderErr != nil {
-		return CheckResult{Severity: SeverityFailed, Message: s.renderErr.Error()}, false
-	}
-	return CheckResult{}, true
-}
-
-func (s *ldState) needPrint() (CheckResult, bool) {
-	if r, ok := s.need(); !ok {
-		return r, false
-	}
-	if s.infoErr != nil {
-		return CheckResult{Severity: SeverityFailed, Message: s.infoErr.Error()}, false
-	}
-	return CheckResult{}, true
-}
-
-const ldFixRewrite = "rewrite the plist from the template and reload the job (`gatewayctl doctor --fix`)"
-
-func ldMissing(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.need(); !ok {
-		return r
-	}
-	if s.pi == nil && s.piErr == nil {
-		return CheckResult{Severity: SeverityError, Message: "not installed: " + s.path, Fix: "install the job (`gatewayctl install`, or `gatewayctl doctor --fix`)",
-			Findings: []units.Finding{{Kind: units.KindMissing, Unit: launchd.Label(s.t.Profile), Path: s.path}}}
-	}
-	return CheckResult{Message: "installed at " + s.path}
-}
-
-func ldDrift(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.need(); !ok {
-		return r
-	}
-	if s.pi == nil {
-		return CheckResult{Severity: SeveritySkipped, Message: "no plist (see unit-missing)"}
-	}
-	r := CheckResult{Message: "the plist matches the template"}
-	var words []string
-	for _, f := range launchd.Compare(s.expected, s.pi.data) {
-		switch f.Kind {
-		case units.KindUnchanged:
-			continue
-		case units.KindEquivalent:
-			r.Severity = SeverityInfo
-			words = append(words, "equivalent (format or order differ)")
-		case units.KindInvalid:
-			r.Severity, r.Fix = SeverityError, ldFixRewrite
-			words = append(words, "the plist does not decode")
-		default:
-			if r.Severity != SeverityError {
-				r.Severity = SeverityWarning
-			}
-			r.Fix = ldFixRewrite
-			words = append(words, f.Key+" "+f.Kind)
-		}
-		r.Findings = append(r.Findings, f)
-	}
-	if len(words) > 0 {
-		r.Message = strings.Join(words, "; ")
-	}
-	return r
-}
-
-func ldNotLoaded(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.needPrint(); !ok {
-		return r
-	}
-	if !s.info.Loaded {
-		return CheckResult{Severity: SeverityError, Message: launchd.Label(s.t.Profile) + " is not loaded in " + s.m.domain(),
-			Fix: "bootstrap it (`launchctl bootstrap " + s.m.domain() + " " + s.path + "`)"}
-	}
-	state := s.info.State
-	if state == "" {
-		state = "state unknown"
-	}
-	return CheckResult{Message: "loaded (" + state + ")"}
-}
-
-func ldLoadedPath(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.needPrint(); !ok {
-		return r
-	}
-	switch {
-	case !s.info.Loaded:
-		return CheckResult{Severity: SeveritySkipped, Message: "not loaded (see plist-not-loaded)"}
-	case s.info.Path == "":
-		return CheckResult{Severity: SeverityInfo, Message: "launchctl print shows no path: unknown"}
-	case filepath.Clean(s.info.Path) != filepath.Clean(s.path):
-		return CheckResult{Severity: SeverityError, Message: fmt.Sprintf("launchd runs the job from %s, not from %s", s.info.Path, s.path),
-			Fix: fmt.Sprintf("reload it: `launchctl bootout %s && launchctl bootstrap %s %s`", s.m.target(s.t), s.m.domain(), s.path)}
-	}
-	return CheckResult{Message: "loaded from " + s.path}
-}
-
-func ldFailed(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.needPrint(); !ok {
-		return r
-	}
-	if !s.info.Loaded {
-		return CheckResult{Severity: SeveritySkipped, Message: "not loaded (see plist-not-loaded)"}
-	}
-	if s.info.LastExitCode == nil || *s.info.LastExitCode == 0 || s.info.State == "running" {
-		return CheckResult{Message: "no failed exit"}
-	}
-	code := *s.info.LastExitCode
-	msg := fmt.Sprintf("the job last exited with status %d", code)
-	if lines := logTail(s.t.LogFile, 8); len(lines) > 0 {
-		msg += "; last lines of " + s.t.LogFile + ":\n" + strings.Join(lines, "\n")
-	}
-	r := CheckResult{Severity: SeverityError, Message: msg, Fix: "restart it (`launchctl kickstart -k " + s.m.target(s.t) + "`)"}
-	if code == config.ExitConfig {
-		r.Fix = manual("fix the config (see config-invalid), then `launchctl kickstart -k " + s.m.target(s.t) + "`")
-	}
-	return r
-}
-
-func ldSecret(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.need(); !ok {
-		return r
-	}
-	if s.pi == nil {
-		return CheckResult{Severity: SeveritySkipped, Message: "no plist (see unit-missing)"}
-	}
-	if vars := secretVars(s.pi.env); len(vars) > 0 {
-		return CheckResult{Severity: SeverityError, Message: "secret in the plist's EnvironmentVariables: " + strings.Join(vars, ", "),
-			Fix: "rewrite the plist from the template (the gateway reads its token file instead): `gatewayctl doctor --fix`"}
-	}
-	return CheckResult{Message: "no secrets in EnvironmentVariables"}
-}
-
-func ldMarker(_ context.Context, s *ldState) CheckResult {
-	if r, ok := s.need(); !ok {
-		return r
-	}
-	if s.pi == nil {
-		return CheckResult{Severity: SeveritySkipped, Message: "no plist (see unit-missing)"}
-	}
-	if probs := markerProblems(s.pi.env, s.t); len(probs) > 0 {
-		return CheckResult{Severity: SeverityWarning, Message: strings.Join(probs, "; "), Fix: ldFixRewrite}
-	}
-	return CheckResult{Message: fmt.Sprintf("gatewayd %s, profile %s", s.t.Version, units.ProfileName(s.t.Profile))}
-}
-
-func ldPortTaken(ctx context.Context, s *ldState) CheckResult {
-	if r, ok := s.needPrint(); !ok {
-		return r
-	}
-	if s.info.Loaded && slices.Contains(s.info.Sockets, launchd.SocketKey) {
-		return CheckResult{Message: "launchd holds the job's sockets"}
-	}
-	var taken []string
-	gateway := false
-	for _, a := range s.t.listen() {
-		if p := probe(ctx, a); p.open {
-			taken = append(taken, a)
-			gateway = gateway || p.gateway
-		}
-	}
-	if len(taken) == 0 {
-		return CheckResult{Message: "the port is free"}
-	}
-	who := "another process"
-	if gateway {
-		who = "another gateway (it answers the protocol's connect.challenge)"
-	}
-	return CheckResult{Severity: SeverityError, Message: fmt.Sprintf("%s is held by %s", strings.Join(taken, ", "), who),
-		Fix: manual(fmt.Sprintf("stop it (find it with `lsof -nP -iTCP:%d -sTCP:LISTEN`) or move this profile to another port", firstPort(taken)))}
-}
-
-func firstPort(addrs []string) uint16 {
-	if p := ports(addrs); len(p) > 0 {
-		return p[0]
-	}
-	return 0
-}
-
-// Doctor implements Manager.
-func (m *launchdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) (*Report, error) {
-	if err := checkScope(t, m.scope); err != nil {
-		return nil, err
-	}
-	checks, err := selectChecks(launchdChecks, o.Only)
-	if err != nil {
-		return nil, err
-	}
-	st := m.gather(ctx, t)
-	before := runChecks(ctx, m.log, checks, st)
-	if !o.Fix || st.renderErr != nil {
-		return finish(before), nil
-	}
-	var rewrite, reload, kick bool
-	for _, r := range before {
-		if !r.Problem() || r.Fix == "" || strings.HasPrefix(r.Fix, manualPrefix) {
-			continue
-		}
-		switch r.Name {
-		case "unit-missing", "plist-drift", "secret-in-unit", "marker-mismatch":
-			rewrite, reload = true, true
-		case "plist-not-loaded", "plist-loaded-path":
-			reload = true
-		case "service-failed":
-			kick = true
-		}
-	}
-	var steps []string
-	if rewrite {
-		steps = append(steps, "rewrite "+st.path)
-	}
-	if reload {
-		steps = append(steps, "bootout and bootstrap "+m.target(t))
-	}
-	if kick && !reload {
-		steps = append(steps, "kickstart -k "+m.target(t))
-	}
-	if len(steps) == 0 {
-		return finish(before), nil
-	}
-	change, changed := planChange(st.path, st.expected, false)
-	if o.DryRun {
-		for i := range before {
-			if before[i].Problem() && !strings.HasPrefix(before[i].Fix, manualPrefix) && before[i].Fix != "" {
-				before[i].Fix = "would " + strings.Join(steps, ", then ")
-			}
-		}
-		rep := finish(before)
-		if rewrite && changed {
-			rep.Changes = []FileChange{change}
-		}
-		return rep, nil
-	}
-	var changes []FileChange
-	if rewrite {
-		if err := os.MkdirAll(launchd.LogDir(st.p), 0o755); err != nil {
-			return finish(before), fmt.Errorf("doctor --fix: create log directory: %w", err)
-		}
-		if changed {
-			// Outside LaunchAgents/LaunchDaemons: launchd never loads a backup.
-			dir := filepath.Join(filepath.Dir(filepath.Dir(st.path)), BackupDirName)
-			change.Diff = ""
-			var err error
-			if change.Backup, err = backupFile(dir, st.path, time.Now()); err != nil {
-				return finish(before), fmt.Errorf("doctor --fix: %w; nothing was changed in %s", err, st.path)
-			}
-			changes = append(changes, change)
-		}
-		if err := config.WriteFileAtomic(st.path, st.expected, 0o644); err != nil {
-			rep := finish(before)
-			rep.Changes = changes
-			return rep, fmt.Errorf("doctor --fix: write plist %s: %w", st.path, err)
-		}
-	}
-	if reload {
-		if st.info.Loaded {
-			if err := m.launchctl(ctx, "bootout", m.target(t)); err != nil {
-				return finish(before), fmt.Errorf("doctor --fix: %w", err)
-			}
-		}
-		if err := m.launchctl(ctx, "bootstrap", m.domain(), st.path); err != nil {
-			return finish(before), fmt.Errorf("doctor --fix: %w", err)
-		}
-	} else if kick {
-		if err := m.launchctl(ctx, "kickstart", "-k", m.target(t)); err != nil {
-			return finish(before), fmt.Errorf("doctor --fix: %w", err)
-		}
-	}
-	after := runChecks(ctx, m.log, checks, m.gather(ctx, t))
-	rep := finish(mergeAfterFix(before, after))
-	rep.Changes = changes
-	return rep, nil
 }

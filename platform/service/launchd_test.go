@@ -19,6 +19,7 @@ type fakeLaunchctl struct {
 	fixture string // print output while loaded
 	loaded  bool
 	from    string // plist path of the last bootstrap
+	fail    string // a verb that exits 5
 	calls   []string
 }
 
@@ -33,6 +34,9 @@ func readFixture(t *testing.T, name string) string {
 
 func (f *fakeLaunchctl) run(_ context.Context, args ...string) (string, int, error) {
 	f.calls = append(f.calls, strings.Join(args, " "))
+	if args[0] == f.fail {
+		return args[0] + " failed: 5: Input/output error", 5, nil
+	}
 	switch args[0] {
 	case "print":
 		if !f.loaded {
@@ -170,6 +174,51 @@ func TestLaunchdFailedJob(t *testing.T) {
 	}
 	// The fixture names /Library/LaunchDaemons/...: not the installed path.
 	assertCheck(t, rep, "plist-loaded-path", SeverityError)
+}
+
+func TestLaunchdDoctorFixDryRunAndFailure(t *testing.T) {
+	fake, m, tg, path := launchdFixture(t, "print-running.txt")
+	ctx := context.Background()
+
+	// --dry-run: says what it would do, shows the plist, changes nothing.
+	rep := mustDoctor(t, m, tg, DoctorOptions{Fix: true, DryRun: true})
+	want := "would rewrite " + path + ", then bootout and bootstrap gui/501/org.gatewayd.gateway"
+	for _, name := range []string{"unit-missing", "plist-not-loaded"} {
+		if c, _ := rep.Result(name); c.Fix != want {
+			t.Errorf("%s fix = %q, want %q", name, c.Fix, want)
+		}
+	}
+	if len(rep.Changes) != 1 || rep.Changes[0].Path != path || rep.Changes[0].Action != "create" || rep.Changes[0].Diff == "" {
+		t.Fatalf("dry-run changes: %+v", rep.Changes)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("dry-run wrote %s: %v", path, err)
+	}
+	for _, c := range fake.calls {
+		if !strings.HasPrefix(c, "print ") {
+			t.Fatalf("dry-run ran launchctl %s", c)
+		}
+	}
+
+	// A failed reload after the rewrite: the error, and the backup made.
+	if _, err := m.Install(ctx, tg, InstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), "<string>1.2.3</string>", "<string>0.9</string>", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake.fail = "bootstrap"
+	rep, err := m.Doctor(ctx, tg, DoctorOptions{Fix: true})
+	if err == nil || !strings.HasPrefix(err.Error(), "doctor --fix: launchctl bootstrap") {
+		t.Fatalf("Doctor --fix error = %v", err)
+	}
+	if rep == nil || len(rep.Changes) != 1 || rep.Changes[0].Backup == "" {
+		t.Fatalf("report after a failed fix: %+v", rep)
+	}
+	if got, _ := os.ReadFile(rep.Changes[0].Backup); !strings.Contains(string(got), "<string>0.9</string>") {
+		t.Errorf("backup %s holds\n%s", rep.Changes[0].Backup, got)
+	}
 }
 
 func mustDoctor(t *testing.T, m Manager, tg Target, o DoctorOptions) *Report {

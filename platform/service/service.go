@@ -398,6 +398,89 @@ func mergeAfterFix(before, after []CheckResult) []CheckResult {
 	return out
 }
 
+// needs is the start of a check that cannot look without what gather
+// found: the first of errs (the render error first, then the manager's
+// answer) as the check's failed result, ok when there is none.
+func needs(errs ...error) (CheckResult, bool) {
+	for _, err := range errs {
+		if err != nil {
+			return CheckResult{Severity: SeverityFailed, Message: err.Error()}, false
+		}
+	}
+	return CheckResult{}, true
+}
+
+// doctorChecks returns the checks a doctor run asks for, or why the run
+// cannot start: a target in another scope, or an unknown check name.
+func doctorChecks[S any](t Target, scope string, checks []check[S], o DoctorOptions) ([]check[S], error) {
+	if err := checkScope(t, scope); err != nil {
+		return nil, err
+	}
+	return selectChecks(checks, o.Only)
+}
+
+// fix is what doctor --fix does, as each manager's plan says it: the steps
+// in words (--dry-run shows them), the checks they repair and the files
+// they write or remove. Each manager's plan embeds it.
+type fix struct {
+	steps []string
+	fixes map[string]bool
+	files []fileRepair
+}
+
+func (f fix) common() fix { return f }
+
+// fileRepair is one file --fix writes or removes.
+type fileRepair struct {
+	path   string
+	remove bool   // remove a stray file instead of writing
+	data   []byte // the template, when writing
+}
+
+// runDoctor is the doctor run both managers share: gather the state and
+// run the checks; with --fix, plan the repair from the results, show it
+// (--dry-run) or carry it out, then gather and check again and mark what
+// the repair fixed. apply returns the files it changed, also when a later
+// step fails.
+func runDoctor[S any, P interface{ common() fix }](ctx context.Context, log *slog.Logger, checks []check[S], o DoctorOptions,
+	gather func() S, plan func(S, []CheckResult) P, apply func(S, P) ([]FileChange, error)) (*Report, error) {
+	st := gather()
+	before := runChecks(ctx, log, checks, st)
+	if !o.Fix {
+		return finish(before), nil
+	}
+	p := plan(st, before)
+	f := p.common()
+	if len(f.steps) == 0 {
+		return finish(before), nil
+	}
+	if o.DryRun {
+		for i := range before {
+			if before[i].Problem() && f.fixes[before[i].Name] {
+				before[i].Fix = "would " + strings.Join(f.steps, ", then ")
+			}
+		}
+		rep := finish(before)
+		for _, r := range f.files {
+			if c, ok := planChange(r.path, r.data, r.remove); ok {
+				rep.Changes = append(rep.Changes, c)
+			}
+		}
+		return rep, nil
+	}
+	changes, err := apply(st, p)
+	if err != nil {
+		log.Error("doctor --fix failed", "err", err)
+		rep := finish(before)
+		rep.Changes = changes
+		return rep, fmt.Errorf("doctor --fix: %w", err)
+	}
+	after := runChecks(ctx, log, checks, gather())
+	rep := finish(mergeAfterFix(before, after))
+	rep.Changes = changes
+	return rep, nil
+}
+
 // manualPrefix starts the Fix of a problem --fix does not repair.
 const manualPrefix = "manual fix required: "
 

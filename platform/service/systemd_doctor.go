@@ -9,9 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/gatewayd/gatewayd/units"
 )
@@ -237,18 +235,10 @@ func (u *unitState) effective() []byte {
 	return u.expected
 }
 
+// dropinList returns the drop-ins' contents in the order systemd applies
+// them.
 func (u *unitState) dropinList() [][]byte {
-	paths := make([]string, 0, len(u.dropins))
-	for p := range u.dropins {
-		paths = append(paths, p)
-	}
-	sort.Slice(paths, func(i, j int) bool {
-		bi, bj := filepath.Base(paths[i]), filepath.Base(paths[j])
-		if bi != bj {
-			return bi < bj
-		}
-		return paths[i] < paths[j]
-	})
+	paths := units.DropinOrder(u.dropins)
 	out := make([][]byte, len(paths))
 	for i, p := range paths {
 		out[i] = u.dropins[p]
@@ -281,22 +271,9 @@ var systemdChecks = []sdCheck{
 // Checks implements Manager.
 func (m *systemdManager) Checks() []CheckInfo { return infos(systemdChecks) }
 
-func (s *sdState) need() (CheckResult, bool) {
-	if s.renderErr != nil {
-		return CheckResult{Severity: SeverityFailed, Message: s.renderErr.Error()}, false
-	}
-	return CheckResult{}, true
-}
+func (s *sdState) need() (CheckResult, bool) { return needs(s.renderErr) }
 
-func (s *sdState) needRuntime() (CheckResult, bool) {
-	if r, ok := s.need(); !ok {
-		return r, false
-	}
-	if s.rtErr != nil {
-		return CheckResult{Severity: SeverityFailed, Message: s.rtErr.Error()}, false
-	}
-	return CheckResult{}, true
-}
+func (s *sdState) needRuntime() (CheckResult, bool) { return needs(s.renderErr, s.rtErr) }
 
 func (s *sdState) units() []*unitState { return []*unitState{s.sock, s.svc} }
 
@@ -725,26 +702,14 @@ func checkPortTaken(ctx context.Context, s *sdState) CheckResult {
 	if s.rt.SocketListening {
 		ours = s.rt.SocketListen
 	}
-	var taken []string
-	gateway := false
-	for _, a := range s.t.listen() {
-		if strings.HasPrefix(a, "/") || slices.ContainsFunc(ours, func(o string) bool { return normAddr(o) == normAddr(a) }) {
-			continue
-		}
-		if p := probe(ctx, a); p.open {
-			taken = append(taken, a)
-			gateway = gateway || p.gateway
-		}
-	}
+	taken, who := portHolders(ctx, s.t.listen(), func(a string) bool {
+		return strings.HasPrefix(a, "/") || slices.ContainsFunc(ours, func(o string) bool { return normAddr(o) == normAddr(a) })
+	})
 	if len(taken) == 0 {
 		if len(ours) > 0 {
 			return CheckResult{Message: "the port is held by " + s.sock.name}
 		}
 		return CheckResult{Message: "the port is free"}
-	}
-	who := "another process"
-	if gateway {
-		who = "another gateway (it answers the protocol's connect.challenge)"
 	}
 	pp := ports(taken)
 	port := ""
@@ -813,10 +778,7 @@ func checkSharedPort(ctx context.Context, s *sdState) CheckResult {
 
 // Doctor implements Manager.
 func (m *systemdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) (*Report, error) {
-	if err := checkScope(t, m.scope); err != nil {
-		return nil, err
-	}
-	checks, err := selectChecks(systemdChecks, o.Only)
+	checks, err := doctorChecks(t, m.scope, systemdChecks, o)
 	if err != nil {
 		return nil, err
 	}
@@ -825,59 +787,21 @@ func (m *systemdManager) Doctor(ctx context.Context, t Target, o DoctorOptions) 
 		return nil, err
 	}
 	defer s.Close()
-	st := m.gather(ctx, s, t)
-	before := runChecks(ctx, m.log, checks, st)
-	if !o.Fix {
-		return finish(before), nil
-	}
-	plan := m.fixPlan(st, before)
-	if len(plan.steps) == 0 {
-		return finish(before), nil
-	}
-	if o.DryRun {
-		for i := range before {
-			if before[i].Problem() && plan.fixes[before[i].Name] {
-				before[i].Fix = "would " + strings.Join(plan.steps, ", then ")
-			}
-		}
-		rep := finish(before)
-		for _, f := range plan.files {
-			if c, ok := planChange(f.path, f.data, f.remove); ok {
-				rep.Changes = append(rep.Changes, c)
-			}
-		}
-		return rep, nil
-	}
-	changes, err := m.applyFix(ctx, s, st, plan)
-	if err != nil {
-		m.log.Error("doctor --fix failed", "err", err)
-		rep := finish(before)
-		rep.Changes = changes
-		return rep, fmt.Errorf("doctor --fix: %w", err)
-	}
-	after := runChecks(ctx, m.log, checks, m.gather(ctx, s, t))
-	rep := finish(mergeAfterFix(before, after))
-	rep.Changes = changes
-	return rep, nil
+	return runDoctor(ctx, m.log, checks, o,
+		func() *sdState { return m.gather(ctx, s, t) },
+		m.fixPlan,
+		func(st *sdState, p fixPlan) ([]FileChange, error) { return m.applyFix(ctx, s, st, p) })
 }
 
+// fixPlan is what doctor --fix does on systemd; its files are the repairs
+// of the unit files, when rewrite is set.
 type fixPlan struct {
+	fix
 	rewrite, reload, enable, restartSocket, restartService bool
-	// files are the repairs of the unit files, when rewrite is set.
-	files []unitRepair
 	// disable is set when the socket's overriding copy is removed: its
 	// enablement links may point at that file, so it is disabled first
 	// and enabled again on the packaged unit.
 	disable bool
-	steps   []string
-	fixes   map[string]bool
-}
-
-// unitRepair is one unit file --fix writes or removes.
-type unitRepair struct {
-	path   string
-	remove bool   // remove a stray override instead of writing
-	data   []byte // the template, when writing
 }
 
 // repairs returns what --fix does to each unit file: write the template to
@@ -885,24 +809,24 @@ type unitRepair struct {
 // vendor file itself when that is the one loaded), or remove a stray copy
 // that overrides the packaged unit. A masked or redirected unit is left
 // alone (unit-masked and unit-drift say what to do by hand).
-func (st *sdState) repairs() []unitRepair {
-	var out []unitRepair
+func (st *sdState) repairs() []fileRepair {
+	var out []fileRepair
 	for _, u := range st.units() {
 		switch {
 		case u.link != "":
 		case !u.exists:
-			out = append(out, unitRepair{path: u.install, data: u.expected})
+			out = append(out, fileRepair{path: u.install, data: u.expected})
 		case u.strayOverride():
-			out = append(out, unitRepair{path: u.path, remove: true})
+			out = append(out, fileRepair{path: u.path, remove: true})
 		case !bytes.Equal(u.data, u.expected):
-			out = append(out, unitRepair{path: u.path, data: u.expected})
+			out = append(out, fileRepair{path: u.path, data: u.expected})
 		}
 	}
 	return out
 }
 
 func (m *systemdManager) fixPlan(st *sdState, results []CheckResult) fixPlan {
-	p := fixPlan{fixes: map[string]bool{}}
+	p := fixPlan{fix: fix{fixes: map[string]bool{}}}
 	if st.renderErr != nil {
 		return p
 	}
@@ -975,28 +899,22 @@ func (m *systemdManager) applyFix(ctx context.Context, s *session, st *sdState, 
 			return nil, fmt.Errorf("disable %s before removing %s: %w (try `%s disable %s`)", st.sock.name, st.sock.path, err, m.systemctl(), st.sock.name)
 		}
 	}
-	now := time.Now()
-	for _, f := range p.files {
-		c, ok := planChange(f.path, f.data, f.remove)
-		if !ok {
-			continue
-		}
-		c.Diff = ""
-		if c.Backup, err = backupFile(m.backupDir, f.path, now); err != nil {
-			return changes, fmt.Errorf("%w; nothing was changed in %s", err, f.path)
-		}
+	changes, err = replaceFiles(p.files, m.backupDir, func(f fileRepair, c FileChange) error {
 		if f.remove {
 			if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return changes, fmt.Errorf("remove %s, which overrides the packaged unit: %w (remove it by hand, then `%s daemon-reload`)", f.path, err, m.systemctl())
+				return fmt.Errorf("remove %s, which overrides the packaged unit: %w (remove it by hand, then `%s daemon-reload`)", f.path, err, m.systemctl())
 			}
 			m.log.Info("doctor removed a unit file that overrides the packaged unit", "file", f.path, "backup", c.Backup)
-		} else {
-			if err := writeFiles([]InstalledFile{{Path: f.path, Action: ActionUpdate, Data: f.data}}); err != nil {
-				return changes, err
-			}
-			m.log.Info("doctor rewrote a unit file", "file", f.path, "backup", c.Backup)
+			return nil
 		}
-		changes = append(changes, c)
+		if err := writeFiles([]InstalledFile{{Path: f.path, Action: ActionUpdate, Data: f.data}}); err != nil {
+			return err
+		}
+		m.log.Info("doctor rewrote a unit file", "file", f.path, "backup", c.Backup)
+		return nil
+	})
+	if err != nil {
+		return changes, err
 	}
 	return changes, m.applyManagerSteps(ctx, s, st, p)
 }

@@ -486,6 +486,18 @@ func TestDoctorDrift(t *testing.T) {
 		}
 		f.systemctl(t, "daemon-reload")
 	}
+	// dropinFix adds a drop-in to unit, reloads, runs doctor --fix and
+	// checks that --fix left the drop-in alone (doctor never edits one).
+	dropinFix := func(t *testing.T, unit, content string) (string, *Report) {
+		t.Helper()
+		p := writeDropin(t, f, unit, content)
+		f.systemctl(t, "daemon-reload")
+		rep := f.doctor(t, DoctorOptions{Fix: true})
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("--fix touched the drop-in: %v", err)
+		}
+		return p, rep
+	}
 
 	t.Run("hand-edited unit", func(t *testing.T) {
 		editUnit(t, f.unitPath("gatewayd.service"), "RestartSec=2s", "RestartSec=9s")
@@ -506,29 +518,19 @@ func TestDoctorDrift(t *testing.T) {
 	})
 
 	t.Run("drop-in extends", func(t *testing.T) {
-		p := writeDropin(t, f, "gatewayd.service", "[Service]\nNice=5\n")
-		f.systemctl(t, "daemon-reload")
-		rep := f.doctor(t, DoctorOptions{Fix: true})
+		p, rep := dropinFix(t, "gatewayd.service", "[Service]\nNice=5\n")
 		c := assertCheck(t, rep, "unit-dropins", SeverityInfo)
 		if !strings.Contains(c.Message, p) || c.Findings[0].Kind != units.KindExtended {
 			t.Fatalf("unit-dropins: %+v", c)
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("--fix touched the drop-in: %v", err)
 		}
 		removeAndReload(t, p)
 	})
 
 	t.Run("drop-in overrides", func(t *testing.T) {
-		p := writeDropin(t, f, "gatewayd.service", "[Service]\nRestartSec=5s\n")
-		f.systemctl(t, "daemon-reload")
-		rep := f.doctor(t, DoctorOptions{Fix: true})
+		p, rep := dropinFix(t, "gatewayd.service", "[Service]\nRestartSec=5s\n")
 		c := assertCheck(t, rep, "unit-dropins", SeverityWarning)
 		if c.Fixed || !strings.HasPrefix(c.Fix, manualPrefix) {
 			t.Fatalf("drop-in must be a manual fix: %+v", c)
-		}
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("--fix touched the drop-in: %v", err)
 		}
 		if rt := f.status(t); !strings.Contains(strings.Join(rt.DropInPaths, " "), p) {
 			t.Fatalf("DropInPaths %v lacks %s", rt.DropInPaths, p)
@@ -610,9 +612,7 @@ func TestDoctorDrift(t *testing.T) {
 	})
 
 	t.Run("token in a drop-in", func(t *testing.T) {
-		p := writeDropin(t, f, "gatewayd.service", "[Service]\nEnvironment=GATEWAY_PASSWORD=hunter2\n")
-		f.systemctl(t, "daemon-reload")
-		rep := f.doctor(t, DoctorOptions{Fix: true})
+		p, rep := dropinFix(t, "gatewayd.service", "[Service]\nEnvironment=GATEWAY_PASSWORD=hunter2\n")
 		c := assertCheck(t, rep, "secret-in-unit", SeverityError)
 		if c.Fixed || !strings.Contains(c.Fix, p) {
 			t.Fatalf("secret in drop-in must be a manual fix naming %s: %+v", p, c)
@@ -631,9 +631,7 @@ func TestDoctorDrift(t *testing.T) {
 	})
 
 	t.Run("password on ExecStart= of a drop-in", func(t *testing.T) {
-		p := writeDropin(t, f, "gatewayd.service", "[Service]\nExecStart=\nExecStart="+f.tg.ExecPath+" --password=hunter2\n")
-		f.systemctl(t, "daemon-reload")
-		rep := f.doctor(t, DoctorOptions{Fix: true})
+		p, rep := dropinFix(t, "gatewayd.service", "[Service]\nExecStart=\nExecStart="+f.tg.ExecPath+" --password=hunter2\n")
 		c := assertCheck(t, rep, "secret-in-unit", SeverityError)
 		if c.Fixed || !strings.Contains(c.Fix, p) || !strings.Contains(c.Message, "ExecStart= --password") || strings.Contains(c.Message, "hunter2") {
 			t.Fatalf("secret on a drop-in's ExecStart= must be a manual fix naming %s, without the value: %+v", p, c)
@@ -735,7 +733,8 @@ func TestRestartKeepsSocket(t *testing.T) {
 	if len(failures) > 0 {
 		// "connection refused" would mean the socket closed; "reset" or EOF
 		// means gatewayd dropped a connection it had accepted while stopping
-		// (SYSTEMD.md: stop accepting, drain, then Shutdown).
+		// (docs/development.md, "Graceful stop under socket activation": stop
+		// accepting, drain, then Shutdown).
 		t.Fatalf("%d of %d requests failed during restarts (0 refused, 0 reset wanted), first: %s", len(failures), ok+len(failures), failures[0])
 	}
 	if ok == 0 || !rt.SocketListening {

@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// gateway.allowedHosts and gateway.limits (issue 12 items 4 and 6).
+// gateway.allowedHosts takes host names (or "*") and gateway.limits
+// bounded counts; both are hot-safe.
 func TestValidateAllowedHostsAndLimits(t *testing.T) {
 	tests := []struct {
 		name string
@@ -33,7 +34,7 @@ func TestValidateAllowedHostsAndLimits(t *testing.T) {
 	}
 	// Both keys are hot-safe: a reload applies them without a restart.
 	for _, k := range []string{"gateway.allowedHosts", "gateway.limits.maxConnections", "gateway.limits.maxPreAuthPerIp"} {
-		if NeedsRestart(k) {
+		if NeedsRestartInProcess(k) {
 			t.Errorf("%s needs a restart", k)
 		}
 	}

@@ -1,4 +1,4 @@
-package config
+package configwatch
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatewayd/gatewayd/daemon/config"
 )
 
 const waitFor = 10 * time.Second
@@ -151,7 +153,7 @@ func TestWatchEditsRenameSavesAndRecreate(t *testing.T) {
 	writeFile(t, path, "v1") // in place
 	w.waitContent(t, "in-place write", "v1")
 
-	if err := WriteFileAtomic(path, []byte("v2"), 0o600); err != nil { // editor-style rename save
+	if err := config.WriteFileAtomic(path, []byte("v2"), 0o600); err != nil { // editor-style rename save
 		t.Fatal(err)
 	}
 	w.waitContent(t, "rename save", "v2")
@@ -164,7 +166,7 @@ func TestWatchEditsRenameSavesAndRecreate(t *testing.T) {
 	w.waitContent(t, "recreate after delete", "v3")
 
 	// The watch still works after all that.
-	if err := WriteFileAtomic(path, []byte("v4"), 0o600); err != nil {
+	if err := config.WriteFileAtomic(path, []byte("v4"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w.waitContent(t, "second rename save", "v4")
@@ -181,7 +183,7 @@ func TestWatchIgnoresOtherFiles(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "other.json"), strings.Repeat("x", i))
 		writeFile(t, filepath.Join(dir, "config.json.bak"), "x")
 	}
-	if err := WriteFileAtomic(path, []byte("final"), 0o600); err != nil {
+	if err := config.WriteFileAtomic(path, []byte("final"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w.waitContent(t, "target write after noise", "final")
@@ -247,7 +249,7 @@ func TestWatchMissingDirectory(t *testing.T) {
 
 	writeFile(t, path, "born") // creates a/b and the file
 	w.waitContent(t, "file in new directory", "born")
-	if err := WriteFileAtomic(path, []byte("edited"), 0o600); err != nil {
+	if err := config.WriteFileAtomic(path, []byte("edited"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	w.waitContent(t, "edit in new directory", "edited")
@@ -273,5 +275,16 @@ func TestWatchStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("Watch did not return after cancel")
+	}
+}
+
+// writeFile writes content to path, creating its directories.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

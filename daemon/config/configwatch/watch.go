@@ -1,4 +1,9 @@
-package config
+// Package configwatch watches the gateway's config file for hot reload
+// (gateway.reload.mode): it reports when the file may have changed, also
+// when its directory does not exist yet, and leaves re-loading and
+// comparing to the caller. It is apart from daemon/config so that the
+// config's readers (gatewayctl among them) do not link the file watcher.
+package configwatch
 
 import (
 	"context"

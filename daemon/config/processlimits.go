@@ -34,14 +34,6 @@ func (l *ProcessLimits) validate(key string) *Error {
 	return nil
 }
 
-func (l *ProcessLimits) clone() *ProcessLimits {
-	if l == nil {
-		return nil
-	}
-	c := *l
-	return &c
-}
-
 // Procs is l for procs.CommandContext (nil: no limits).
 func (l *ProcessLimits) Procs() procs.Limits {
 	if l == nil {
