@@ -1,51 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/logs"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the command's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls until buf contains want, bounded by 15 s.
-func waitFor(t *testing.T, what string, buf *syncBuffer, want string) {
+// waitOutput polls (15 s) until buf, the command's stdout or stderr
+// written by another goroutine, contains want at least n times.
+func waitOutput(t *testing.T, what string, buf *testutil.SyncBuffer, want string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(buf.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never contained %q; it has:\n%s", what, want, buf.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling output written by another goroutine
-	}
+	testutil.WaitFor(t, 15*time.Second, 10*time.Millisecond, fmt.Sprintf("%s to contain %q %d times", what, want, n), func() (bool, string) {
+		out := buf.String()
+		return strings.Count(out, want) >= n, what + " has:\n" + out
+	})
 }
 
 // TestLogsFollow runs `gatewayctl logs --follow` in process against the
@@ -57,22 +35,22 @@ func TestLogsFollow(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	code := make(chan int, 1)
 	go func() { code <- runContext(ctx, []string{"logs", "--follow", "--limit", "50"}, &stdout, &stderr) }()
-	waitFor(t, "stdout", &stdout, "gateway ready")
+	waitOutput(t, "stdout", &stdout, "gateway ready", 1)
 
 	postEvent(t, g, "first-follow-marker")
-	waitFor(t, "stdout", &stdout, "first-follow-marker")
+	waitOutput(t, "stdout", &stdout, "first-follow-marker", 1)
 
 	if err := g.Stop(); err != nil {
 		t.Fatalf("gatewayd exit: %v", err)
 	}
-	waitFor(t, "stderr", &stderr, "gateway is shutting down")
+	waitOutput(t, "stderr", &stderr, "gateway is shutting down", 1)
 	g = start(g.Port)
-	waitFor(t, "stderr", &stderr, "reconnected to ")
+	waitOutput(t, "stderr", &stderr, "reconnected to ", 1)
 	postEvent(t, g, "second-follow-marker")
-	waitFor(t, "stdout", &stdout, "second-follow-marker")
+	waitOutput(t, "stdout", &stdout, "second-follow-marker", 1)
 
 	cancel()
 	waitExit(t, code, &stderr)
@@ -96,12 +74,12 @@ func TestLogsFollowOneCursor(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	code := make(chan int, 1)
 	go func() {
 		code <- runContext(ctx, []string{"logs", "--follow", "--json", "--limit", "5000"}, &stdout, &stderr)
 	}()
-	waitFor(t, "stdout", &stdout, "gateway ready")
+	waitOutput(t, "stdout", &stdout, "gateway ready", 1)
 	for i := 1; i <= 2; i++ {
 		postEvent(t, g, fmt.Sprintf("before-stop-%d", i))
 		if err := g.Stop(); err != nil {
@@ -109,13 +87,13 @@ func TestLogsFollowOneCursor(t *testing.T) {
 		}
 		// The stopping gateway's last line reaches stdout while it is away,
 		// read from the file.
-		waitFor(t, "stderr", &stderr, "following the log file "+logFile+" directly while the gateway is away")
-		waitForCount(t, "stdout", &stdout, `"msg":"stopped"`, i)
+		waitOutput(t, "stderr", &stderr, "following the log file "+logFile+" directly while the gateway is away", 1)
+		waitOutput(t, "stdout", &stdout, `"msg":"stopped"`, i)
 		g = start(g.Port)
-		waitForCount(t, "stderr", &stderr, "reconnected to ", i)
+		waitOutput(t, "stderr", &stderr, "reconnected to ", i)
 	}
 	postEvent(t, g, "after-restarts")
-	waitFor(t, "stdout", &stdout, "after-restarts")
+	waitOutput(t, "stdout", &stdout, "after-restarts", 1)
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		t.Fatal(err)
@@ -141,13 +119,13 @@ func TestLogsFollowOneCursor(t *testing.T) {
 // followGateway starts the real gatewayd in a temporary directory (again
 // on the same port after a stop, with start) and points gatewayctl's
 // environment at it.
-func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func(port int) *gatewaytest.Gateway) {
+func followGateway(t *testing.T) (dir string, g *gatewaydtest.Gateway, start func(port int) *gatewaydtest.Gateway) {
 	bin := buildGatewayd(t)
 	dir = t.TempDir()
-	start = func(port int) *gatewaytest.Gateway {
+	start = func(port int) *gatewaydtest.Gateway {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		g, err := gatewaytest.Start(ctx, bin, gatewaytest.Options{Dir: dir, Port: port})
+		g, err := gatewaydtest.Start(ctx, bin, gatewaydtest.Options{Dir: dir, Port: port})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +133,7 @@ func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func
 		return g
 	}
 	g = start(0)
-	for _, kv := range gatewaytest.Env(dir) {
+	for _, kv := range gatewaydtest.Env(dir) {
 		if k, v, ok := strings.Cut(kv, "="); ok && (strings.HasPrefix(k, "GATEWAY_") || strings.HasPrefix(k, "XDG_")) {
 			t.Setenv(k, v)
 		}
@@ -168,7 +146,7 @@ func followGateway(t *testing.T) (dir string, g *gatewaytest.Gateway, start func
 // postEvent puts text into the gateway's log: a client connects with text
 // as its client.version, which the "client connected" line records (the
 // system-event method logs only the text's size, so it cannot be used).
-func postEvent(t *testing.T, g *gatewaytest.Gateway, text string) {
+func postEvent(t *testing.T, g *gatewaydtest.Gateway, text string) {
 	t.Helper()
 	c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, Version: text, Scopes: []string{protocol.ScopeRead}})
 	if err != nil {
@@ -177,21 +155,9 @@ func postEvent(t *testing.T, g *gatewaytest.Gateway, text string) {
 	c.Close()
 }
 
-// waitForCount polls until buf contains want at least n times (15 s).
-func waitForCount(t *testing.T, what string, buf *syncBuffer, want string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for strings.Count(buf.String(), want) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never contained %q %d times; it has:\n%s", what, want, n, buf.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling output written by another goroutine
-	}
-}
-
 // waitExit waits (15 s) for the in-process command's exit status after its
 // context was cancelled; anything but 0 fails the test.
-func waitExit(t *testing.T, code <-chan int, stderr *syncBuffer) {
+func waitExit(t *testing.T, code <-chan int, stderr *testutil.SyncBuffer) {
 	t.Helper()
 	select {
 	case c := <-code:

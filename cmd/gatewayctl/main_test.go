@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/platform/procs"
 )
 
@@ -34,11 +35,11 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			port, err := gatewaytest.FreePort()
+			port, err := gatewaydtest.FreePort()
 			if err != nil {
 				return err
 			}
-			dead, err := gatewaytest.FreePort()
+			dead, err := gatewaydtest.FreePort()
 			if err != nil {
 				return err
 			}
@@ -46,7 +47,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("PATH", filepath.Dir(gatewayd)+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("PORT", strconv.Itoa(port))
 			env.Setenv("DEADPORT", strconv.Itoa(dead))
-			port2, err := gatewaytest.FreePort()
+			port2, err := gatewaydtest.FreePort()
 			if err != nil {
 				return err
 			}
@@ -89,11 +90,25 @@ func TestScripts(t *testing.T) {
 // the test loudly when it cannot be built.
 func buildGatewayd(t *testing.T) string {
 	t.Helper()
-	bin, err := gatewaytest.Build(t.TempDir())
+	bin, err := gatewaydtest.Build(t.TempDir())
 	if err != nil {
 		t.Skipf("SKIPPING: cannot build the real gatewayd to test against (CI builds it from this checkout): %v", err)
 	}
 	return bin
+}
+
+// startGatewayd runs the real daemon (buildGatewayd) with its state under
+// dir, a new temporary directory, and stops it when the test ends.
+func startGatewayd(t *testing.T) (g *gatewaydtest.Gateway, dir string) {
+	t.Helper()
+	bin := buildGatewayd(t)
+	dir = t.TempDir()
+	g, err := gatewaydtest.Start(context.Background(), bin, gatewaydtest.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Stop() })
+	return g, dir
 }
 
 // cmdExitcode is `exitcode N PROG ARGS...`: run PROG and check its exit

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // TestMessageSendAndChannelsStatus runs `message send` and `channels
@@ -56,7 +56,7 @@ func TestMessageSendAndChannelsStatus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config", "config.json"), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
+	g, err := gatewaydtest.Start(context.Background(), bin, gatewaydtest.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

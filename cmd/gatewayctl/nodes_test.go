@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
 )
 
@@ -16,13 +15,7 @@ import (
 // nodes …` against the real gatewayd, with a real node client on the other
 // side.
 func TestNodesAndPairingCommands(t *testing.T) {
-	bin := buildGatewayd(t)
-	dir := t.TempDir()
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Stop()
+	g, _ := startGatewayd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ctl := ctlAgainst(t, ctx, g.URL, g.Token)
@@ -33,7 +26,7 @@ func TestNodesAndPairingCommands(t *testing.T) {
 
 	key, _ := client.NewDeviceKey()
 	nodeID := client.DeviceID(key)
-	_, err = dialNode(key, g.Token, "")
+	_, err := dialNode(key, g.Token, "")
 	rid, ok := client.PairingRequired(err)
 	if !ok {
 		t.Fatalf("unpaired node: %v", err)

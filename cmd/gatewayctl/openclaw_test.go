@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // The OpenClaw compatibility tests run OpenClaw's own programs (Node 24 and
@@ -124,47 +125,32 @@ func runOpenClaw(t *testing.T, tl openclawTools, home string, timeout time.Durat
 	case <-p.done:
 	case <-time.After(timeout):
 		p.stop()
-		t.Fatalf("openclaw %s did not finish within %s:\n%s", args[0], timeout, tail(p.output(), 20))
+		t.Fatalf("openclaw %s did not finish within %s:\n%s", args[0], timeout, testutil.Tail(p.output(), 20))
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("openclaw %s exited %d:\n%s", strings.Join(args, " "), code, tail(p.output(), 20))
+		t.Fatalf("openclaw %s exited %d:\n%s", strings.Join(args, " "), code, testutil.Tail(p.output(), 20))
 	}
 	return p.output()
 }
 
 // waitUntil polls cond every 500 ms until it is true, fails the test with
-// what when timeout passes or cond errs. p, when not nil, must stay up.
+// what when timeout passes or cond errs. p, when not nil, must stay up;
+// its output is the state a timeout shows.
 func waitUntil(t *testing.T, what string, timeout time.Duration, p *ocProc, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for i := 0; ; i++ {
+	testutil.WaitFor(t, timeout, 500*time.Millisecond, what, func() (bool, string) {
 		ok, err := cond()
 		if err != nil {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}
-		if ok {
-			return
+		if ok || p == nil {
+			return ok, "not yet"
 		}
-		if p != nil && p.exited() {
-			t.Fatalf("waiting for %s: openclaw exited:\n%s", what, tail(p.output(), 40))
+		if p.exited() {
+			t.Fatalf("waiting for %s: openclaw exited:\n%s", what, testutil.Tail(p.output(), 40))
 		}
-		if time.Now().After(deadline) || i > int(timeout/(500*time.Millisecond))+1 {
-			out := ""
-			if p != nil {
-				out = "\nopenclaw output:\n" + tail(p.output(), 40)
-			}
-			t.Fatalf("no %s within %s%s", what, timeout, out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+		return false, "openclaw output:\n" + testutil.Tail(p.output(), 40)
+	})
 }
 
 // ctlAgainst returns a gatewayctl runner for the gateway at url (with
@@ -258,13 +244,7 @@ func invokeWhichAndRun(t *testing.T, ctl func(...string) (int, string, string), 
 // after pairing its log has no scope, role or unknown-method errors.
 func TestOpenClawNodeHost(t *testing.T) {
 	tl := needOpenClaw(t)
-	bin := buildGatewayd(t)
-	dir := t.TempDir()
-	g, err := gatewaytest.Start(context.Background(), bin, gatewaytest.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Stop()
+	g, dir := startGatewayd(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	ctl := ctlAgainst(t, ctx, g.URL, g.Token)
@@ -307,14 +287,14 @@ func TestOpenClawNodeHost(t *testing.T) {
 	// (retrying with operator.admin after gatewayd's "device pairing
 	// approval denied", as against OpenClaw).
 	key, _ := client.NewDeviceKey()
-	_, err = client.DialNode(ctx, client.Options{URL: g.URL, Token: g.Token, Device: key, DisplayName: "go-node", Commands: []string{"system.run"}})
+	_, err := client.DialNode(ctx, client.Options{URL: g.URL, Token: g.Token, Device: key, DisplayName: "go-node", Commands: []string{"system.run"}})
 	rid, ok := client.PairingRequired(err)
 	if !ok {
 		t.Fatalf("unpaired Go node: %v", err)
 	}
 	out = runOpenClaw(t, tl, filepath.Join(dir, "clihome"), 3*time.Minute, "devices", "approve", rid, "--url", g.URL, "--token", g.Token)
 	if !strings.Contains(out, "Approved "+client.DeviceID(key)) {
-		t.Errorf("openclaw devices approve = %s", tail(out, 10))
+		t.Errorf("openclaw devices approve = %s", testutil.Tail(out, 10))
 	}
 	code, out, errs = ctl("pairing", "list", "--json")
 	var pl nodeproto.PairList
@@ -325,11 +305,11 @@ func TestOpenClawNodeHost(t *testing.T) {
 	after := host.output()[connectedAt:]
 	for _, bad := range []string{"missing scope", "unknown method", "unauthorized role", "publish failed", "FORBIDDEN", "not implemented"} {
 		if strings.Contains(after, bad) {
-			t.Errorf("node host log after pairing has %q:\n%s", bad, tail(after, 40))
+			t.Errorf("node host log after pairing has %q:\n%s", bad, testutil.Tail(after, 40))
 		}
 	}
 	if !strings.Contains(host.output(), "node host gateway connected") {
-		t.Errorf("node host never said it connected:\n%s", tail(host.output(), 40))
+		t.Errorf("node host never said it connected:\n%s", testutil.Tail(host.output(), 40))
 	}
 }
 
@@ -362,9 +342,9 @@ func startOpenClawGateway(t *testing.T, tl openclawTools, home, token string, po
 		cancel()
 		p.stop()
 		if !failed || attempt == 3 || !strings.Contains(p.output(), "Gateway failed to start") {
-			t.Fatalf("openclaw gateway on %s did not become healthy (attempt %d):\n%s", url, attempt, tail(p.output(), 40))
+			t.Fatalf("openclaw gateway on %s did not become healthy (attempt %d):\n%s", url, attempt, testutil.Tail(p.output(), 40))
 		}
-		t.Logf("openclaw gateway start %d failed, retrying: %s", attempt, tail(p.output(), 2))
+		t.Logf("openclaw gateway start %d failed, retrying: %s", attempt, testutil.Tail(p.output(), 2))
 	}
 }
 
@@ -380,7 +360,7 @@ func TestGatewayctlAgainstOpenClawGateway(t *testing.T) {
 	tl := needOpenClaw(t)
 	dir := t.TempDir()
 	token := "octest-" + fmt.Sprint(time.Now().UnixNano())
-	port, err := gatewaytest.FreePort()
+	port, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,12 +409,12 @@ func TestGatewayctlAgainstOpenClawGateway(t *testing.T) {
 		}
 	}
 	if rendered == 0 || rendered < len(lines)/2 {
-		t.Errorf("logs: %d of %d lines rendered as TIME LEVEL message:\n%s", rendered, len(lines), tail(out, 20))
+		t.Errorf("logs: %d of %d lines rendered as TIME LEVEL message:\n%s", rendered, len(lines), testutil.Tail(out, 20))
 	}
 	if !strings.Contains(out, "node.invoke") {
-		t.Errorf("logs do not show the node.invoke just made:\n%s", tail(out, 20))
+		t.Errorf("logs do not show the node.invoke just made:\n%s", testutil.Tail(out, 20))
 	}
 	if gw.exited() {
-		t.Errorf("openclaw gateway exited:\n%s", tail(gw.output(), 20))
+		t.Errorf("openclaw gateway exited:\n%s", testutil.Tail(gw.output(), 20))
 	}
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/platform/sdtest"
 )
 
@@ -48,11 +48,11 @@ func TestServiceScripts(t *testing.T) {
 				return errors.New("testscript's T is not a testing.TB")
 			}
 			um := sdtest.StartUser(tb)
-			port, err := gatewaytest.FreePort()
+			port, err := gatewaydtest.FreePort()
 			if err != nil {
 				return err
 			}
-			port2, err := gatewaytest.FreePort()
+			port2, err := gatewaydtest.FreePort()
 			if err != nil {
 				return err
 			}

@@ -24,8 +24,8 @@ import (
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gatewayd/gatewayd/platform/sdtest"
 )
 
@@ -158,7 +158,7 @@ func goBuildGatewayd(t *testing.T, out string, flags ...string) string {
 	if err != nil {
 		goTool = filepath.Join(cmp.Or(os.Getenv("GOROOT"), "/usr/local/go"), "bin", "go")
 	}
-	args := append(append([]string{"build"}, flags...), "-o", out, gatewaytest.Package)
+	args := append(append([]string{"build"}, flags...), "-o", out, gatewaydtest.Package)
 	if b, err := exec.Command(goTool, args...).CombinedOutput(); err != nil {
 		t.Skipf("SKIPPING: cannot build the real gatewayd (go %s): %v\n%s (CI builds it from this checkout)", strings.Join(args, " "), err, b)
 	}
@@ -193,7 +193,7 @@ func newSvcWorld(t *testing.T, gatewayd string) *svcWorld {
 		t.Fatalf("gatewayctl on $PATH is %q (%v), want the test binary's copy that testscript.Main installs", ctl, err)
 	}
 	um := sdtest.StartUser(t)
-	port, err := gatewaytest.FreePort()
+	port, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

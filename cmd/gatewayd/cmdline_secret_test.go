@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 func TestSecretFlagsOnCommandLine(t *testing.T) {
@@ -30,7 +30,7 @@ func TestSecretFlagsOnCommandLine(t *testing.T) {
 // environment it does not (issue 12 item 12).
 func TestTokenFlagWarning(t *testing.T) {
 	const warning = "--token on the command line is visible to every local user"
-	g := gatewaytest.StartT(t, gatewaytest.Options{Bare: true, Args: []string{"--bind", "loopback", "--token", "cmdline-token-0123456789"}})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Bare: true, Args: []string{"--bind", "loopback", "--token", "cmdline-token-0123456789"}})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(g.Output(), warning) {
 		if time.Now().After(deadline) {
@@ -41,7 +41,7 @@ func TestTokenFlagWarning(t *testing.T) {
 	if out := g.Output(); !strings.Contains(out, "GATEWAY_TOKEN") || !strings.Contains(out, "EnvironmentFile=") || strings.Contains(out, "cmdline-token-0123456789") {
 		t.Errorf("the warning does not name the alternatives, or echoes the token:\n%s", out)
 	}
-	g2 := gatewaytest.StartT(t, gatewaytest.Options{Bare: true, Args: []string{"--bind", "loopback"}, Env: []string{"GATEWAY_TOKEN=env-token-0123456789"}})
+	g2 := gatewaydtest.StartT(t, gatewaydtest.Options{Bare: true, Args: []string{"--bind", "loopback"}, Env: []string{"GATEWAY_TOKEN=env-token-0123456789"}})
 	if strings.Contains(g2.Output(), "on the command line is visible") {
 		t.Errorf("warned with the token in the environment:\n%s", g2.Output())
 	}

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/notify/notifytest"
 )
 
@@ -50,8 +51,8 @@ func TestFindingBindWideningRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "the reload to be refused", func() bool {
-		return strings.Contains(g.stderr.String(), "config reload rejected") || strings.Contains(g.stderr.String(), "re-binding")
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "the reload to be refused", func() (bool, string) {
+		return strings.Contains(g.stderr.String(), "config reload rejected") || strings.Contains(g.stderr.String(), "re-binding"), "gatewayd output:\n" + testutil.Tail(g.stderr.String(), 20)
 	})
 	out := g.stderr.String()
 	if strings.Contains(out, "re-binding") || strings.Contains(out, "listening addr=[::]:") || strings.Contains(out, "listening addr=0.0.0.0:") {
@@ -89,17 +90,20 @@ func TestFindingLoggingLimitsAndPendingStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		g.signal(syscall.SIGHUP)
-		waitFor(t, 10*time.Second, "the in-process restart", func() bool {
-			return strings.Contains(g.stderr.String(), "restarted in process")
+		testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "the in-process restart", func() (bool, string) {
+			return strings.Contains(g.stderr.String(), "restarted in process"), "gatewayd output:\n" + testutil.Tail(g.stderr.String(), 20)
 		})
 		// Log a little more: every record now rotates past 1024 bytes.
 		for i := 0; i < 3; i++ {
 			adminConn(t, g, g.token).call(fmt.Sprint("s", i), "status", nil)
 		}
 		g.signal(syscall.SIGHUP)
-		waitFor(t, 10*time.Second, "the live log to be under the new maxFileBytes", func() bool {
+		testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "the live log to be under the new maxFileBytes", func() (bool, string) {
 			fi, err := os.Stat(logFile)
-			return err == nil && fi.Size() <= 1024
+			if err != nil {
+				return false, err.Error()
+			}
+			return fi.Size() <= 1024, fmt.Sprintf("%d bytes", fi.Size())
 		})
 		for _, n := range []string{".2", ".3"} {
 			if _, err := os.Stat(logFile + n); !os.IsNotExist(err) {
@@ -146,7 +150,7 @@ func TestFindingLoggingLimitsAndPendingStatus(t *testing.T) {
 func TestFindingRestartRebindFailureKeepsServing(t *testing.T) {
 	// The new address is taken: 127.0.0.2 (loopback on Linux) on the
 	// gateway's port.
-	port := gatewaytest.Port(t)
+	port := gatewaydtest.Port(t)
 	busy, err := net.Listen("tcp", fmt.Sprintf("127.0.0.2:%d", port))
 	if err != nil {
 		t.Fatalf("cannot hold 127.0.0.2:%d for the test: %v", port, err)
@@ -157,8 +161,8 @@ func TestFindingRestartRebindFailureKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "the failed re-bind", func() bool {
-		return strings.Contains(g.stderr.String(), "cannot listen on the new addresses") || strings.Contains(g.stderr.String(), "cannot bind the new addresses")
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "the failed re-bind", func() (bool, string) {
+		return strings.Contains(g.stderr.String(), "cannot listen on the new addresses") || strings.Contains(g.stderr.String(), "cannot bind the new addresses"), "gatewayd output:\n" + testutil.Tail(g.stderr.String(), 20)
 	})
 	select {
 	case <-g.g.Exited():
@@ -192,7 +196,9 @@ func TestFindingSecretsNotEchoed(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "the rejection", func() bool { return strings.Contains(g.stderr.String(), "config reload rejected") })
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "the rejection", func() (bool, string) {
+		return strings.Contains(g.stderr.String(), "config reload rejected"), "gatewayd output:\n" + testutil.Tail(g.stderr.String(), 20)
+	})
 	if _, err := ns.WaitFor(ctx, func(m notifytest.Message) bool { return strings.Contains(m.Fields["STATUS"], "FAILED") }); err != nil {
 		t.Fatalf("no STATUS= with the failure: %v", err)
 	}
@@ -207,9 +213,9 @@ func TestFindingSecretsNotEchoed(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.signal(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "the webhook config to load", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "the webhook config to load", func() (bool, string) {
 		got, _ := json.Marshal(c.call(fmt.Sprint("cg", time.Now().UnixNano()), "config.get", nil))
-		return strings.Contains(string(got), "hooks.example")
+		return strings.Contains(string(got), "hooks.example"), "config.get: " + string(got)
 	})
 	cfgGet, _ := json.Marshal(c.call("cg", "config.get", nil))
 	var notes []string

@@ -14,16 +14,16 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
-// gw is one real gatewayd process started by a test (gatewaytest, bare:
+// gw is one real gatewayd process started by a test (gatewaydtest, bare:
 // only the flags and environment the test gives).
 type gw struct {
 	t      testing.TB
-	g      *gatewaytest.Gateway
+	g      *gatewaydtest.Gateway
 	cmd    *exec.Cmd
 	port   int
 	token  string
@@ -33,7 +33,7 @@ type gw struct {
 }
 
 // output is a gateway's output so far, as a fmt.Stringer.
-type output struct{ g *gatewaytest.Gateway }
+type output struct{ g *gatewaydtest.Gateway }
 
 func (o output) String() string { return o.g.Output() }
 
@@ -50,12 +50,12 @@ type gwOpts struct {
 func startGW(t testing.TB, o gwOpts) *gw {
 	t.Helper()
 	home := t.TempDir()
-	// A private HOME and runtime dir; gatewaytest sets the state and config
+	// A private HOME and runtime dir; gatewaydtest sets the state and config
 	// paths and the XDG directories under home.
 	env := []string{"HOME=" + home, "XDG_RUNTIME_DIR=" + filepath.Join(home, "run")}
 	g := &gw{t: t, port: o.port}
 	if g.port == 0 {
-		g.port = gatewaytest.Port(t)
+		g.port = gatewaydtest.Port(t)
 	}
 	switch o.token {
 	case "":
@@ -66,7 +66,7 @@ func startGW(t testing.TB, o gwOpts) *gw {
 		g.token = o.token
 		env = append(env, "GATEWAY_TOKEN="+g.token)
 	}
-	gg, err := gatewaytest.Start(context.Background(), gatewaytest.Binary(t), gatewaytest.Options{
+	gg, err := gatewaydtest.Start(context.Background(), gatewaydtest.Binary(t), gatewaydtest.Options{
 		Dir: home, Port: g.port, Bare: true, Args: o.args, Env: append(env, o.env...),
 		Config: o.config, Wrap: o.wrap, NoWait: true,
 	})

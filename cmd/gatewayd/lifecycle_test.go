@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/notify/notifytest"
 )
 
@@ -204,8 +205,8 @@ func TestBrokenConfigEditKeepsServing(t *testing.T) {
 	if err := os.WriteFile(g.config, []byte(`{"gateway":{"auth":{"token":"second-token"}},,}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "reload rejection logged", func() bool {
-		return strings.Contains(g.stderr.String(), "config reload rejected")
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "reload rejection logged", func() (bool, string) {
+		return strings.Contains(g.stderr.String(), "config reload rejected"), "gatewayd output:\n" + testutil.Tail(g.stderr.String(), 20)
 	})
 	c2 := dialRaw(t, g.url(), nil)
 	c2.hello(cliConnect("first-token"))
@@ -225,11 +226,12 @@ func TestBrokenConfigEditKeepsServing(t *testing.T) {
 	if err := os.WriteFile(g.config, []byte(`{"gateway":{"auth":{"token":"second-token"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "new token accepted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "new token accepted", func() (bool, string) {
 		rc := dialRaw(t, g.url(), nil)
 		rc.mustRead()
 		rc.send(cliConnect("second-token"))
-		return rc.mustRead()["ok"] == true
+		res := rc.mustRead()
+		return res["ok"] == true, fmt.Sprintf("connect answer %v", res)
 	})
 }
 
@@ -239,8 +241,8 @@ func TestSocketActivationAndNotify(t *testing.T) {
 		t.Skip("LOUD SKIP: systemd-socket-activate not found (apt-get install systemd; CI installs it)")
 	}
 	ns := notifytest.Listen(t)
-	port := gatewaytest.Port(t)
-	ownPort := gatewaytest.Port(t)
+	port := gatewaydtest.Port(t)
+	ownPort := gatewaydtest.Port(t)
 	g := startGW(t, gwOpts{port: ownPort, noWait: true,
 		wrap: []string{sa, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=gatewayd",
 			"-E", ns.Env(), "-E", "WATCHDOG_USEC=2000000"},
@@ -249,12 +251,13 @@ func TestSocketActivationAndNotify(t *testing.T) {
 	// the connect → hello-ok path is the cold start.
 	g.port = port
 	// The first connection makes systemd-socket-activate exec gatewayd.
-	waitFor(t, 10*time.Second, "systemd-socket-activate listening", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 50*time.Millisecond, "systemd-socket-activate listening", func() (bool, string) {
 		c, err := net.Dial("tcp", g.addr())
-		if err == nil {
-			c.Close()
+		if err != nil {
+			return false, err.Error()
 		}
-		return err == nil
+		c.Close()
+		return true, ""
 	})
 	c := dialRaw(t, g.url(), nil)
 	c.hello(cliConnect(g.token))
@@ -287,18 +290,6 @@ func TestSocketActivationAndNotify(t *testing.T) {
 	if !strings.Contains(g.stderr.String(), "source=systemd") {
 		t.Fatalf("the log does not show the systemd listener:\n%s", g.stderr)
 	}
-}
-
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", d, what)
 }
 
 func (c *rawConn) closeCodeOf(err error) (int, string) {

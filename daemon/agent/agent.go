@@ -61,8 +61,22 @@ type Options struct {
 	Getenv func(string) string
 }
 
-// Manager runs agents. It implements gateway.Extension and the daemon's
-// AgentRunner.
+// Runner is the agent feature's Go API for the other features (the hooks,
+// the chat channels): start (or join, by idempotency key) a run, and wait
+// for its end. Manager implements it; the features take a func returning
+// one, since the agent feature is built before them at startup.
+type Runner interface {
+	// StartAgent starts a run (or joins the run with the same
+	// idempotencyKey within 5 minutes) and returns its runId.
+	StartAgent(ctx context.Context, message, agentID, sessionKey, idempotencyKey string) (runID string, err error)
+	// WaitAgent waits for the run's end: status "ok", "error" or
+	// "timeout", and the run's summary (the assistant's text) or error.
+	WaitAgent(ctx context.Context, runID string) (status, summary string, err error)
+}
+
+var _ Runner = (*Manager)(nil)
+
+// Manager runs agents. It implements gateway.Extension and Runner.
 type Manager struct {
 	log      *slog.Logger
 	sessions *sessions
@@ -366,7 +380,7 @@ func (m *Manager) Lookup(runID string) (*Run, bool) {
 	return r, true
 }
 
-// StartAgent implements the daemon's AgentRunner: start (or join) a run.
+// StartAgent implements Runner: start (or join) a run.
 func (m *Manager) StartAgent(ctx context.Context, message, agentID, sessionKey, idempotencyKey string) (string, error) {
 	if idempotencyKey == "" {
 		idempotencyKey = uuid.NewString()
@@ -378,7 +392,7 @@ func (m *Manager) StartAgent(ctx context.Context, message, agentID, sessionKey, 
 	return r.ID(), nil
 }
 
-// WaitAgent implements the daemon's AgentRunner: wait for a run's end.
+// WaitAgent implements Runner: wait for a run's end.
 // A run that failed returns its status and partial text with a nil error;
 // err is for an unknown run or ctx ending.
 func (m *Manager) WaitAgent(ctx context.Context, runID string) (status, summary string, err error) {

@@ -17,6 +17,8 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/procs/procstest"
 )
 
@@ -183,10 +185,10 @@ func TestIdempotentJoin(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); r1 = runAgent(t, c1, p, 20*time.Second) }()
 	// Wait until the run is in progress, then join.
-	waitFor(t, 10*time.Second, "the first run to start", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the first run to start", func() (bool, string) {
 		var h history
 		_ = call(t, c2, "chat.history", map[string]any{"sessionKey": "join"}, &h)
-		return h.Total >= 1
+		return h.Total >= 1, fmt.Sprintf("%d messages", h.Total)
 	})
 	r2 := runAgent(t, c2, p, 20*time.Second)
 	wg.Wait()
@@ -359,10 +361,10 @@ func TestTranscriptSurvivesKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the partial answer to be flushed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the partial answer to be flushed", func() (bool, string) {
 		var h history
 		_ = call(t, c, "chat.history", map[string]any{"sessionKey": "durable"}, &h)
-		return len(h.Messages) == 2 && h.Messages[1].Text == "first words\n"
+		return len(h.Messages) == 2 && h.Messages[1].Text == "first words\n", fmt.Sprintf("messages %+v", h.Messages)
 	})
 	if err := g.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -416,11 +418,14 @@ func TestHotReload(t *testing.T) {
 	dir := t.TempDir()
 	g := startGateway(t, dir, `{}`)
 	c := dial(t, g)
-	writeConfig(t, dir, `{"agents":{"list":{"later":{"backend":"exec","exec":{"command":"tr","args":["a-z","A-Z"]}}}}}`)
+	gatewaydtest.WriteConfigT(t, gatewaydtest.ConfigPath(dir), `{"agents":{"list":{"later":{"backend":"exec","exec":{"command":"tr","args":["a-z","A-Z"]}}}}}`)
 	i := 0
-	waitFor(t, 10*time.Second, "agent later to appear", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 20*time.Millisecond, "agent later to appear", func() (bool, string) {
 		i++
 		r := runAgent(t, c, client.AgentParams{Message: "hot", IdempotencyKey: fmt.Sprint("hot", i), AgentID: "later"}, 5*time.Second)
-		return r.err == nil && r.result.Summary == "HOT"
+		if r.err != nil {
+			return false, r.err.Error()
+		}
+		return r.result.Summary == "HOT", fmt.Sprintf("summary %q", r.result.Summary)
 	})
 }

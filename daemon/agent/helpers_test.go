@@ -10,37 +10,23 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
-
-// writeConfig writes the gateway's config file under dir.
-func writeConfig(t testing.TB, dir, cfg string) {
-	t.Helper()
-	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), cfg); err != nil {
-		t.Fatal(err)
-	}
-}
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // startGateway runs a fresh gatewayd in dir with config cfg ("" = none)
 // and stops it (by PID) at the end of the test.
-func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
+func startGateway(t testing.TB, dir, cfg string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Config: cfg})
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Config: cfg})
 }
 
-func dial(t testing.TB, g *gatewaytest.Gateway) *client.Conn {
+// dial connects an operator (read and write) to g.
+func dial(t testing.TB, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, EventBuffer: 4096})
-	if err != nil {
-		t.Fatalf("Dial %s: %v", g.URL, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, EventBuffer: 4096})
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
@@ -97,18 +83,6 @@ type history struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
 	} `json:"messages"`
-}
-
-// waitFor polls cond every 20 ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func errCode(err error) (code, detail string) {

@@ -10,6 +10,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // chatEvents collects the chat and session.message events of one run
@@ -87,7 +88,7 @@ func TestOpenClawChatMethods(t *testing.T) {
 	}
 	// The final answer as session.message for the subscriber (it may
 	// trail the final chat event).
-	waitFor(t, 5*time.Second, "the session.message event", func() bool {
+	testutil.WaitFor(t, 5*time.Second, 20*time.Millisecond, "the session.message event", func() (bool, string) {
 		select {
 		case ev := <-c.Events():
 			if ev.Name == "session.message" {
@@ -95,7 +96,7 @@ func TestOpenClawChatMethods(t *testing.T) {
 			}
 		default:
 		}
-		return len(messages) > 0
+		return len(messages) > 0, "no session.message event yet"
 	})
 	if !strings.Contains(string(messages[0]), msg) || !strings.Contains(string(messages[0]), `"role":"assistant"`) {
 		t.Errorf("session.message %s", messages[0])

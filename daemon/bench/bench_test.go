@@ -19,8 +19,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // The real gatewayd, built once in TestMain, and a gateway process shared
@@ -31,7 +31,7 @@ var (
 	buildErr   error
 	workDir    string
 	sharedOnce sync.Once
-	shared     *gatewaytest.Gateway
+	shared     *gatewaydtest.Gateway
 	sharedErr  error
 )
 
@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	gatewayd, buildErr = gatewaytest.Build(workDir)
+	gatewayd, buildErr = gatewaydtest.Build(workDir)
 	raiseFileLimit() // for BenchmarkIdleConnsRSS; gatewayd children inherit it
 	code := m.Run()
 	if shared != nil {
@@ -67,13 +67,13 @@ func skipWithoutBinary(tb testing.TB) {
 	}
 }
 
-func sharedGateway(tb testing.TB) *gatewaytest.Gateway {
+func sharedGateway(tb testing.TB) *gatewaydtest.Gateway {
 	tb.Helper()
 	skipWithoutBinary(tb)
 	sharedOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
-		shared, sharedErr = gatewaytest.Start(ctx, gatewayd, gatewaytest.Options{Dir: workDir + "/shared"})
+		shared, sharedErr = gatewaydtest.Start(ctx, gatewayd, gatewaydtest.Options{Dir: workDir + "/shared"})
 	})
 	if sharedErr != nil {
 		tb.Fatal(sharedErr)
@@ -82,12 +82,12 @@ func sharedGateway(tb testing.TB) *gatewaytest.Gateway {
 }
 
 // ownGateway starts a gateway for one test or benchmark alone.
-func ownGateway(tb testing.TB) *gatewaytest.Gateway {
+func ownGateway(tb testing.TB) *gatewaydtest.Gateway {
 	tb.Helper()
 	skipWithoutBinary(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	g, err := gatewaytest.Start(ctx, gatewayd, gatewaytest.Options{Dir: tb.TempDir()})
+	g, err := gatewaydtest.Start(ctx, gatewayd, gatewaydtest.Options{Dir: tb.TempDir()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func ownGateway(tb testing.TB) *gatewaytest.Gateway {
 	return g
 }
 
-func clientOptions(g *gatewaytest.Gateway) client.Options {
+func clientOptions(g *gatewaydtest.Gateway) client.Options {
 	return client.Options{URL: g.URL, Token: g.Token,
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopeAdmin}}
 }
@@ -161,7 +161,7 @@ func TestRunCountsErrors(t *testing.T) {
 
 func TestRunDialFailure(t *testing.T) {
 	skipWithoutBinary(t)
-	port, err := gatewaytest.FreePort()
+	port, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func (f *fakeGateway) serve(l net.Listener, answer func(id string) []byte) error
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	r, err := gatewaytest.AcceptFake(conn, 0)
+	r, err := gatewaydtest.AcceptFake(conn, 0)
 	if err != nil {
 		return err
 	}

@@ -30,8 +30,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 var idleConns = flag.Int("idle-conns", envInt("GATEWAY_BENCH_IDLE_CONNS", 10_000), "connections held open by BenchmarkIdleConnsRSS")
@@ -61,7 +61,7 @@ func raiseFileLimit() {
 	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l) // best effort: the benchmark reports dial errors
 }
 
-func benchDial(b *testing.B, g *gatewaytest.Gateway, o client.Options) *client.Conn {
+func benchDial(b *testing.B, g *gatewaydtest.Gateway, o client.Options) *client.Conn {
 	b.Helper()
 	if o.URL == "" {
 		o = clientOptions(g)
@@ -118,7 +118,7 @@ func BenchmarkStartToHelloOK(b *testing.B) {
 		b.StopTimer()
 		dir := b.TempDir()
 		b.StartTimer()
-		g, err := gatewaytest.Start(context.Background(), gatewayd, gatewaytest.Options{Dir: dir, NoWait: true})
+		g, err := gatewaydtest.Start(context.Background(), gatewayd, gatewaydtest.Options{Dir: dir, NoWait: true})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func BenchmarkStartToHelloOK(b *testing.B) {
 // dialUntilUp dials until the gateway answers with hello-ok. While it is
 // not listening yet the dial fails at once (connection refused), so this
 // polls as fast as the kernel answers, bounded by limit.
-func dialUntilUp(g *gatewaytest.Gateway, limit time.Duration) (*client.Conn, error) {
+func dialUntilUp(g *gatewaydtest.Gateway, limit time.Duration) (*client.Conn, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		c, err := client.Dial(context.Background(), client.Options{URL: g.URL, Token: g.Token, HandshakeTimeout: limit})
@@ -180,7 +180,7 @@ func BenchmarkIdleRSS(b *testing.B) {
 	b.ReportMetric(float64(Percentile(rss, 0.5))/(1<<20), "MB-rss")
 }
 
-func ownGatewayB(b *testing.B) *gatewaytest.Gateway {
+func ownGatewayB(b *testing.B) *gatewaydtest.Gateway {
 	b.Helper()
 	b.StopTimer()
 	defer b.StartTimer()
@@ -475,7 +475,7 @@ func BenchmarkSocketActivatedColdStart(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		dir := b.TempDir()
-		port, err := gatewaytest.FreePort()
+		port, err := gatewaydtest.FreePort()
 		if err != nil {
 			b.Fatal(err)
 		}

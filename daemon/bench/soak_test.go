@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gobwas/ws"
 )
 
@@ -68,7 +68,7 @@ func preAuthChurn(addr string, i int64) error {
 		time.Sleep(200 * time.Millisecond)
 		return err
 	}
-	c, br, err := gatewaytest.RawUpgrade(addr, "")
+	c, br, err := gatewaydtest.RawUpgrade(addr, "")
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func preAuthChurn(addr string, i int64) error {
 // client does, and reads to the end of the connection.
 func awaitClose(c net.Conn, br *bufio.Reader) error {
 	for range 16 {
-		h, payload, err := gatewaytest.ReadFrame(br, 1<<20)
+		h, payload, err := gatewaydtest.ReadFrame(br, 1<<20)
 		if err != nil {
 			return fmt.Errorf("no close frame from the gateway: %w", err)
 		}
@@ -177,7 +177,7 @@ func slowBody(addr, token string, hold time.Duration) error {
 // churn runs every kind of misbehaving client against g for d, counting
 // into counts and sampling client-side errors into errSample. Slow bodies
 // are held for slowHold at most.
-func churn(ctx context.Context, g *gatewaytest.Gateway, opts client.Options, d, slowHold time.Duration, counts *soakCounts, errSample chan error) {
+func churn(ctx context.Context, g *gatewaydtest.Gateway, opts client.Options, d, slowHold time.Duration, counts *soakCounts, errSample chan error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", g.Port)
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -248,7 +248,7 @@ func churn(ctx context.Context, g *gatewaytest.Gateway, opts client.Options, d, 
 }
 
 // gatewayState is the gateway's RSS and goroutine count.
-func gatewayState(ctx context.Context, g *gatewaytest.Gateway, c *client.Conn) (rss int64, goroutines int, err error) {
+func gatewayState(ctx context.Context, g *gatewaydtest.Gateway, c *client.Conn) (rss int64, goroutines int, err error) {
 	var h struct {
 		Components struct {
 			Hub struct {
@@ -270,7 +270,7 @@ func TestSoak(t *testing.T) {
 	skipWithoutBinary(t)
 	raiseFileLimit()
 	ctx0, cancel0 := context.WithTimeout(context.Background(), 15*time.Second)
-	g, err := gatewaytest.Start(ctx0, gatewayd, gatewaytest.Options{Dir: t.TempDir()})
+	g, err := gatewaydtest.Start(ctx0, gatewayd, gatewaydtest.Options{Dir: t.TempDir()})
 	cancel0()
 	if err != nil {
 		t.Fatal(err)
@@ -404,7 +404,7 @@ func TestSoak(t *testing.T) {
 // settle waits until the gateway is quiet: no connection but the good
 // client's, and (when a baseline is given) RSS and goroutines within 10%
 // of it, or 60 s. It returns the last reading.
-func settle(ctx context.Context, t *testing.T, g *gatewaytest.Gateway, good *client.Conn, baseRSS int64, baseG int) (int64, int) {
+func settle(ctx context.Context, t *testing.T, g *gatewaydtest.Gateway, good *client.Conn, baseRSS int64, baseG int) (int64, int) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var rss int64

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // toolsDir is where .ci/setup installs the test servers.
@@ -33,7 +33,7 @@ var gatewayctlBin struct {
 }
 
 // gatewayctl runs the real gatewayctl (built once) against g.
-func gatewayctl(t *testing.T, g *gatewaytest.Gateway, args ...string) (string, error) {
+func gatewayctl(t *testing.T, g *gatewaydtest.Gateway, args ...string) (string, error) {
 	t.Helper()
 	gatewayctlBin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "gatewayctl-")
@@ -61,7 +61,7 @@ func gatewayctl(t *testing.T, g *gatewaytest.Gateway, args ...string) (string, e
 }
 
 // dialAll connects with every operator scope (pairing included).
-func dialAll(t *testing.T, g *gatewaytest.Gateway) *client.Conn {
+func dialAll(t *testing.T, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -101,7 +101,7 @@ func findChannel(t *testing.T, c *client.Conn, name string) (channelproto.Channe
 }
 
 // waitState waits (bounded) until the channel's state is want.
-func waitState(t *testing.T, g *gatewaytest.Gateway, c *client.Conn, name, want string, within time.Duration) channelproto.ChannelStatus {
+func waitState(t *testing.T, g *gatewaydtest.Gateway, c *client.Conn, name, want string, within time.Duration) channelproto.ChannelStatus {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -170,7 +170,7 @@ func pairingCode(text string) string {
 
 // waitInboxEmpty waits until the channel answered (or dropped) every
 // message it took.
-func waitInboxEmpty(t *testing.T, g *gatewaytest.Gateway, c *client.Conn, name string, within time.Duration) {
+func waitInboxEmpty(t *testing.T, g *gatewaydtest.Gateway, c *client.Conn, name string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for channelStatus(t, c, name).Inbox > 0 {
@@ -193,7 +193,7 @@ func pairingList(t *testing.T, c *client.Conn) (*channelproto.PairingList, error
 // waitPairingSeenAgain waits until the one pending pairing request was
 // refreshed by a later message of its sender and that message left the
 // inbox unanswered: then an approval cannot overtake it.
-func waitPairingSeenAgain(t *testing.T, g *gatewaytest.Gateway, c *client.Conn, channel string) {
+func waitPairingSeenAgain(t *testing.T, g *gatewaydtest.Gateway, c *client.Conn, channel string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

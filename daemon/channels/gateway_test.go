@@ -18,12 +18,12 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // sink is a webhook receiver on loopback that verifies every signature
 // with its own HMAC computation.
@@ -72,26 +72,18 @@ func writeConfig(t *testing.T, dir string, cfg any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), string(raw)); err != nil {
-		t.Fatal(err)
-	}
+	gatewaydtest.WriteConfigT(t, gatewaydtest.ConfigPath(dir), string(raw))
 }
 
-func start(t *testing.T, dir string) *gatewaytest.Gateway {
+func start(t *testing.T, dir string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 }
 
-func dial(t *testing.T, g *gatewaytest.Gateway) *client.Conn {
+// dial connects an operator (read and write) to g.
+func dial(t *testing.T, g *gatewaydtest.Gateway) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
-	if err != nil {
-		t.Fatalf("dial: %v\n%s", err, g.Output())
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}})
 }
 
 func send(t *testing.T, c *client.Conn, p channelproto.SendParams) (channelproto.Delivery, *protocol.Error) {
@@ -119,7 +111,7 @@ func TestGatewaySendWebhook(t *testing.T) {
 		"ops":   map[string]any{"url": good.srv.URL + "/hook", "secret": "good-secret", "targets": []string{"ops"}, "retry": retry},
 		"flaky": map[string]any{"url": failing.srv.URL, "secretEnv": "FLAKY_SECRET", "targets": []string{"flaky-*"}, "retry": retry},
 	}}})
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Env: []string{"FLAKY_SECRET=flaky-secret"}})
 	c := dial(t, g)
 
 	d, perr := send(t, c, channelproto.SendParams{To: "ops", Message: "deploy done", IdempotencyKey: "deploy-42"})

@@ -18,12 +18,6 @@ const (
 	BucketCursor = "channels.cursor" // channel \0 account -> the provider's cursor (Telegram offset, Matrix sync token)
 )
 
-// AgentRunner starts agent runs and waits for them (the agent feature).
-type AgentRunner interface {
-	StartAgent(ctx context.Context, message, agentID, sessionKey, idempotencyKey string) (runID string, err error)
-	WaitAgent(ctx context.Context, runID string) (status, summary string, err error)
-}
-
 // Inbox record states.
 const (
 	inboxNew   = "new"   // received; the agent has not answered

@@ -19,8 +19,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // dendrite is a real Matrix homeserver (github.com/matrix-org/dendrite
@@ -48,7 +48,7 @@ func dendriteBin(t *testing.T, name string) string {
 func newDendrite(t *testing.T) *dendrite {
 	t.Helper()
 	d := &dendrite{bin: dendriteBin(t, "dendrite"), dir: t.TempDir()}
-	port, err := gatewaytest.FreePort()
+	port, err := gatewaydtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func mctx() (context.Context, context.CancelFunc) {
 
 // openRoom creates a room with invitees (a DM when direct), has the
 // joiners (invited test users) join, and waits until all invitees joined.
-func openRoom(t *testing.T, g *gatewaytest.Gateway, cli *mautrix.Client, direct bool, invite []id.UserID, joiners ...*mautrix.Client) id.RoomID {
+func openRoom(t *testing.T, g *gatewaydtest.Gateway, cli *mautrix.Client, direct bool, invite []id.UserID, joiners ...*mautrix.Client) id.RoomID {
 	t.Helper()
 	ctx, cancel := mctx()
 	defer cancel()
@@ -247,7 +247,7 @@ func said(t *testing.T, cli *mautrix.Client, room id.RoomID, sender id.UserID) [
 }
 
 // waitSaid waits until sender said at least n messages in room.
-func waitSaid(t *testing.T, g *gatewaytest.Gateway, cli *mautrix.Client, room id.RoomID, sender id.UserID, n int, within time.Duration) []string {
+func waitSaid(t *testing.T, g *gatewaydtest.Gateway, cli *mautrix.Client, room id.RoomID, sender id.UserID, n int, within time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -286,7 +286,7 @@ func TestMatrixDendrite(t *testing.T) {
 	dir := t.TempDir()
 	pw := writeSecret(t, dir, "matrix.password", "gw-password-1")
 	writeConfig(t, dir, matrixConfig(hs.URL, pw, map[string]any{"allowFrom": []string{"@alice:localhost"}}))
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
 	st := waitState(t, g, c, "mx", channelproto.StateConnected, 30*time.Second)
 	if st.Link.Account != string(bot) || st.Kind != channels.KindMatrix {
@@ -383,7 +383,7 @@ func TestMatrixCrashExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	pw := writeSecret(t, dir, "matrix.password", "gw-password-1")
 	writeConfig(t, dir, matrixConfig(hs.URL, pw, map[string]any{"dmPolicy": "open"}))
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
 	waitState(t, g, c, "mx", channelproto.StateConnected, 30*time.Second)
 	dm := openRoom(t, g, alice, true, []id.UserID{bot})
@@ -396,7 +396,7 @@ func TestMatrixCrashExactlyOnce(t *testing.T) {
 			<-g.Exited()
 		}
 	}
-	g = gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g = gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	waitSaid(t, g, alice, dm, bot, n, 60*time.Second)
 	// A moment more for a duplicate to show up, then count.
 	c = dialAll(t, g)

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // TestMessageActionAndOpenClawStatus: OpenClaw's message.action sends
@@ -23,7 +23,7 @@ func TestMessageActionAndOpenClawStatus(t *testing.T) {
 	writeConfig(t, dir, map[string]any{"channels": map[string]any{"webhooks": map[string]any{
 		"telegram": map[string]any{"url": recv.srv.URL + "/hook", "secret": "oc-secret", "targets": []string{"*"}},
 	}}})
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dial(t, g)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
@@ -63,7 +64,7 @@ type Options struct {
 	// StateDir keeps a Matrix password login's access token.
 	StateDir string
 	// Agents answers the chat channels' messages (nil: they wait).
-	Agents func() AgentRunner
+	Agents func() agent.Runner
 }
 
 // statusRefresher is the Host's RefreshStatus (a *gateway.Server).
@@ -89,7 +90,7 @@ type Service struct {
 	retryAt  map[string]time.Time
 	tried    map[string]bool // answer pieces this process has sent (or tried to)
 
-	agents   func() AgentRunner
+	agents   func() agent.Runner
 	stateDir string
 	host     atomic.Pointer[statusRefresher]
 	wake     chan struct{}
@@ -114,7 +115,7 @@ func New(o Options) (*Service, error) {
 		o.Getenv = func(string) string { return "" }
 	}
 	if o.Agents == nil {
-		o.Agents = func() AgentRunner { return nil }
+		o.Agents = func() agent.Runner { return nil }
 	}
 	s := &Service{log: o.Log.With("feature", "channels"), store: o.Store, getenv: o.Getenv, version: o.Version,
 		inflight: map[string]*flight{}, busy: map[string]bool{}, retryAt: map[string]time.Time{}, tried: map[string]bool{}, agents: o.Agents,

@@ -13,6 +13,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/daemon/store"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 func openStore(t *testing.T, path string) *store.Store {
@@ -34,7 +35,7 @@ func serviceConfig(webhooks map[string]config.WebhookChannelConfig, def string) 
 
 func newService(t *testing.T, cfg *config.Config, st *store.Store) *Service {
 	t.Helper()
-	s, err := New(Options{Config: cfg, Store: st, Log: testLog(t), Version: "test"})
+	s, err := New(Options{Config: cfg, Store: st, Log: testutil.Logger(t), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/channels"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // tta is a running telegram-test-api, the independent Bot API emulator
@@ -50,7 +50,7 @@ func startTTA(t *testing.T, port int) *tta {
 	t.Helper()
 	node, module := ttaPaths(t)
 	if port == 0 {
-		p, err := gatewaytest.FreePort()
+		p, err := gatewaydtest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func (s *tta) botSaid(t *testing.T, token string, chat int64) []string {
 }
 
 // waitBot collects the bot's messages to chat until n arrived (bounded).
-func (s *tta) waitBot(t *testing.T, g *gatewaytest.Gateway, token string, chat int64, n int, within time.Duration) []string {
+func (s *tta) waitBot(t *testing.T, g *gatewaydtest.Gateway, token string, chat int64, n int, within time.Duration) []string {
 	t.Helper()
 	var got []string
 	deadline := time.Now().Add(within)
@@ -205,7 +205,7 @@ func TestTelegramEmulator(t *testing.T) {
 	const token = "4242:test-bot-token"
 	tokFile := writeSecret(t, dir, "telegram.token", token)
 	writeConfig(t, dir, telegramConfig(emu.URL, tokFile, map[string]any{"groupPolicy": "open"}))
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
 
 	st := waitState(t, g, c, "tg", channelproto.StateConnected, 15*time.Second)
@@ -326,7 +326,7 @@ func TestTelegramCrashExactlyOnce(t *testing.T) {
 	// messages received and not yet answered.
 	cfg["agents"] = map[string]any{"list": map[string]any{"main": map[string]any{"echo": map[string]any{"delayMs": 400}}}}
 	writeConfig(t, dir, cfg)
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
 	waitState(t, g, c, "tg", channelproto.StateConnected, 15*time.Second)
 
@@ -354,7 +354,7 @@ func TestTelegramCrashExactlyOnce(t *testing.T) {
 	<-g.Exited()
 	c.Close()
 
-	g = gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g = gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c = dialAll(t, g)
 	for u := range users {
 		got := emu.waitBot(t, g, token, int64(3000+u), per, 60*time.Second)
@@ -384,7 +384,7 @@ func TestTelegramHotReload(t *testing.T) {
 	const token = "4444:reload-bot-token"
 	tokFile := writeSecret(t, dir, "telegram.token", token)
 	writeConfig(t, dir, map[string]any{})
-	g := gatewaytest.StartT(t, gatewaytest.Options{Dir: dir})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir})
 	c := dialAll(t, g)
 
 	// Added: it connects and answers an allowed user.

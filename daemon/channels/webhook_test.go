@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // receiver is a real HTTP server on loopback that checks each request's
@@ -80,17 +80,6 @@ func (r *receiver) requests() []received {
 	return append([]received(nil), r.got...)
 }
 
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 func webhookConfig(url, secret string, attempts int) config.WebhookChannelConfig {
 	c := config.Config{Channels: config.ChannelsConfig{Webhooks: map[string]config.WebhookChannelConfig{"hook": {
 		URL: url, Secret: secret, Retry: config.RetryConfig{MaxAttempts: attempts, InitialBackoffMs: 10, MaxBackoffMs: 40, MaxElapsedMs: 5000},
@@ -122,7 +111,7 @@ func TestWebhookSend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rcv := newReceiver(t, secret, tt.statuses...)
-			w := NewWebhook("hook", webhookConfig(rcv.srv.URL+"/in", secret, tt.attempts), nil, "test", testLog(t))
+			w := NewWebhook("hook", webhookConfig(rcv.srv.URL+"/in", secret, tt.attempts), nil, "test", testutil.Logger(t))
 			d, err := w.Send(context.Background(), Message{To: "ops", Text: "deploy done", IdempotencyKey: "k-1"})
 			got := rcv.requests()
 			if len(got) != tt.wantRequests {
@@ -177,7 +166,7 @@ func TestWebhookRetryBoundedByElapsedTime(t *testing.T) {
 	rcv.retryHdr = "30" // longer than the whole budget
 	cfg := webhookConfig(rcv.srv.URL, "x", 10)
 	cfg.Retry.MaxElapsedMs = 500
-	w := NewWebhook("hook", cfg, nil, "test", testLog(t))
+	w := NewWebhook("hook", cfg, nil, "test", testutil.Logger(t))
 	start := time.Now()
 	_, err := w.Send(context.Background(), Message{To: "ops", Text: "m", IdempotencyKey: "k"})
 	if err == nil {
@@ -195,7 +184,7 @@ func TestWebhookUnreachableIsRetried(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens there now
-	w := NewWebhook("hook", webhookConfig(url, "x", 3), nil, "test", testLog(t))
+	w := NewWebhook("hook", webhookConfig(url, "x", 3), nil, "test", testutil.Logger(t))
 	_, err := w.Send(context.Background(), Message{To: "ops", Text: "m", IdempotencyKey: "k"})
 	var de *DeliveryError
 	if !errors.As(err, &de) || de.Attempts != 3 || !de.Retryable || de.Status != 0 {
@@ -225,7 +214,7 @@ func TestWebhookLinked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := webhookConfig("http://127.0.0.1:1/", "inline", 1)
 			tc.mod(&c)
-			ok, why := NewWebhook("hook", c, getenv, "test", testLog(t)).Linked()
+			ok, why := NewWebhook("hook", c, getenv, "test", testutil.Logger(t)).Linked()
 			if ok != tc.linked || !strings.Contains(why, tc.reason) {
 				t.Errorf("Linked() = %v, %q; want %v containing %q", ok, why, tc.linked, tc.reason)
 			}
@@ -235,7 +224,7 @@ func TestWebhookLinked(t *testing.T) {
 
 func TestWebhookProbe(t *testing.T) {
 	rcv := newReceiver(t, "x", 200)
-	p := NewWebhook("hook", webhookConfig(rcv.srv.URL, "x", 1), nil, "test", testLog(t)).Probe(context.Background())
+	p := NewWebhook("hook", webhookConfig(rcv.srv.URL, "x", 1), nil, "test", testutil.Logger(t)).Probe(context.Background())
 	if !p.OK || p.Status != http.StatusMethodNotAllowed {
 		t.Errorf("probe of a live receiver: %+v, want ok with status 405", p)
 	}
@@ -245,7 +234,7 @@ func TestWebhookProbe(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	p = NewWebhook("hook", webhookConfig(url, "x", 1), nil, "test", testLog(t)).Probe(context.Background())
+	p = NewWebhook("hook", webhookConfig(url, "x", 1), nil, "test", testutil.Logger(t)).Probe(context.Background())
 	if p.OK || !strings.Contains(p.Error, "unreachable") {
 		t.Errorf("probe of a closed port: %+v, want not ok, unreachable", p)
 	}

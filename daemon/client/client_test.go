@@ -15,29 +15,17 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // startGateway runs a fresh gatewayd for one test and stops it (by PID) at
 // the end.
-func startGateway(t *testing.T, args ...string) *gatewaytest.Gateway {
+func startGateway(t *testing.T, args ...string) *gatewaydtest.Gateway {
 	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Args: args})
-}
-
-func dial(t *testing.T, o client.Options) *client.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, o)
-	if err != nil {
-		t.Fatalf("Dial %s: %v", o.URL, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Args: args})
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -48,7 +36,7 @@ func ctxT(t *testing.T) context.Context {
 
 func TestDialHelloAndHealth(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead}})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead}})
 
 	h := c.Hello()
 	if h.Type != "hello-ok" || h.Protocol != protocol.Version {
@@ -88,7 +76,7 @@ func TestURLForms(t *testing.T) {
 	hostPort := strings.TrimPrefix(g.URL, "ws://")
 	for _, u := range []string{g.URL, g.URL + "/", "http://" + hostPort, hostPort} {
 		t.Run(u, func(t *testing.T) {
-			c := dial(t, client.Options{URL: u, Token: g.Token})
+			c := gatewaydtest.Dial(t, client.Options{URL: u, Token: g.Token})
 			if want := "ws://" + hostPort + "/"; c.URL() != want {
 				t.Errorf("URL() = %q, want %q", c.URL(), want)
 			}
@@ -125,7 +113,7 @@ func TestNormalizeURL(t *testing.T) {
 
 func TestCallErrors(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token,
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token,
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopeAdmin}})
 	tests := []struct {
 		method  string
@@ -165,7 +153,7 @@ func TestCallErrors(t *testing.T) {
 
 func TestConcurrentCalls(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	const workers, calls = 32, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*calls)
@@ -199,7 +187,7 @@ func TestConcurrentCalls(t *testing.T) {
 
 func TestCallContext(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.Call(ctx, "health", nil); !errors.Is(err, context.Canceled) {
@@ -210,16 +198,18 @@ func TestCallContext(t *testing.T) {
 	}
 }
 
-func TestDialErrors(t *testing.T) {
-	g := startGateway(t)
-	freePort, err := gatewaytest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A peer that accepts TCP and never answers: the upgrade must time out.
-	silent := silentPeer(t)
+// dialTargets starts a gateway and returns it with the bad targets of the
+// dial-error tests: the URL of a loopback port where nothing listens, and
+// the address of a peer that accepts TCP and never answers (the upgrade
+// must time out).
+func dialTargets(t *testing.T) (g *gatewaydtest.Gateway, refusedURL, silent string) {
+	t.Helper()
+	g = startGateway(t)
+	return g, fmt.Sprintf("ws://127.0.0.1:%d", gatewaydtest.Port(t)), silentPeer(t)
+}
 
-	refusedURL := fmt.Sprintf("ws://127.0.0.1:%d", freePort)
+func TestDialErrors(t *testing.T) {
+	g, refusedURL, silent := dialTargets(t)
 	tests := []struct {
 		name        string
 		o           client.Options
@@ -243,15 +233,7 @@ func TestDialErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := client.Dial(context.Background(), tt.o)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded, want an error")
-			}
-			var de *client.DialError
-			if !errors.As(err, &de) {
-				t.Fatalf("error %T %v, want *DialError", err, err)
-			}
+			de := dialError(t, tt.o)
 			if de.Stage != tt.stage || de.DetailCode() != tt.detail || de.IsAuth() != tt.auth || de.IsUnreachable() != tt.unreachable {
 				t.Errorf("stage %q detail %q auth %v unreachable %v; want %q %q %v %v",
 					de.Stage, de.DetailCode(), de.IsAuth(), de.IsUnreachable(), tt.stage, tt.detail, tt.auth, tt.unreachable)
@@ -260,12 +242,27 @@ func TestDialErrors(t *testing.T) {
 				t.Errorf("close code %d (%q), want %d", de.CloseCode, de.CloseReason, tt.closeCode)
 			}
 			for _, m := range tt.msg {
-				if !strings.Contains(err.Error(), m) {
-					t.Errorf("error %q does not contain %q", err, m)
+				if !strings.Contains(de.Error(), m) {
+					t.Errorf("error %q does not contain %q", de, m)
 				}
 			}
 		})
 	}
+}
+
+// dialError dials o and returns the *DialError the dial must fail with.
+func dialError(t *testing.T, o client.Options) *client.DialError {
+	t.Helper()
+	c, err := client.Dial(context.Background(), o)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded, want an error")
+	}
+	var de *client.DialError
+	if !errors.As(err, &de) {
+		t.Fatalf("Dial error %T %v, want *DialError", err, err)
+	}
+	return de
 }
 
 func TestDialMissingToken(t *testing.T) {
@@ -303,7 +300,7 @@ func TestDeviceProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token, Device: priv, ClientID: "gateway-client", Mode: "backend",
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Device: priv, ClientID: "gateway-client", Mode: "backend",
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite}, Caps: []string{}, Commands: []string{}})
 	if _, err := c.Call(ctxT(t), "health", nil); err != nil {
 		t.Errorf("health over a device-signed connection: %v", err)
@@ -342,10 +339,10 @@ func nextEvent(t *testing.T, c *client.Conn, name string) client.Event {
 
 func TestPresenceEvents(t *testing.T) {
 	g := startGateway(t)
-	a := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "watcher"})
+	a := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "watcher"})
 	attached(t, a)
 	// A backend client: one-off cli connections are not presence entries.
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster", ClientID: "gateway-client", Mode: "backend",
+	b := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, InstanceID: "poster", ClientID: "gateway-client", Mode: "backend",
 		Scopes: []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopeAdmin}}) // system-event is admin, as in OpenClaw
 
 	ev := nextEvent(t, a, "presence")
@@ -377,9 +374,9 @@ func TestEventOverflowReportsGap(t *testing.T) {
 	g := startGateway(t)
 	// A consumer that never reads, with the smallest buffer: one event fits,
 	// the last slot is the gap marker's.
-	a := dial(t, client.Options{URL: g.URL, Token: g.Token, EventBuffer: 2})
+	a := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, EventBuffer: 2})
 	attached(t, a)
-	b := dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeAdmin}})
+	b := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeAdmin}})
 	for i := range 4 {
 		// Past the gateway's 50 ms presence coalescing window, so each
 		// note is an event of its own.
@@ -406,7 +403,7 @@ func TestEventOverflowReportsGap(t *testing.T) {
 
 func TestShutdownAndClosed(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	if err := g.Stop(); err != nil {
 		t.Errorf("gatewayd did not exit cleanly on SIGTERM: %v\n%s", err, g.Output())
 	}
@@ -430,7 +427,7 @@ func TestShutdownAndClosed(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	g := startGateway(t)
-	c := dial(t, client.Options{URL: g.URL, Token: g.Token})
+	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
 	if code, _ := c.CloseStatus(); code != 0 {
 		t.Errorf("CloseStatus of an open connection = %d, want 0", code)
 	}

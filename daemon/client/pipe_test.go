@@ -17,8 +17,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 func dialPipe(t *testing.T, o client.Options) *client.Pipe {
@@ -129,13 +129,7 @@ func TestPipeHandshakeAndBatch(t *testing.T) {
 // DialPipe: callers' auth fixes and retry decisions read Stage,
 // HTTPStatus, CloseCode and the server error, so both must agree.
 func TestPipeDialErrorsMatchDial(t *testing.T) {
-	g := startGateway(t)
-	freePort, err := gatewaytest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	silent := silentPeer(t)
-
+	g, refusedURL, silent := dialTargets(t)
 	tests := []struct {
 		name      string
 		o         client.Options
@@ -145,7 +139,7 @@ func TestPipeDialErrorsMatchDial(t *testing.T) {
 		http      bool
 		auth      bool
 	}{
-		{name: "refused", o: client.Options{URL: fmt.Sprintf("ws://127.0.0.1:%d", freePort)}, stage: client.StageConnect},
+		{name: "refused", o: client.Options{URL: refusedURL}, stage: client.StageConnect},
 		{name: "silent peer", o: client.Options{URL: "ws://" + silent, HandshakeTimeout: 200 * time.Millisecond},
 			stage: client.StageConnect},
 		{name: "wrong path", o: client.Options{URL: g.URL + "/not-the-gateway", Token: g.Token}, stage: client.StageConnect, http: true},
@@ -167,15 +161,7 @@ func TestPipeDialErrorsMatchDial(t *testing.T) {
 			if !errors.As(err, &pe) {
 				t.Fatalf("DialPipe error %T %v, want *DialError", err, err)
 			}
-			c, err := client.Dial(context.Background(), tt.o)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded, want an error")
-			}
-			var de *client.DialError
-			if !errors.As(err, &de) {
-				t.Fatalf("Dial error %T %v, want *DialError", err, err)
-			}
+			de := dialError(t, tt.o)
 			if pe.Stage != tt.stage || (tt.detail != "" && pe.DetailCode() != tt.detail) || pe.IsAuth() != tt.auth || (pe.HTTPStatus != 0) != tt.http {
 				t.Errorf("DialPipe: stage %q detail %q auth %v HTTP %d; want %q %q %v HTTP status %v (%v)",
 					pe.Stage, pe.DetailCode(), pe.IsAuth(), pe.HTTPStatus, tt.stage, tt.detail, tt.auth, tt.http, pe)
@@ -243,7 +229,7 @@ func TestPipeServerClose(t *testing.T) {
 // peer is a scripted WebSocket server on a loopback socket, for framing the
 // real gateway never produces (fragments, pings, oversized messages, a
 // frame split across a deadline). It performs a minimal v4 handshake
-// (gatewaytest.AcceptFake, with policy.maxPayload = maxPayload) and then
+// (gatewaydtest.AcceptFake, with policy.maxPayload = maxPayload) and then
 // runs script.
 func peer(t *testing.T, maxPayload int, script func(conn net.Conn, r *bufio.Reader) error) string {
 	t.Helper()
@@ -260,7 +246,7 @@ func peer(t *testing.T, maxPayload int, script func(conn net.Conn, r *bufio.Read
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			r, err := gatewaytest.AcceptFake(conn, int64(maxPayload))
+			r, err := gatewaydtest.AcceptFake(conn, int64(maxPayload))
 			if err != nil {
 				return err
 			}

@@ -16,15 +16,15 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 	"github.com/gobwas/ws"
 )
 
 // Tests against the real gatewayd binary for issue 12 items 4, 5, 6 and
 // 9: each reproduces what the review did to the released binary.
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 func httpDo(t *testing.T, method, url string, hdr map[string]string, body string) (int, string) {
 	t.Helper()
@@ -49,7 +49,7 @@ func httpDo(t *testing.T, method, url string, hdr map[string]string, body string
 // text/plain cross-site POST ran a tool. Now it is refused, while a JSON
 // request from a non-browser still runs it.
 func TestBinaryCrossSiteToolInvokeRefused(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{Bare: true, Config: `{"gateway":{"auth":{"mode":"none"}}}`})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Bare: true, Config: `{"gateway":{"auth":{"mode":"none"}}}`})
 	url := g.HTTPURL + "/tools/invoke"
 	body := `{"tool":"gateway.status"}`
 	// What a <form> or fetch(no-cors) on another site sends.
@@ -97,7 +97,7 @@ func upgrade(t *testing.T, addr, host, origin string) string {
 // Item 4: DNS rebinding. The page's name resolves to 127.0.0.1, so its
 // Origin equals its Host and the old origin check let it upgrade (101).
 func TestBinaryDNSRebindingRefused(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{})
 	addr := fmt.Sprintf("127.0.0.1:%d", g.Port)
 	evil := fmt.Sprintf("rebind.attacker.example:%d", g.Port)
 	if got := upgrade(t, addr, evil, "http://"+evil); strings.Contains(got, "101") || !strings.Contains(got, "421") {
@@ -112,7 +112,7 @@ func TestBinaryDNSRebindingRefused(t *testing.T) {
 		}
 	}
 	// A configured name (a local reverse proxy) is allowed.
-	g2 := gatewaytest.StartT(t, gatewaytest.Options{Config: `{"gateway":{"allowedHosts":["gw.example.lan"]}}`})
+	g2 := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"gateway":{"allowedHosts":["gw.example.lan"]}}`})
 	name := fmt.Sprintf("gw.example.lan:%d", g2.Port)
 	if got := upgrade(t, fmt.Sprintf("127.0.0.1:%d", g2.Port), name, "http://"+name); !strings.Contains(got, "101") {
 		t.Fatalf("upgrade with the allowed Host %s: %q, want 101", name, got)
@@ -126,7 +126,7 @@ const hooksToken = "hooks-token-0123456789abcdef"
 // forever; and a lockout refused even the right token, so any local user
 // could lock the operator out.
 func TestBinaryRateLimitPerCredential(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{"gateway":{"auth":{"rateLimit":{"maxAttempts":5}}},
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"gateway":{"auth":{"rateLimit":{"maxAttempts":5}}},
 		"hooks":{"enabled":true,"token":"` + hooksToken + `","requestsPerMinute":1000}}`})
 	tools := g.HTTPURL + "/tools/invoke"
 	js := map[string]string{"Content-Type": "application/json"}
@@ -194,7 +194,7 @@ func raiseNoFile(t *testing.T) uint64 {
 // preAuthConn upgrades a raw connection, reads the challenge, and sends a
 // frame header declaring n bytes followed by 10 of them.
 func preAuthConn(addr string, n int64) (net.Conn, error) {
-	c, _, err := gatewaytest.RawUpgrade(addr, "")
+	c, _, err := gatewaydtest.RawUpgrade(addr, "")
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func TestBinaryPreAuthFrameMemory(t *testing.T) {
 	if lim := raiseNoFile(t); lim < 2*n+200 {
 		t.Skipf("SKIPPING: the open-files limit is %d, this test needs %d (raise it with ulimit -n)", lim, 2*n+200)
 	}
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{"gateway":{"limits":{"maxPreAuthPerIp":5000}}}`})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"gateway":{"limits":{"maxPreAuthPerIp":5000}}}`})
 	addr := fmt.Sprintf("127.0.0.1:%d", g.Port)
 	// Warm up (the first connections grow pools that stay).
 	for range 2 {
@@ -261,7 +261,7 @@ func TestBinaryPreAuthFrameMemory(t *testing.T) {
 // Item 6: past the per-address cap connections get 503 and one log line
 // per interval, not one per refusal.
 func TestBinaryConnectionCap(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{"gateway":{"limits":{"maxPreAuthPerIp":10}}}`})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"gateway":{"limits":{"maxPreAuthPerIp":10}}}`})
 	addr := fmt.Sprintf("127.0.0.1:%d", g.Port)
 	var held []net.Conn
 	defer func() {
@@ -312,7 +312,7 @@ func TestBinaryConnectionCap(t *testing.T) {
 // Item 9: a 10 KB system-event was accepted, kept forever, logged whole,
 // and sent as presence to nodes. The operator must still see its note.
 func TestBinarySystemEventBounded(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	op, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Mode: "backend"})

@@ -17,6 +17,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 const testToken = "extension-test-token"
@@ -138,22 +139,10 @@ func startServerWith(t testing.TB, ext gateway.Extension, o gateway.Options) str
 	return "ws://" + ln.Addr().String()
 }
 
-func dial(t *testing.T, o client.Options) *client.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func TestExtensionMethodsEventsAndHooks(t *testing.T) {
 	ext := &testExt{release: make(chan struct{}), devTok: "node-cred"}
 	url := startServer(t, ext)
-	c := dial(t, client.Options{URL: url, Token: testToken, Scopes: []string{protocol.ScopeRead}})
+	c := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken, Scopes: []string{protocol.ScopeRead}})
 
 	h := c.Hello()
 	if !slices.Contains(h.Features.Methods, "test.echo") || !slices.Contains(h.Features.Events, "test.event") {
@@ -252,7 +241,7 @@ func waitEvent(t *testing.T, c *client.Conn, name string) client.Event {
 
 func TestExtensionTwoStageResponse(t *testing.T) {
 	url := startServer(t, &testExt{release: make(chan struct{})})
-	c := dial(t, client.Options{URL: url, Token: testToken})
+	c := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	first, err := c.Call(ctx, "test.twostage", nil)
@@ -285,12 +274,12 @@ func TestExtensionAdmitAndDeviceToken(t *testing.T) {
 
 	// With a device it is admitted and gets its device token in hello-ok.
 	_, key, _ := ed25519.GenerateKey(nil)
-	node := dial(t, client.Options{URL: url, Token: testToken, Role: protocol.RoleNode, ClientID: "node-host", Mode: "node", Device: key})
+	node := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken, Role: protocol.RoleNode, ClientID: "node-host", Mode: "node", Device: key})
 	if node.Hello().Auth.DeviceToken != "node-cred" {
 		t.Fatalf("hello-ok auth = %+v", node.Hello().Auth)
 	}
 	// The device token replaces the shared token, for that device only.
-	dial(t, client.Options{URL: url, Token: "node-cred", Role: protocol.RoleNode, ClientID: "node-host", Mode: "node", Device: key})
+	gatewaydtest.Dial(t, client.Options{URL: url, Token: "node-cred", Role: protocol.RoleNode, ClientID: "node-host", Mode: "node", Device: key})
 	if _, err := client.Dial(ctx, client.Options{URL: url, Token: "node-cred", Role: protocol.RoleNode, ClientID: "node-host", Mode: "node"}); err == nil {
 		t.Fatal("device token accepted without the device proof")
 	}

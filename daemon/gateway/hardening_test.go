@@ -18,6 +18,8 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gobwas/ws"
 )
 
@@ -376,7 +378,10 @@ func TestConnectionCaps(t *testing.T) {
 		defer c.Close()
 		raw = append(raw, c)
 	}
-	waitFor(t, func() bool { return s.caps.preAuth(addr) == 3 })
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "3 pre-auth connections", func() (bool, string) {
+		n := s.caps.preAuth(addr)
+		return n == 3, fmt.Sprintf("%d pre-auth", n)
+	})
 	status := func() string {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -396,12 +401,18 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	// Closing one frees its place.
 	raw[0].Close()
-	waitFor(t, func() bool { return s.caps.preAuth(addr) == 2 })
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "2 pre-auth connections", func() (bool, string) {
+		n := s.caps.preAuth(addr)
+		return n == 2, fmt.Sprintf("%d pre-auth", n)
+	})
 	if got := status(); got != "HTTP/1.1 200 OK" {
 		t.Fatalf("after a close: %q", got)
 	}
 	// The total: 3 authenticated + 2 raw + 3 more authenticated = 8; the next is refused.
-	waitFor(t, func() bool { return s.caps.preAuth(addr) == 2 && s.caps.total.Load() == 5 }) // the probe's close arrived
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "the probe's close (2 pre-auth, 5 in all)", func() (bool, string) {
+		pre, total := s.caps.preAuth(addr), s.caps.total.Load()
+		return pre == 2 && total == 5, fmt.Sprintf("%d pre-auth, %d in all", pre, total)
+	})
 	for range 3 {
 		c, err := client.Dial(ctx, client.Options{URL: url, Token: livenessToken})
 		if err != nil {
@@ -413,20 +424,12 @@ func TestConnectionCaps(t *testing.T) {
 		t.Fatalf("past the total cap: %v, want a 503", err)
 	}
 	authed[0].Close()
-	waitFor(t, func() bool { return s.caps.total.Load() == 7 })
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "7 connections in all", func() (bool, string) {
+		n := s.caps.total.Load()
+		return n == 7, fmt.Sprintf("%d in all", n)
+	})
 	if _, err := client.Dial(ctx, client.Options{URL: url, Token: livenessToken}); err != nil {
 		t.Fatalf("after a close: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -437,8 +440,8 @@ func TestSystemEventBounds(t *testing.T) {
 	url := "ws://" + addr
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	op := dialT(t, client.Options{URL: url, Token: livenessToken, EventBuffer: 4096})
-	node := dialT(t, client.Options{URL: url, Token: livenessToken, Role: protocol.RoleNode, ClientID: "node-host", Mode: "node"})
+	op := gatewaydtest.Dial(t, client.Options{URL: url, Token: livenessToken, EventBuffer: 4096})
+	node := gatewaydtest.Dial(t, client.Options{URL: url, Token: livenessToken, Role: protocol.RoleNode, ClientID: "node-host", Mode: "node"})
 	if h, _ := json.Marshal(node.Hello().Snapshot); strings.Contains(string(h), "components") || strings.Count(string(h), `"mode"`) > 1 {
 		t.Fatalf("a node's hello-ok snapshot carries operator data: %s", h)
 	}
@@ -483,7 +486,10 @@ func TestSystemEventBounds(t *testing.T) {
 	s.events.mu.Lock()
 	s.events.ttl = 0
 	s.events.mu.Unlock()
-	waitFor(t, func() bool { return len(s.hub.presenceList()) <= 2 }) // the gateway and the operator
+	testutil.WaitFor(t, 5*time.Second, 5*time.Millisecond, "presence of only the gateway and the operator", func() (bool, string) {
+		n := len(s.hub.presenceList())
+		return n <= 2, fmt.Sprintf("%d entries", n)
+	})
 	// The node saw no presence or health event; the operator did.
 	s.Apply(*s.settings.Load()) // broadcasts health
 	sawOp := false
@@ -506,16 +512,4 @@ func TestSystemEventBounds(t *testing.T) {
 		}
 		break
 	}
-}
-
-func dialT(t *testing.T, o client.Options) *client.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
 }

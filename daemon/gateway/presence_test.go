@@ -10,6 +10,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // TestPresenceBurstIsCoalescedAndSnapshotBounded opens more clients than
@@ -19,7 +20,7 @@ import (
 func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 	const limit = 40
 	url := startServerWith(t, &testExt{release: make(chan struct{})}, gateway.Options{MaxSnapshotPresence: limit})
-	watcher := dial(t, client.Options{URL: url, Token: testToken, EventBuffer: 4096, InstanceID: "watcher", ClientID: "gateway-client", Mode: "backend"})
+	watcher := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken, EventBuffer: 4096, InstanceID: "watcher", ClientID: "gateway-client", Mode: "backend"})
 	n := limit + 60
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -66,7 +67,7 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 		t.Fatalf("system-presence lists %d entries, want %d", len(all), n+2)
 	}
 	// A one-off cli connection is not a presence entry.
-	cli := dial(t, client.Options{URL: url, Token: testToken, InstanceID: "one-off-cli"})
+	cli := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken, InstanceID: "one-off-cli"})
 	var again []protocol.PresenceEntry
 	if err := cli.CallInto(ctx, "system-presence", nil, &again); err != nil {
 		t.Fatal(err)

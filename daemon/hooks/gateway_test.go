@@ -4,40 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 const hookToken = "real-daemon-hook-token-0123456789"
 
-func writeConfig(t *testing.T, path, cfg string) {
-	t.Helper()
-	if err := gatewaytest.WriteConfig(path, cfg); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func post(t *testing.T, url string, headers map[string]string, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := testutil.PostJSON(t, context.Background(), url, headers, body)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatalf("%s answered non-JSON %q", url, raw)
@@ -45,13 +27,13 @@ func post(t *testing.T, url string, headers map[string]string, body string) (int
 	return resp.StatusCode, m
 }
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // TestGatewayHooks runs the hooks on the real gatewayd: off by default,
 // switched on by editing the config file (hot reload, no restart), then
 // authentication and the agent hook.
 func TestGatewayHooks(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{})
 	good := map[string]string{"Authorization": "Bearer " + hookToken}
 	if code, _ := post(t, g.HTTPURL+"/hooks/wake", good, `{"text":"x"}`); code != 404 {
 		t.Fatalf("hooks off by default: %d, want 404", code)
@@ -60,7 +42,7 @@ func TestGatewayHooks(t *testing.T) {
 		t.Fatalf("agent hook off by default: %d, want 404", code)
 	}
 	pid := g.Cmd.Process.Pid
-	writeConfig(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`"}}`)
+	gatewaydtest.WriteConfigT(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`"}}`)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		code, body := post(t, g.HTTPURL+"/hooks/wake", good, `{"text":"deploy finished"}`)
@@ -116,7 +98,7 @@ func errMessage(body map[string]any) string {
 // session including agent:main:main, and by reusing an operator's run id
 // as Idempotency-Key it joined that run and got its answer.
 func TestGatewayHooksReach(t *testing.T) {
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{
 		"hooks": {"enabled": true, "token": "` + hookToken + `"},
 		"agents": {"list": {"main": {}, "ops": {"backend": "echo"}}}}`})
 	good := map[string]string{"Authorization": "Bearer " + hookToken}
@@ -179,7 +161,7 @@ func TestGatewayHooksReach(t *testing.T) {
 	if code != 403 || !strings.Contains(errMessage(body), "hooks.allowedAgentIds is unset") {
 		t.Errorf("agent ops with allowedAgentIds unset: %d %v, want 403", code, body)
 	}
-	writeConfig(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`", "allowedAgentIds": ["ops"]},
+	gatewaydtest.WriteConfigT(t, g.ConfigPath, `{"hooks": {"enabled": true, "token": "`+hookToken+`", "allowedAgentIds": ["ops"]},
 		"agents": {"list": {"main": {}, "ops": {"backend": "echo"}}}}`)
 	deadline := time.Now().Add(15 * time.Second)
 	for {

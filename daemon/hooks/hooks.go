@@ -42,6 +42,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
@@ -74,13 +75,6 @@ const Prefix = "hook:"
 
 // maxKeyBytes bounds an Idempotency-Key (the run id adds Prefix to it).
 const maxKeyBytes = 200
-
-// AgentRunner starts and waits for agent runs (the agent feature's Go API;
-// cmd/gatewayd passes its featureDeps.Agents).
-type AgentRunner interface {
-	StartAgent(ctx context.Context, message, agentID, sessionKey, idempotencyKey string) (runID string, err error)
-	WaitAgent(ctx context.Context, runID string) (status, summary string, err error)
-}
 
 // WakeParams is the body of POST /hooks/wake.
 type WakeParams struct {
@@ -119,14 +113,14 @@ type Options struct {
 	// Agents returns the agent runner, or nil when there is none. It is
 	// called per request, so a runner that is set up after the hooks is
 	// picked up.
-	Agents func() AgentRunner
+	Agents func() agent.Runner
 }
 
 // Service is the hooks feature.
 type Service struct {
 	log    *slog.Logger
 	getenv func(string) string
-	agents func() AgentRunner
+	agents func() agent.Runner
 	st     atomic.Pointer[settings]
 	host   atomic.Pointer[hostRef]
 
@@ -175,7 +169,7 @@ func New(o Options) *Service {
 		o.Getenv = func(string) string { return "" }
 	}
 	if o.Agents == nil {
-		o.Agents = func() AgentRunner { return nil }
+		o.Agents = func() agent.Runner { return nil }
 	}
 	s := &Service{log: o.Log.With("feature", "hooks"), getenv: o.Getenv, agents: o.Agents, kick: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

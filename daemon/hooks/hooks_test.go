@@ -3,8 +3,6 @@ package hooks
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 const (
@@ -24,18 +24,7 @@ const (
 	hookToken    = "hooks-test-hook-token-0123"
 )
 
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// fakeRunner is an AgentRunner for these unit tests (the real one is the
+// fakeRunner is an agent.Runner for these unit tests (the real one is the
 // agent feature's, exercised by the real-daemon test).
 type fakeRunner struct {
 	mu     sync.Mutex
@@ -75,15 +64,15 @@ func hooksConfig(t *testing.T, h config.HooksConfig) *config.Config {
 }
 
 // serve runs a real in-process gateway server on loopback with the hooks.
-func serve(t *testing.T, h config.HooksConfig, runner AgentRunner) *fixture {
+func serve(t *testing.T, h config.HooksConfig, runner agent.Runner) *fixture {
 	t.Helper()
-	s := New(Options{Config: hooksConfig(t, h), Log: testLog(t), Agents: func() AgentRunner { return runner }})
+	s := New(Options{Config: hooksConfig(t, h), Log: testutil.Logger(t), Agents: func() agent.Runner { return runner }})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := gateway.New(gateway.Options{Settings: gateway.Settings{Auth: gateway.AuthSettings{Mode: "token", Token: gatewayToken, MaxAttempts: 5}},
-		Logger: testLog(t), Version: "test", Extensions: []gateway.Extension{s}})
+		Logger: testutil.Logger(t), Version: "test", Extensions: []gateway.Extension{s}})
 	srv.Serve([]net.Listener{l})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -103,17 +92,7 @@ type reply struct {
 
 func post(t *testing.T, url string, headers map[string]string, body string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := testutil.PostJSON(t, context.Background(), url, headers, body)
 	r := reply{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	if err := json.Unmarshal(raw, &r.body); err != nil {
 		t.Fatalf("answer is not a JSON object: %v: %s", err, raw)
@@ -301,14 +280,14 @@ func TestAgentHookWithoutRunner(t *testing.T) {
 }
 
 func TestTokenFromEnvMissing(t *testing.T) {
-	s := New(Options{Config: hooksConfig(t, config.HooksConfig{Enabled: true, TokenEnv: "HOOKS_TOKEN_UNSET"}), Log: testLog(t)})
+	s := New(Options{Config: hooksConfig(t, config.HooksConfig{Enabled: true, TokenEnv: "HOOKS_TOKEN_UNSET"}), Log: testutil.Logger(t)})
 	defer s.Close()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := gateway.New(gateway.Options{Settings: gateway.Settings{Auth: gateway.AuthSettings{Mode: "token", Token: gatewayToken}},
-		Logger: testLog(t), Extensions: []gateway.Extension{s}})
+		Logger: testutil.Logger(t), Extensions: []gateway.Extension{s}})
 	srv.Serve([]net.Listener{l})
 	defer srv.Shutdown(context.Background(), "done", 0)
 	r := post(t, "http://"+l.Addr().String()+PathWake, bearer("anything"), `{"text":"x"}`)

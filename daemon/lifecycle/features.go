@@ -1,13 +1,13 @@
 package lifecycle
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
 
+	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/store"
@@ -41,18 +41,7 @@ type FeatureDeps struct {
 	Getenv  func(string) string
 	// Agents starts and waits for agent runs; set by the agent feature for
 	// the features after it (hooks, the HTTP APIs).
-	Agents AgentRunner
-}
-
-// AgentRunner is the agent feature's Go API for other features: start (or
-// join, by idempotency key) a run, and wait for its end.
-type AgentRunner interface {
-	// StartAgent starts a run (or joins the run with the same
-	// idempotencyKey within 5 minutes) and returns its runId.
-	StartAgent(ctx context.Context, message, agentID, sessionKey, idempotencyKey string) (runID string, err error)
-	// WaitAgent waits for the run's end: status "ok", "error" or
-	// "timeout", and the run's summary (the assistant's text) or error.
-	WaitAgent(ctx context.Context, runID string) (status, summary string, err error)
+	Agents agent.Runner
 }
 
 // storeOpenTimeout bounds the wait for a previous gateway (on --force, or a

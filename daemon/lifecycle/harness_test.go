@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,10 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/startcheck"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/listen"
 )
 
@@ -73,24 +73,6 @@ func (n *recNotifier) last() string {
 		return ""
 	}
 	return n.msgs[len(n.msgs)-1]
-}
-
-// syncBuf is a goroutine-safe buffer for the daemon's stderr.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // loopbackListen is the listeners parameter of every test daemon: the real
@@ -148,7 +130,7 @@ type harness struct {
 	events  chan string
 	exit    chan int
 	notif   *recNotifier
-	stderr  *syncBuf
+	stderr  *testutil.SyncBuffer
 	lis     *loopbackListen
 	feature *fakeFeature
 	port    int
@@ -165,7 +147,7 @@ func startDaemon(t testing.TB, o hOpts) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, sigs: make(chan os.Signal, 8), events: make(chan string, 64), exit: make(chan int, 1),
-		notif: newRecNotifier(), stderr: &syncBuf{}, lis: &loopbackListen{}, feature: &fakeFeature{}, port: gatewaytest.Port(t)}
+		notif: newRecNotifier(), stderr: &testutil.SyncBuffer{}, lis: &loopbackListen{}, feature: &fakeFeature{}, port: gatewaydtest.Port(t)}
 	h.notif.blockReload = o.blockReload
 	h.paths = config.Paths{ConfigPath: filepath.Join(dir, "config.json"), ConfigDir: dir, StateDir: filepath.Join(dir, "state"),
 		LogDir: filepath.Join(dir, "logs"), LogFile: filepath.Join(dir, "logs", "gatewayd.jsonl"), TokenFile: filepath.Join(dir, "state", "gateway.token")}
@@ -205,7 +187,10 @@ func startDaemon(t testing.TB, o hOpts) *harness {
 			t.Errorf("daemon did not stop within 15s")
 		}
 	})
-	h.waitFor("READY=1", 10*time.Second, func() bool { return strings.Contains(h.notif.all(), "READY=1") })
+	testutil.WaitFor(t, 10*time.Second, 20*time.Millisecond, "READY=1", func() (bool, string) {
+		msgs := h.notif.all()
+		return strings.Contains(msgs, "READY=1"), "notified:\n" + msgs + "\ndaemon stderr:\n" + h.stderr.String()
+	})
 	return h
 }
 
@@ -251,17 +236,6 @@ func (h *harness) reload(cfg string) {
 	h.t.Helper()
 	h.write(cfg)
 	h.signal(syscall.SIGHUP, "reload")
-}
-
-func (h *harness) waitFor(what string, d time.Duration, cond func() bool) {
-	h.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out after %s waiting for %s\n%s", d, what, h.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // snapshot is what a reload must not change when it is refused.

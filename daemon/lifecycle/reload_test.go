@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/config/configtest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // TestReloadTransitions is every reload transition as a table: the
@@ -166,7 +166,7 @@ func TestReloadTransitions(t *testing.T) {
 // reloads, and SIGUSR1 applies them all.
 func TestHotModePendingAccumulates(t *testing.T) {
 	h := startDaemon(t, hOpts{config: `{"gateway":{"reload":{"mode":"hot"},"port":PORT}}`})
-	newPort := gatewaytest.Port(t)
+	newPort := gatewaydtest.Port(t)
 	h.reload(fmt.Sprintf(`{"gateway":{"reload":{"mode":"hot"},"port":%d}}`, newPort))
 	h.reload(fmt.Sprintf(`{"gateway":{"reload":{"mode":"hot"},"port":%d},"logging":{"maxFiles":5}}`, newPort))
 	h.reload(fmt.Sprintf(`{"gateway":{"reload":{"mode":"hot"},"port":%d},"logging":{"maxFiles":5,"level":"debug"}}`, newPort))
@@ -286,7 +286,7 @@ func TestSIGUSR1DuringReload(t *testing.T) {
 // feature, store and log closes.
 func TestRestartRebindFailure(t *testing.T) {
 	h := startDaemon(t, hOpts{config: `{"gateway":{"port":PORT}}`})
-	taken := gatewaytest.Port(t)
+	taken := gatewaydtest.Port(t)
 	h.lis.fail.Store(false)
 	// The new port is free for the check but the bind fails.
 	h.lis.failNext(1)

@@ -2,7 +2,6 @@ package logs
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,25 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func readJSONLines(t *testing.T, path string) []map[string]any {
 	t.Helper()
@@ -96,7 +79,7 @@ func TestStderrFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf syncBuffer
+			var buf testutil.SyncBuffer
 			lv := new(slog.LevelVar)
 			lv.Set(slog.LevelDebug)
 			log, closer, err := New(Options{Level: lv, Stderr: &buf, Journal: tt.journal})
@@ -123,7 +106,7 @@ func TestStderrFormats(t *testing.T) {
 }
 
 func TestLevelVarIsShared(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	lv := new(slog.LevelVar)
 	path := filepath.Join(t.TempDir(), "logs", "gatewayd.jsonl")
 	log, closer, err := New(Options{Level: lv, Stderr: &buf, FilePath: path})
@@ -148,7 +131,7 @@ func TestLevelVarIsShared(t *testing.T) {
 func TestFileJSONAndModes(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a", "b", "gatewayd.jsonl")
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log, closer, err := New(Options{Stderr: &buf, FilePath: path})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +171,7 @@ func TestExistingFileIsAppendedAndTightened(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path})
+	log, closer, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +193,7 @@ func TestNewFailsWhenFileCannotBeOpened(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A regular file where the log directory should be: fails even for root.
-	_, _, err := New(Options{Stderr: &syncBuffer{}, FilePath: filepath.Join(blocker, "logs", "gatewayd.jsonl")})
+	_, _, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: filepath.Join(blocker, "logs", "gatewayd.jsonl")})
 	if err == nil || !strings.Contains(err.Error(), "create log directory") {
 		t.Errorf("New = %v, want a create-directory error", err)
 	}
@@ -219,7 +202,7 @@ func TestNewFailsWhenFileCannotBeOpened(t *testing.T) {
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gatewayd.jsonl")
-	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path, MaxBytes: 1000, MaxFiles: 2})
+	log, closer, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: path, MaxBytes: 1000, MaxFiles: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +247,7 @@ func TestRotation(t *testing.T) {
 func TestConcurrentWritersWithRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gatewayd.jsonl")
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	log, closer, err := New(Options{Stderr: &stderr, FilePath: path, MaxBytes: 4096, MaxFiles: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -305,7 +288,7 @@ func TestConcurrentWritersWithRotation(t *testing.T) {
 // file must be retried and recover.
 func TestFileWriteFailureKeepsStderr(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gatewayd.jsonl")
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	log, closer, err := New(Options{Stderr: &stderr, FilePath: path})
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +350,7 @@ func TestFileWriteFailureKeepsStderr(t *testing.T) {
 func TestSetLimits(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gatewayd.jsonl")
-	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path, MaxBytes: 1000, MaxFiles: 4})
+	log, closer, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: path, MaxBytes: 1000, MaxFiles: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +384,7 @@ func TestSetLimits(t *testing.T) {
 	if _, err := os.Stat(path + ".2"); !os.IsNotExist(err) {
 		t.Errorf(".2 came back with maxFiles 1 (err %v)", err)
 	}
-	_, nopC, _ := New(Options{Stderr: &syncBuffer{}})
+	_, nopC, _ := New(Options{Stderr: &testutil.SyncBuffer{}})
 	if SetLimits(nopC, 1, 1) {
 		t.Error("SetLimits on a logger without a file reported true")
 	}

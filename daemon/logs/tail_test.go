@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 func ptr(v int64) *int64 { return &v }
@@ -162,7 +164,7 @@ func TestTailClampsLimits(t *testing.T) {
 // arrive exactly once, whole, in file order.
 func TestTailFollowsConcurrentWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gatewayd.jsonl")
-	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path, MaxBytes: 1 << 30})
+	log, closer, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: path, MaxBytes: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +240,7 @@ func TestTailFollowsConcurrentWriter(t *testing.T) {
 
 func TestTailAcrossRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gatewayd.jsonl")
-	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path, MaxBytes: 2000, MaxFiles: 1})
+	log, closer, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: path, MaxBytes: 2000, MaxFiles: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +278,7 @@ func TestLastError(t *testing.T) {
 	if _, ok := LastError(path, 0); ok {
 		t.Error("LastError(missing) found something")
 	}
-	log, closer, err := New(Options{Stderr: &syncBuffer{}, FilePath: path})
+	log, closer, err := New(Options{Stderr: &testutil.SyncBuffer{}, FilePath: path})
 	if err != nil {
 		t.Fatal(err)
 	}

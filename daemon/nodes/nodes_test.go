@@ -17,22 +17,23 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/nodeproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // startGateway runs gatewayd in dir with the given "nodes" config section.
-func startGateway(t *testing.T, dir string, nodesCfg map[string]any) *gatewaytest.Gateway {
+func startGateway(t *testing.T, dir string, nodesCfg map[string]any) *gatewaydtest.Gateway {
 	t.Helper()
-	o := gatewaytest.Options{Dir: dir}
+	o := gatewaydtest.Options{Dir: dir}
 	if nodesCfg != nil {
 		raw, _ := json.Marshal(map[string]any{"nodes": nodesCfg})
 		o.Config = string(raw)
 	}
-	return gatewaytest.StartT(t, o)
+	return gatewaydtest.StartT(t, o)
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -41,7 +42,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func operator(t *testing.T, g *gatewaytest.Gateway, scopes ...string) *client.Conn {
+func operator(t *testing.T, g *gatewaydtest.Gateway, scopes ...string) *client.Conn {
 	t.Helper()
 	if len(scopes) == 0 {
 		scopes = []string{protocol.ScopeRead, protocol.ScopeWrite, protocol.ScopePairing}
@@ -56,7 +57,7 @@ func operator(t *testing.T, g *gatewaytest.Gateway, scopes ...string) *client.Co
 
 var nodeCommands = []string{"echo", "fail", "hang", "slow"}
 
-func dialNode(ctx context.Context, g *gatewaytest.Gateway, key ed25519.PrivateKey, token, deviceToken string) (*client.Conn, error) {
+func dialNode(ctx context.Context, g *gatewaydtest.Gateway, key ed25519.PrivateKey, token, deviceToken string) (*client.Conn, error) {
 	return client.DialNode(ctx, client.Options{URL: g.URL, Token: token, DeviceToken: deviceToken, Device: key,
 		DisplayName: "test node", DeviceFamily: "server", ModelIdentifier: "test-model-1",
 		Caps: []string{"test"}, Commands: nodeCommands})
@@ -81,18 +82,6 @@ func waitEvent(t *testing.T, c *client.Conn, name string, ok func(json.RawMessag
 			t.Fatalf("no %s event within 10s", name)
 		}
 	}
-}
-
-// waitFor polls cond every 10 ms, at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // callErr calls method and returns the protocol error (fails when the call
@@ -306,10 +295,10 @@ func TestPairInvokeFlow(t *testing.T) {
 				results <- err
 			}()
 		}
-		waitFor(t, "two invokes in flight", func() bool {
+		testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "two invokes in flight", func() (bool, string) {
 			var i nodeproto.NodeInfo
 			callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
-			return i.Inflight == 2
+			return i.Inflight == 2, fmt.Sprintf("%d in flight", i.Inflight)
 		})
 		wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrUnavailable, nodeproto.DetailNodeBusy)
 		close(release)
@@ -328,10 +317,10 @@ func TestPairInvokeFlow(t *testing.T) {
 		_, err := op.Call(context.Background(), nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "hang", "timeoutMs": 20000})
 		mid <- err
 	}()
-	waitFor(t, "the hang invoke in flight", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "the hang invoke in flight", func() (bool, string) {
 		var i nodeproto.NodeInfo
 		callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
-		return i.Inflight == 1
+		return i.Inflight == 1, fmt.Sprintf("%d in flight", i.Inflight)
 	})
 	node.Close()
 	stopServe()
@@ -341,10 +330,10 @@ func TestPairInvokeFlow(t *testing.T) {
 		t.Errorf("invoke during disconnect: got %v, want %s", err, nodeproto.DetailNodeDisconnected)
 	}
 	// Now offline.
-	waitFor(t, "node offline", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "node offline", func() (bool, string) {
 		var i nodeproto.NodeInfo
 		callInto(t, op, nodeproto.MethodDescribe, map[string]string{"nodeId": nodeID}, &i)
-		return !i.Connected && i.LastSeenMs > 0
+		return !i.Connected && i.LastSeenMs > 0, fmt.Sprintf("connected %v, lastSeenMs %d", i.Connected, i.LastSeenMs)
 	})
 	wantErr(t, callErr(t, op, nodeproto.MethodInvoke, map[string]any{"nodeId": nodeID, "command": "echo"}), protocol.ErrUnavailable, nodeproto.DetailNodeOffline)
 
@@ -467,10 +456,10 @@ func TestPairingLifecycle(t *testing.T) {
 		t.Errorf("resolved = %+v, want expired", res)
 	}
 	wantErr(t, callErr(t, op, nodeproto.MethodPairApprove, map[string]string{"requestId": rid2}), protocol.ErrInvalidRequest, nodeproto.DetailRequestNotFound)
-	waitFor(t, "every request expired", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "every request expired", func() (bool, string) {
 		var l nodeproto.PairList
 		callInto(t, op, nodeproto.MethodPairList, nil, &l)
-		return len(l.Pending) == 0
+		return len(l.Pending) == 0, fmt.Sprintf("%d pending", len(l.Pending))
 	})
 
 	// An operator registers a node by id ahead of its first connect.
@@ -564,10 +553,10 @@ func TestApprovalsSurviveKill(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "50 acknowledged approvals", func() bool {
+	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "50 acknowledged approvals", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(acked) >= 50
+		return len(acked) >= 50, fmt.Sprintf("%d acknowledged", len(acked))
 	})
 	if err := g.Cmd.Process.Kill(); err != nil { // SIGKILL, by PID
 		t.Fatal(err)

@@ -36,48 +36,15 @@ import (
 // the prefix of the others: "gateway", "gateway/ops".
 const ModelPrefix = "gateway"
 
-// Feature is the agent feature as the daemon runs it: the agent.Manager
-// (protocol methods, Go API) plus the OpenAI-compatible HTTP routes.
-type Feature struct {
-	*agent.Manager
-	api *API
-}
-
-// NewFeature builds the agent manager and the HTTP API over it.
-func NewFeature(o agent.Options) (*Feature, error) {
-	m, err := agent.New(o)
-	if err != nil {
-		return nil, err
-	}
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Feature{Manager: m, api: NewAPI(m, o.Config, log)}, nil
-}
-
-// Apply takes a reloaded config: the agents and the endpoints' switches.
-func (f *Feature) Apply(cfg *config.Config) {
-	f.Manager.Apply(cfg)
-	f.api.Apply(cfg)
-}
-
-// Bind hands the current server generation to the manager and the API.
-func (f *Feature) Bind(h gateway.Host) {
-	f.Manager.Bind(h)
-	f.api.Bind(h)
-}
-
-// Routes implements gateway.HTTPRoutes.
-func (f *Feature) Routes() []gateway.Route { return f.api.Routes() }
-
 // Authorizer checks a request's credentials, writing 401/429 itself when
 // they fail (gateway.Host.AuthorizeHTTP).
 type Authorizer interface {
 	AuthorizeHTTP(w http.ResponseWriter, r *http.Request) bool
 }
 
-// API is the HTTP handlers.
+// API is the HTTP handlers. It is a gateway extension with routes and
+// no methods or events; gatewayd runs it as part of the agent feature
+// (cmd/gatewayd/features.go), over that feature's agent.Manager.
 type API struct {
 	m    *agent.Manager
 	log  *slog.Logger
@@ -101,8 +68,20 @@ func (a *API) Apply(cfg *config.Config) {
 	a.cfg.Store(&h)
 }
 
-// Bind sets who checks credentials (the current server generation).
-func (a *API) Bind(auth Authorizer) { a.auth.Store(&auth) }
+// Name implements gateway.Extension.
+func (a *API) Name() string { return "openai" }
+
+// Methods implements gateway.Extension: the API serves HTTP only.
+func (a *API) Methods() []gateway.Method { return nil }
+
+// Events implements gateway.Extension: the API emits none.
+func (a *API) Events() []string { return nil }
+
+// Bind takes the current server generation, which checks credentials.
+func (a *API) Bind(h gateway.Host) {
+	var auth Authorizer = h
+	a.auth.Store(&auth)
+}
 
 // Routes are the API's patterns.
 func (a *API) Routes() []gateway.Route {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -16,50 +15,27 @@ import (
 	"github.com/openai/openai-go/option"
 	"github.com/openai/openai-go/responses"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 const enabledConfig = `{"http":{"endpoints":{"chatCompletions":{"enabled":true},"responses":{"enabled":true}},"maxBodyBytes":4096},
  "agents":{"maxConcurrent":64,"list":{"ops":{"description":"ops"},"broken":{"backend":"exec","exec":{"command":"/bin/sh","args":["-c","echo nope >&2; exit 1"]}}}}}`
 
-func writeConfig(t testing.TB, dir, cfg string) {
+func startGateway(t testing.TB, dir, cfg string) *gatewaydtest.Gateway {
 	t.Helper()
-	if err := gatewaytest.WriteConfig(gatewaytest.ConfigPath(dir), cfg); err != nil {
-		t.Fatal(err)
-	}
+	return gatewaydtest.StartT(t, gatewaydtest.Options{Dir: dir, Config: cfg})
 }
 
-func startGateway(t testing.TB, dir, cfg string) *gatewaytest.Gateway {
-	t.Helper()
-	return gatewaytest.StartT(t, gatewaytest.Options{Dir: dir, Config: cfg})
-}
-
-func sdk(g *gatewaytest.Gateway) oai.Client {
+func sdk(g *gatewaydtest.Gateway) oai.Client {
 	return oai.NewClient(option.WithBaseURL(g.HTTPURL+"/v1/"), option.WithAPIKey(g.Token), option.WithMaxRetries(0))
 }
 
-func post(t testing.TB, g *gatewaytest.Gateway, path, token, body string) (*http.Response, []byte) {
+func post(t testing.TB, g *gatewaydtest.Gateway, path, token, body string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.HTTPURL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, raw
+	return testutil.PostJSON(t, context.Background(), g.HTTPURL+path, testutil.Bearer(token), body)
 }
 
 func keys(t testing.TB, raw json.RawMessage) []string {
@@ -115,7 +91,7 @@ func TestDisabledAndAuth(t *testing.T) {
 	if resp, err := http.Get(g.HTTPURL + "/v1/models"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("models disabled: %v %v", resp, err)
 	}
-	writeConfig(t, dir, enabledConfig)
+	gatewaydtest.WriteConfigT(t, gatewaydtest.ConfigPath(dir), enabledConfig)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, _ := post(t, g, "/v1/chat/completions", g.Token, `{"model":"gateway","messages":[{"role":"user","content":"on"}]}`)

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // cliTimeout bounds one openclaw command (its start alone takes 10-70 s
@@ -116,7 +116,7 @@ func TestOpenClawCLI(t *testing.T) {
 	// (its other channels deliver from the CLI itself), so the webhook
 	// channel is named telegram.
 	cfg := fmt.Sprintf(`{"channels":{"webhooks":{"telegram":{"url":%q,"secret":"webhook-secret-0123456789","targets":["*"]}}}}`, hook.URL+"/hook")
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: cfg})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: cfg})
 	c := newCLI(t, tl, g.URL, g.Token)
 
 	t.Run("agent --agent main", func(t *testing.T) {
@@ -212,7 +212,7 @@ func TestOpenClawNodeClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pkg, "dist", "index.mjs")); err != nil {
 		t.Skipf("SKIPPING the openclaw-node test: %s is missing; run .ci/setup-openclaw-node (it installs openclaw-node@0.14.0 into $GATEWAYD_TOOLS)", pkg)
 	}
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: `{"channels":{"webhooks":{"ops":{"url":"http://127.0.0.1:9/hook","secret":"do-not-leak-this-secret","targets":["ops"]}}}}`})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"channels":{"webhooks":{"ops":{"url":"http://127.0.0.1:9/hook","secret":"do-not-leak-this-secret","targets":["ops"]}}}}`})
 	msg := fmt.Sprintf("hello from openclaw-node %d", time.Now().UnixNano())
 	cmd := tl.nodeCmd(filepath.Join("testdata", "openclaw-node.mjs"), pkg, g.URL, g.Token)
 	cmd.Env = append(cmd.Env, "OCN_MESSAGE="+msg)

@@ -15,10 +15,10 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/agent"
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/logs"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // scriptDir is daemon/protocol/openclaw, where the Node scripts that read
@@ -333,7 +333,7 @@ func TestCompareParamsCatchesDrift(t *testing.T) {
 // scope. And an unknown method is unknown, for any scopes, not forbidden.
 func TestOpenClawMethodScopes(t *testing.T) {
 	tl := openclaw(t)
-	g := gatewaytest.StartT(t, gatewaytest.Options{})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	read, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeRead}})

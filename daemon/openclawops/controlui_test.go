@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/debugger"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // spy runs in the page before OpenClaw's Control UI: it records every
@@ -71,13 +70,7 @@ type tab struct {
 
 func evalIn[T any](p *tab, expr string) T {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		p.t.Fatalf("evaluate %s: %v\n%s", expr, err, p.state())
-	}
-	return v
+	return browsertest.Eval[T](p.t, p.ctx, expr, p.state)
 }
 
 // wait polls a JavaScript condition until it is truthy, for at most d
@@ -140,8 +133,8 @@ func (p *tab) screenshot(dir, name string) string {
 }
 
 type pageLog struct {
+	exceptions *browsertest.Exceptions
 	mu         sync.Mutex
-	exceptions []string
 	console    []string
 }
 
@@ -164,28 +157,12 @@ func (l *pageLog) watch(ctx context.Context) {
 			l.mu.Unlock()
 		}
 	}()
-	go func() {
-		for ev, err := range chromedp.Events(ctx, runtime.ExceptionThrown) {
-			if err != nil {
-				return
-			}
-			d := ev.ExceptionDetails
-			text := d.Text
-			if d.Exception != nil && d.Exception.Description != "" {
-				text += ": " + d.Exception.Description
-			}
-			l.mu.Lock()
-			l.exceptions = append(l.exceptions, text)
-			l.mu.Unlock()
-		}
-	}()
+	l.exceptions = browsertest.WatchExceptions(ctx)
 }
 
 func startBrowser(t *testing.T, bg context.Context) *tab {
 	ctx := browsertest.Start(t, bg, 1280, 900)
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
-		t.Fatalf("inject the WebSocket spy: %v", err)
-	}
+	browsertest.Inject(t, ctx, spy)
 	return &tab{t: t, ctx: ctx}
 }
 
@@ -203,7 +180,7 @@ func TestControlUIChat(t *testing.T) {
 	uiDir := filepath.Join(tl.Dist, "control-ui")
 	uiURL := serveControlUI(t, uiDir)
 	cfg := fmt.Sprintf(`{"gateway":{"controlUi":{"allowedOrigins":[%q]}}}`, uiURL)
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: cfg})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: cfg})
 	p := startBrowser(t, bg)
 	var plog pageLog
 	plog.watch(p.ctx)
@@ -278,9 +255,7 @@ func TestControlUIChat(t *testing.T) {
 			t.Errorf("the UI did not call %s after the page load", m)
 		}
 	}
-	plog.mu.Lock()
-	defer plog.mu.Unlock()
-	for _, e := range plog.exceptions {
+	for _, e := range plog.exceptions.List() {
 		t.Logf("page exception: %s", e)
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 
 // TestGatewayToolsInvoke runs /tools/invoke on the real gatewayd binary.
 func TestGatewayToolsInvoke(t *testing.T) {
@@ -20,7 +20,7 @@ func TestGatewayToolsInvoke(t *testing.T) {
 	            "argsSchema": {"type": "object", "properties": {"who": {"type": "string", "minLength": 1}}, "required": ["who"]}},
 	  "hang":  {"command": ["/bin/sleep", "60"], "timeoutMs": 200}
 	}}}`
-	g := gatewaytest.StartT(t, gatewaytest.Options{Config: cfg})
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: cfg})
 	tests := []struct {
 		name, auth, body string
 		code             int

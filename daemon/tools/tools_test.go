@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,21 +16,11 @@ import (
 
 	"github.com/gatewayd/gatewayd/daemon/config"
 	"github.com/gatewayd/gatewayd/daemon/gateway"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/procs/procstest"
 )
 
 const testToken = "tools-test-token-0123456789"
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // serve runs a real in-process gateway server on loopback with the tools
 // feature and returns its base URL.
@@ -43,7 +31,7 @@ func serve(t *testing.T, s *Service) string {
 		t.Fatal(err)
 	}
 	srv := gateway.New(gateway.Options{Settings: gateway.Settings{Auth: gateway.AuthSettings{Mode: "token", Token: testToken}},
-		Logger: testLog(t), Version: "test", Extensions: []gateway.Extension{s}})
+		Logger: testutil.Logger(t), Version: "test", Extensions: []gateway.Extension{s}})
 	srv.Serve([]net.Listener{l})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -76,17 +64,7 @@ type answer struct {
 
 func invoke(t *testing.T, ctx context.Context, base, token, body string) answer {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+Path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json") // the gateway refuses other bodies (415)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", Path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := testutil.PostJSON(t, ctx, base+Path, testutil.Bearer(token), body)
 	var a answer
 	if err := json.Unmarshal(raw, &a); err != nil {
 		t.Fatalf("answer is not JSON: %v: %s", err, raw)
@@ -113,7 +91,7 @@ func TestInvoke(t *testing.T) {
 		},
 	})
 	t.Setenv("GATEWAY_TOKEN", "must-not-leak")
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t), Builtins: CoreBuiltins()}))
+	base := serve(t, New(Options{Config: cfg, Log: testutil.Logger(t), Builtins: CoreBuiltins()}))
 	ctx := context.Background()
 	tests := []struct {
 		name, token, body string
@@ -232,29 +210,19 @@ func procGone(pid int) bool {
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		<-tick.C
-	}
-}
-
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	var pid int
-	waitFor(t, "the tool's pid file", 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, 10*time.Millisecond, "the tool's pid file", func() (bool, string) {
 		b, err := os.ReadFile(path)
-		if err != nil || !bytes.HasSuffix(b, []byte("\n")) {
-			return false
+		if err != nil {
+			return false, err.Error()
+		}
+		if !bytes.HasSuffix(b, []byte("\n")) {
+			return false, fmt.Sprintf("no full line yet: %q", b)
 		}
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
+		return err == nil, fmt.Sprintf("%q", b)
 	})
 	return pid
 }
@@ -270,7 +238,7 @@ func TestTimeoutKillsEveryProcess(t *testing.T) {
 	cfg := toolsConfig(t, config.ToolsConfig{Exec: map[string]config.ExecToolConfig{
 		"hang": {Command: []string{"/bin/sh", "-c", procstest.Script, "sh", "wait"}, TimeoutMs: 3000, Env: map[string]string{"DIR": dir}},
 	}})
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t)}))
+	base := serve(t, New(Options{Config: cfg, Log: testutil.Logger(t)}))
 	start := time.Now()
 	a := invoke(t, context.Background(), base, testToken, `{"tool":"hang"}`)
 	if a.code != http.StatusRequestTimeout || a.Error.Type != TypeTimeout || !strings.Contains(a.Error.Message, "every process it started were killed") {
@@ -292,7 +260,7 @@ func TestToolRunEndsEveryProcess(t *testing.T) {
 		"spawner": {Command: []string{"/bin/sh", "-c", procstest.Script, "sh", "exit"}, Env: map[string]string{"DIR": dir},
 			Limits: &config.ProcessLimits{OpenFiles: 64}},
 	}})
-	base := serve(t, New(Options{Config: cfg, Log: testLog(t)}))
+	base := serve(t, New(Options{Config: cfg, Log: testutil.Logger(t)}))
 	a := invoke(t, context.Background(), base, testToken, `{"tool":"spawner"}`)
 	if a.code != 200 || string(a.Result) != `"started"` {
 		t.Fatalf("spawner: %d %s %+v", a.code, a.Result, a.Error)
@@ -306,7 +274,7 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	cfg := toolsConfig(t, config.ToolsConfig{MaxConcurrent: 1, Exec: map[string]config.ExecToolConfig{
 		"slow": {Command: []string{"/bin/sh", "-c", `echo $$ > "$PIDFILE"; exec sleep 60`}, Env: map[string]string{"PIDFILE": pidFile}},
 	}})
-	s := New(Options{Config: cfg, Log: testLog(t)})
+	s := New(Options{Config: cfg, Log: testutil.Logger(t)})
 	base := serve(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan answer, 1)
@@ -329,16 +297,21 @@ func TestConcurrencyLimitAndCancel(t *testing.T) {
 	cancel()
 	<-done
 	if _, err := os.Stat("/proc/self/stat"); err == nil {
-		waitFor(t, "the cancelled tool to die", 5*time.Second, func() bool { return procGone(pid) })
+		testutil.WaitFor(t, 5*time.Second, 10*time.Millisecond, "the cancelled tool to die", func() (bool, string) {
+			return procGone(pid), fmt.Sprintf("pid %d still there", pid)
+		})
 	}
-	waitFor(t, "the slot to free up", 5*time.Second, func() bool { return s.running.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, 10*time.Millisecond, "the slot to free up", func() (bool, string) {
+		n := s.running.Load()
+		return n == 0, fmt.Sprintf("%d running", n)
+	})
 	if a := invoke(t, context.Background(), base, testToken, `{"tool":"gateway.tools"}`); a.code != 200 {
 		t.Errorf("after the slow tool ended: %d %+v", a.code, a.Error)
 	}
 }
 
 func TestApplyAddsTool(t *testing.T) {
-	s := New(Options{Config: toolsConfig(t, config.ToolsConfig{}), Log: testLog(t)})
+	s := New(Options{Config: toolsConfig(t, config.ToolsConfig{}), Log: testutil.Logger(t)})
 	base := serve(t, s)
 	if a := invoke(t, context.Background(), base, testToken, `{"tool":"late"}`); a.code != 404 {
 		t.Fatalf("before reload: %d", a.code)

@@ -3,6 +3,7 @@ package pkgtest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/packaging/pkgbuild"
 	"github.com/gatewayd/gatewayd/platform/sdtest"
 )
@@ -47,21 +49,6 @@ func (c *container) must(script string) string {
 func (c *container) prop(unit, p string) string {
 	c.t.Helper()
 	return c.must("systemctl show -P " + p + " " + unit)
-}
-
-// waitFor polls cond every 100 ms for up to d.
-func (c *container) waitFor(what string, d time.Duration, cond func() bool) {
-	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for i := 0; ; i++ {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) || i > int(d/(100*time.Millisecond))+10 {
-			c.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // statusJSON is the part of `gatewayctl status --json` this test reads.
@@ -170,8 +157,9 @@ func TestEndToEndSystemd(t *testing.T) {
 	if s.Leader == oldLeader {
 		t.Fatal("the container's PID 1 did not change across the reboot")
 	}
-	c.waitFor("gatewayd.service active after the reboot", 30*time.Second, func() bool {
-		return c.prop("gatewayd.service", "ActiveState") == "active"
+	testutil.WaitFor(t, 30*time.Second, 100*time.Millisecond, "gatewayd.service active after the reboot", func() (bool, string) {
+		s := c.prop("gatewayd.service", "ActiveState")
+		return s == "active", "ActiveState=" + s
 	})
 	if wb := c.prop("gatewayd.service", "WantedBy"); !strings.Contains(wb, "multi-user.target") {
 		t.Errorf("gatewayd.service WantedBy=%q, want multi-user.target (started by the boot, not by a client)", wb)
@@ -211,8 +199,9 @@ func TestEndToEndSystemd(t *testing.T) {
 	if out, code := c.sh("gatewayctl doctor"); code != 0 {
 		t.Errorf("gatewayctl doctor after --fix: exit %d\n%s", code, out)
 	}
-	c.waitFor("gatewayd.service active after doctor --fix", 30*time.Second, func() bool {
-		return c.prop("gatewayd.service", "ActiveState") == "active"
+	testutil.WaitFor(t, 30*time.Second, 100*time.Millisecond, "gatewayd.service active after doctor --fix", func() (bool, string) {
+		s := c.prop("gatewayd.service", "ActiveState")
+		return s == "active", "ActiveState=" + s
 	})
 	pid = c.prop("gatewayd.service", "MainPID")
 	socketSince := c.prop("gatewayd.socket", "ActiveEnterTimestampMonotonic")
@@ -220,8 +209,9 @@ func TestEndToEndSystemd(t *testing.T) {
 	// 4. Upgrade: the new binary accepts the config, so the service
 	// restarts on it; the socket is never stopped.
 	c.must(apt + deb(up))
-	c.waitFor("gatewayd.service active after the upgrade", 30*time.Second, func() bool {
-		return c.prop("gatewayd.service", "ActiveState") == "active"
+	testutil.WaitFor(t, 30*time.Second, 100*time.Millisecond, "gatewayd.service active after the upgrade", func() (bool, string) {
+		s := c.prop("gatewayd.service", "ActiveState")
+		return s == "active", "ActiveState=" + s
 	})
 	if newPID := c.prop("gatewayd.service", "MainPID"); newPID == pid {
 		t.Errorf("the service was not restarted by the upgrade (MainPID still %s)", pid)
@@ -235,9 +225,9 @@ func TestEndToEndSystemd(t *testing.T) {
 	if v := c.must("gatewayctl version --json"); json.Unmarshal([]byte(v), &ver) != nil || ver.Client.Version != upVersion {
 		t.Errorf("after the upgrade gatewayctl version says:\n%s\nwant client version %s", v, upVersion)
 	}
-	c.waitFor("the upgraded gateway answering", 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, 100*time.Millisecond, "the upgraded gateway answering", func() (bool, string) {
 		st := c.status()
-		return st.RPC.OK && st.RPC.ServerVersion == upVersion
+		return st.RPC.OK && st.RPC.ServerVersion == upVersion, fmt.Sprintf("rpc ok %v, server version %q", st.RPC.OK, st.RPC.ServerVersion)
 	})
 
 	// 5. The operator sets a reload debounce this version accepts, and the
@@ -291,9 +281,9 @@ func TestEndToEndSystemd(t *testing.T) {
 	if code != 0 || strings.Contains(out, "rejects the configuration") {
 		t.Errorf("reinstall after fixing the config: exit %d\n%s", code, out)
 	}
-	c.waitFor("the stricter version answering after the fix", 30*time.Second, func() bool {
+	testutil.WaitFor(t, 30*time.Second, 100*time.Millisecond, "the stricter version answering after the fix", func() (bool, string) {
 		st := c.status()
-		return st.RPC.OK && st.RPC.ServerVersion == strictVersion
+		return st.RPC.OK && st.RPC.ServerVersion == strictVersion, fmt.Sprintf("rpc ok %v, server version %q", st.RPC.OK, st.RPC.ServerVersion)
 	})
 	if got := c.prop("gatewayd.service", "MainPID"); got == pid {
 		t.Errorf("the reinstall did not restart the gateway (MainPID still %s)", pid)

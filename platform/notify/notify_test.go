@@ -1,42 +1,24 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/gatewayd/gatewayd/internal/testutil"
 	"github.com/gatewayd/gatewayd/platform/notify/notifytest"
 )
 
 // The tests here set NOTIFY_SOCKET with t.Setenv, so none runs in parallel.
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger(w *lockedBuffer) *slog.Logger {
+func testLogger(w *testutil.SyncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -114,7 +96,7 @@ func TestNotifier(t *testing.T) {
 func TestNotifierWithoutSocketIsSilent(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
 	os.Unsetenv("NOTIFY_SOCKET")
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	n := New(testLogger(&logs))
 	if n.Enabled() {
 		t.Fatal("Enabled() = true without NOTIFY_SOCKET")
@@ -136,7 +118,7 @@ func TestNotifierSendErrorLoggedOnce(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	t.Setenv("NOTIFY_SOCKET", dir+"/missing.sock")
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	n := New(testLogger(&logs))
 	for range 3 {
 		n.Ready("x")
@@ -239,7 +221,7 @@ func TestRunWatchdog(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sock := notifytest.Listen(t)
 			t.Setenv("NOTIFY_SOCKET", sock.Path())
-			var logs lockedBuffer
+			var logs testutil.SyncBuffer
 			log := testLogger(&logs)
 			var calls atomic.Int64
 			reached := make(chan struct{})

@@ -22,6 +22,8 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // gcTestMu keeps the GC tests from collecting each other's victims (and so
@@ -122,22 +124,6 @@ func statDevs(t *testing.T) map[string]devState {
 	return out
 }
 
-// waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func startUnit(ctx context.Context, t *testing.T, c *sddbus.Conn, name string) {
 	t.Helper()
 	ch := make(chan string, 1)
@@ -225,7 +211,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	// READY=1 reaches the manager over its notify socket, independently of
 	// our reply: wait for the state it produces.
-	waitFor(t, 10*time.Second, "service active", func() (bool, string) {
+	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "service active", func() (bool, string) {
 		s := unitProp(ctx, t, c, "sdtest-echo.service", "ActiveState")
 		return s == "active", s
 	})
@@ -258,7 +244,7 @@ func TestSocketActivation(t *testing.T) {
 	if err != nil || strings.TrimSpace(out) != "running" {
 		t.Errorf("systemctl is-system-running = %q, %v; want running", out, err)
 	}
-	waitFor(t, 10*time.Second, "service output in the manager log", func() (bool, string) {
+	testutil.WaitFor(t, 10*time.Second, 10*time.Millisecond, "service output in the manager log", func() (bool, string) {
 		return strings.Contains(m.Log(), `sdtest-echo: served "ping"`), tail(m.Log(), 300)
 	})
 
@@ -522,7 +508,7 @@ func TestGCAfterKilledTestRun(t *testing.T) {
 	ownerPID := cmd.Process.Pid
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
-	waitFor(t, 30*time.Second, "manager to exit on its parent-death signal", func() (bool, string) {
+	testutil.WaitFor(t, 30*time.Second, 10*time.Millisecond, "manager to exit on its parent-death signal", func() (bool, string) {
 		s, ok := procStart(managerPID)
 		return !ok || s != starts[managerPID], "still running"
 	})

@@ -59,23 +59,24 @@ func server(tb testing.TB) *gateway.Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ai, err := openai.NewFeature(agent.Options{Config: cfg, Store: st, Log: log, Getenv: func(string) string { return "" }})
+	ai, err := agent.New(agent.Options{Config: cfg, Store: st, Log: log, Getenv: func(string) string { return "" }})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	api := openai.NewAPI(ai, cfg, log)
 	u, err := ui.New(ui.Options{Version: "fuzz", Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tl := tools.New(tools.Options{Config: cfg, Log: log, Builtins: tools.CoreBuiltins()})
-	hk := hooks.New(hooks.Options{Config: cfg, Log: log, Agents: func() hooks.AgentRunner { return ai }})
+	hk := hooks.New(hooks.Options{Config: cfg, Log: log, Agents: func() agent.Runner { return ai }})
 	s := gateway.New(gateway.Options{Logger: log, Version: "fuzz",
 		Settings: gateway.Settings{
 			Auth:           gateway.AuthSettings{Mode: "token", Token: token, MaxAttempts: 1 << 30},
 			AllowedHosts:   cfg.Gateway.AllowedHosts,
 			AllowedOrigins: cfg.Gateway.ControlUI.AllowedOrigins,
 		},
-		Extensions: []gateway.Extension{u, ai, tl, hk}})
+		Extensions: []gateway.Extension{u, ai, api, tl, hk}})
 	s.Serve(nil)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

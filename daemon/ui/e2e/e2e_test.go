@@ -16,13 +16,11 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatewayd/gatewayd/daemon/client"
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // spy runs in the page before the UI's own module (CDP-injected scripts are
@@ -53,30 +51,15 @@ const spy = `(() => {
 // console/log entries. CSP violations are log entries from the "security"
 // source (or mention the Content Security Policy).
 type browserLog struct {
+	exceptions *browsertest.Exceptions
 	mu         sync.Mutex
-	exceptions []string
 	entries    []string
 	violations []string
 }
 
 func (b *browserLog) watch(ctx context.Context) {
-	exc := chromedp.Events(ctx, runtime.ExceptionThrown)
+	b.exceptions = browsertest.WatchExceptions(ctx)
 	entries := chromedp.Events(ctx, log.EntryAdded)
-	go func() {
-		for ev, err := range exc {
-			if err != nil {
-				return
-			}
-			d := ev.ExceptionDetails
-			text := d.Text
-			if d.Exception != nil && d.Exception.Description != "" {
-				text += ": " + d.Exception.Description
-			}
-			b.mu.Lock()
-			b.exceptions = append(b.exceptions, fmt.Sprintf("%s (%s:%d)", text, d.URL, d.LineNumber+1))
-			b.mu.Unlock()
-		}
-	}()
 	go func() {
 		for ev, err := range entries {
 			if err != nil {
@@ -101,8 +84,8 @@ func (b *browserLog) check(t *testing.T) {
 	for _, e := range b.entries {
 		t.Logf("browser: %s", e)
 	}
-	if len(b.exceptions) > 0 {
-		t.Errorf("uncaught exceptions in the page:\n%s", strings.Join(b.exceptions, "\n"))
+	if exc := b.exceptions.List(); len(exc) > 0 {
+		t.Errorf("uncaught exceptions in the page:\n%s", strings.Join(exc, "\n"))
 	}
 	if len(b.violations) > 0 {
 		t.Errorf("Content-Security-Policy violations (the UI must work under its own strict policy):\n%s", strings.Join(b.violations, "\n"))
@@ -127,13 +110,7 @@ func (p *tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 
 func eval[T any](p *tab, expr string) T {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		p.t.Fatalf("evaluate %s: %v\n%s", expr, err, p.state())
-	}
-	return v
+	return browsertest.Eval[T](p.t, p.ctx, expr, p.state)
 }
 
 // wait polls a JavaScript condition until it is truthy (bounded: 20 s).
@@ -218,14 +195,14 @@ func TestControlUIInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
-	bin, err := gatewaytest.Build(t.TempDir())
+	bin, err := gatewaydtest.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	bg, stop := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer stop()
-	g, err := gatewaytest.Start(bg, bin, gatewaytest.Options{Dir: dir})
+	g, err := gatewaydtest.Start(bg, bin, gatewaydtest.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +433,7 @@ func TestControlUIInChromium(t *testing.T) {
 			t.Fatalf("stop gatewayd: %v", err)
 		}
 		p.wait("the UI notices", `document.body.dataset.state === "reconnecting"`)
-		g2, err := gatewaytest.Start(bg, bin, gatewaytest.Options{Dir: dir, Port: g.Port, Token: g.Token})
+		g2, err := gatewaydtest.Start(bg, bin, gatewaydtest.Options{Dir: dir, Port: g.Port, Token: g.Token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,8 +468,6 @@ func openTab(t *testing.T, bg context.Context) (*tab, *browserLog) {
 	ctx := browsertest.Start(t, bg, 1280, 1100)
 	blog := &browserLog{}
 	blog.watch(ctx)
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: spy}); err != nil {
-		t.Fatalf("inject the WebSocket spy: %v", err)
-	}
+	browsertest.Inject(t, ctx, spy)
 	return &tab{t: t, ctx: ctx}, blog
 }

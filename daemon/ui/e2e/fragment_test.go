@@ -9,8 +9,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/gatewayd/gatewayd/daemon/client/gatewaytest"
 	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
+	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
 // TestControlUISignsInFromFragment opens the URL `gatewayctl dashboard`
@@ -23,13 +23,13 @@ func TestControlUISignsInFromFragment(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
-	bin, err := gatewaytest.Build(t.TempDir())
+	bin, err := gatewaydtest.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	bg, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
-	g, err := gatewaytest.Start(bg, bin, gatewaytest.Options{Dir: t.TempDir()})
+	g, err := gatewaydtest.Start(bg, bin, gatewaydtest.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package gatewaytest
+package gatewaydtest
 
 import (
 	"context"
@@ -19,7 +19,7 @@ var shared struct {
 // Main runs a test binary's tests and then removes the gatewayd binary
 // Binary built for them. Use it as the package's TestMain:
 //
-//	func TestMain(m *testing.M) { os.Exit(gatewaytest.Main(m)) }
+//	func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 func Main(m *testing.M) int {
 	code := m.Run()
 	if shared.dir != "" {
@@ -34,7 +34,7 @@ func Main(m *testing.M) int {
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "gatewaytest-")
+		shared.dir, shared.err = os.MkdirTemp("", "gatewaydtest-")
 		if shared.err == nil {
 			shared.bin, shared.err = Build(shared.dir)
 		}
@@ -81,4 +81,13 @@ func Port(tb testing.TB) int {
 		tb.Fatal(err)
 	}
 	return p
+}
+
+// WriteConfigT is WriteConfig for a test (the config file at path, say a
+// running Gateway's ConfigPath); a failure fails tb.
+func WriteConfigT(tb testing.TB, path, cfg string) {
+	tb.Helper()
+	if err := WriteConfig(path, cfg); err != nil {
+		tb.Fatal(err)
+	}
 }

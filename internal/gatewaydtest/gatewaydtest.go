@@ -1,7 +1,9 @@
-// Package gatewaytest builds the real gatewayd binary and runs it as a child
-// process for tests and benchmarks of the protocol client, the bench load
-// generator and gatewayctl: a fresh process per caller, its own state,
-// config and log directories, a free loopback port and a known token.
+// Package gatewaydtest is the harness for the daemon binary: it builds the
+// real gatewayd and runs it as a child process for the tests and benchmarks
+// that talk to it (the protocol client, the features, gatewayctl, the bench
+// load generator): a fresh process per caller, its own state, config and
+// log directories, a free loopback port and a known token. Only tests and
+// benchmarks import it.
 //
 // Nothing is faked: Build runs `go build` on cmd/gatewayd and Start execs
 // the result. When the go tool or the package cannot be built, Build returns
@@ -9,7 +11,7 @@
 // host's gateway: every GATEWAY_* and systemd variable is removed from the
 // child's environment and replaced with paths under the caller's directory.
 // RSS is Linux-only (/proc); elsewhere it returns an error.
-package gatewaytest
+package gatewaydtest
 
 import (
 	"bytes"
@@ -25,9 +27,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 // Package is the import path of the daemon's main package.
@@ -103,25 +106,16 @@ type Gateway struct {
 	ConfigPath string
 	Started    time.Time // just before exec
 
-	mu     sync.Mutex
-	output bytes.Buffer
+	output testutil.SyncBuffer
 	exited chan struct{}
 	err    error // from Wait, valid after exited is closed
 }
 
 // Write collects the child's stdout and stderr.
-func (g *Gateway) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.output.Write(p)
-}
+func (g *Gateway) Write(p []byte) (int, error) { return g.output.Write(p) }
 
 // Output returns what the child wrote to stdout and stderr so far.
-func (g *Gateway) Output() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.output.String()
-}
+func (g *Gateway) Output() string { return g.output.String() }
 
 // Exited is closed when the child has exited.
 func (g *Gateway) Exited() <-chan struct{} { return g.exited }
@@ -180,7 +174,7 @@ func Env(dir string) []string {
 // ready. On failure the child is stopped and the error carries its output.
 func Start(ctx context.Context, bin string, o Options) (*Gateway, error) {
 	if o.Dir == "" {
-		return nil, errors.New("gatewaytest.Start: Options.Dir is required (pass t.TempDir())")
+		return nil, errors.New("gatewaydtest.Start: Options.Dir is required (pass t.TempDir())")
 	}
 	if o.Port == 0 {
 		p, err := FreePort()

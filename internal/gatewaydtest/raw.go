@@ -1,4 +1,4 @@
-package gatewaytest
+package gatewaydtest
 
 import (
 	"bufio"
