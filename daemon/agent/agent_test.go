@@ -181,15 +181,26 @@ func TestIdempotentJoin(t *testing.T) {
 	c1, c2 := dial(t, g), dial(t, g)
 	p := client.AgentParams{Message: "one two three four five six seven eight", IdempotencyKey: "join-1", AgentID: "slow", SessionKey: "join"}
 	var wg sync.WaitGroup
-	var r1 *run
+	r1 := &run{}
+	streaming := make(chan struct{})
+	var once sync.Once
 	wg.Add(1)
-	go func() { defer wg.Done(); r1 = runAgent(t, c1, p, 20*time.Second) }()
-	// Wait until the run is in progress, then join.
-	testutil.WaitFor(t, 10*time.Second, 20*time.Millisecond, "the first run to start", func() (bool, string) {
-		var h history
-		_ = call(t, c2, "chat.history", map[string]any{"sessionKey": "join"}, &h)
-		return h.Total >= 1, fmt.Sprintf("%d messages", h.Total)
-	})
+	go func() {
+		defer wg.Done()
+		r1.result, r1.err = c1.Agent(ctxT(t, 20*time.Second), p, func(a client.AgentAccepted) { r1.accepted = a }, func(ev client.AgentEvent) {
+			r1.events = append(r1.events, ev)
+			if ev.Stream == "assistant" {
+				once.Do(func() { close(streaming) })
+			}
+		})
+	}()
+	// Join only once the run has streamed (its lifecycle start is seq 1),
+	// so the joiner's events are a tail that starts later.
+	select {
+	case <-streaming:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first run streamed nothing within 10s")
+	}
 	r2 := runAgent(t, c2, p, 20*time.Second)
 	wg.Wait()
 	if r1.err != nil || r2.err != nil {

@@ -527,10 +527,17 @@ func (d *Daemon) syncWatcher() {
 		return
 	}
 	d.stopWatcher()
+	// Arm the watch before returning, so that an edit made once the reload
+	// that turned watching on has answered is seen.
+	w, err := configwatch.New(d.paths.ConfigPath, d.log)
+	if err != nil {
+		d.log.Warn("config file watching disabled; reload with SIGHUP (systemctl reload)", "err", err)
+		return
+	}
 	ctx, cancel := context.WithCancel(d.runCtx)
 	d.watchStop, d.watchDelay = cancel, delay
 	go func() {
-		err := configwatch.Watch(ctx, d.paths.ConfigPath, delay, d.log, func() {
+		err := w.Run(ctx, delay, func() {
 			select {
 			case d.changes <- struct{}{}:
 			default:

@@ -34,23 +34,54 @@ import (
 // set up (for example the inotify instance limit is reached) or the watcher
 // fails.
 func Watch(ctx context.Context, path string, debounce time.Duration, log *slog.Logger, onChange func()) error {
+	w, err := New(path, log)
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx, debounce, onChange)
+}
+
+// A Watcher is a watch that is already in place: New arms it, so an edit
+// made after New returns is reported by Run. Callers that switch watching
+// on at a moment that matters (a reload turning gateway.reload.mode from
+// off to hot) use New before they return and Run on a goroutine.
+type Watcher struct {
+	s   watchState
+	abs string
+	log *slog.Logger
+}
+
+// New sets up the watch on path's directory (or its nearest existing
+// ancestor) and returns it armed. Run reports the changes; a Watcher that
+// is never Run must be closed with Close.
+func New(path string, log *slog.Logger) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("watch config %s: %w (pass an absolute path)", path, err)
+		return nil, fmt.Errorf("watch config %s: %w (pass an absolute path)", path, err)
 	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch config %s: %w (raise fs.inotify.max_user_instances, or set gateway.reload.mode to off)", abs, err)
+		return nil, fmt.Errorf("watch config %s: %w (raise fs.inotify.max_user_instances, or set gateway.reload.mode to off)", abs, err)
 	}
-	defer fw.Close()
+	w := &Watcher{s: watchState{fw: fw, dir: filepath.Dir(abs), file: abs, log: log}, abs: abs, log: log}
+	if _, err := w.s.rearm(); err != nil {
+		fw.Close()
+		return nil, err
+	}
+	return w, nil
+}
 
-	s := watchState{fw: fw, dir: filepath.Dir(abs), file: abs, log: log}
-	if _, err := s.rearm(); err != nil {
-		return err
-	}
+// Close releases the watch. Run closes it itself when it returns.
+func (w *Watcher) Close() error { return w.s.fw.Close() }
+
+// Run calls onChange as Watch describes until ctx is done (nil) or the
+// watch fails (an error), and then closes the Watcher.
+func (w *Watcher) Run(ctx context.Context, debounce time.Duration, onChange func()) error {
+	defer w.Close()
+	s, fw, abs, log := &w.s, w.s.fw, w.abs, w.log
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()

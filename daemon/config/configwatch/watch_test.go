@@ -288,3 +288,30 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// An edit made after New returns and before Run starts is reported: New
+// arms the watch, which is what lets a reload that turns watching on
+// answer only once the watch is in place.
+func TestNewArmsBeforeRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.json")
+	w, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	called := make(chan struct{}, 10)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, 0, func() { called <- struct{}{} }) }()
+	select {
+	case <-called:
+	case <-time.After(waitFor):
+		t.Fatal("the edit made between New and Run was not reported")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+}
