@@ -73,7 +73,7 @@ func TestCompare(t *testing.T) {
 			},
 		},
 		{
-			// A plist from before issue 11 item 9: doctor must report the
+			// A plist from an older release (Background class): doctor must report the
 			// throttled class, not accept it.
 			name: "throttled ProcessType",
 			installed: reencode(t, exp, plist.XMLFormat, func(m map[string]any) {

@@ -17,7 +17,7 @@ import (
 	"github.com/gatewayd/gatewayd/platform/sdtest"
 )
 
-// TestHeadlessUserInstall is issue 11's headless-install acceptance, in a
+// TestHeadlessUserInstall is the headless user install (docs/runbook.md), in a
 // booted systemd container (real logind, user@.service, dbus-user-session):
 // as a non-root user with no DBUS_SESSION_BUS_ADDRESS and no
 // XDG_RUNTIME_DIR (setpriv --reset-env, as a non-login SSH command or a

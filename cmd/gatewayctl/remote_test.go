@@ -94,8 +94,7 @@ func (r *secretRecorder) seen() (int, []string) {
 
 // TestRemoteURLSecret runs the real gatewayctl (this test binary as a
 // child, see TestMain) against a URL that is not loopback: before, it sent
-// this host's token file or $GATEWAY_TOKEN there, over plain ws:// too
-// (issue 12 item 12).
+// this host's token file or $GATEWAY_TOKEN there, over plain ws:// too.
 func TestRemoteURLSecret(t *testing.T) {
 	rec := newSecretRecorder(t)
 	dir := t.TempDir()

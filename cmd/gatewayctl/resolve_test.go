@@ -201,7 +201,7 @@ func TestExitCodeOfPlainErrors(t *testing.T) {
 }
 
 // TestResolveSecretRemote: a URL that is not loopback gets only a secret
-// given for it, never this host's config or token file (issue 12 item 12).
+// given for it, never this host's config or token file.
 func TestResolveSecretRemote(t *testing.T) {
 	dir := t.TempDir()
 	stateDir := filepath.Join(dir, "state")

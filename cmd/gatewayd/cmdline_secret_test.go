@@ -27,7 +27,7 @@ func TestSecretFlagsOnCommandLine(t *testing.T) {
 
 // TestTokenFlagWarning: the real gatewayd warns at startup when its token
 // is on its command line, and names the alternatives; from the
-// environment it does not (issue 12 item 12).
+// environment it does not.
 func TestTokenFlagWarning(t *testing.T) {
 	const warning = "--token on the command line is visible to every local user"
 	g := gatewaydtest.StartT(t, gatewaydtest.Options{Bare: true, Args: []string{"--bind", "loopback", "--token", "cmdline-token-0123456789"}})

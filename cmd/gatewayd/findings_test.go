@@ -1,7 +1,7 @@
 package main
 
-// Issue 12's reload, restart and secret findings, reproduced against the
-// real binary. Each test failed on the code before daemon/lifecycle.
+// Reload, restart and secret findings of a review, reproduced against
+// the real binary. Each test failed on the code before daemon/lifecycle.
 
 import (
 	"context"

@@ -250,7 +250,7 @@ func TestAuthRateLimit(t *testing.T) {
 	}
 	// Locked out: a wrong token is refused with a retry hint; the right
 	// one still gets in, because on loopback every local user shares the
-	// address and could otherwise lock the operator out (issue 12 item 5).
+	// address and could otherwise lock the operator out.
 	rc := dialRaw(t, g.url(), nil)
 	rc.mustRead()
 	rc.send(cliConnect("wrong"))

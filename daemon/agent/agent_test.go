@@ -341,7 +341,7 @@ func TestExecBackend(t *testing.T) {
 		t.Fatalf("fail: %+v %v", r.result, r.err)
 	}
 	// A run that ends leaves nothing running: background, setsid and
-	// orphaned children end with it (issue 12 item 10).
+	// orphaned children end with it.
 	r = runAgent(t, c, client.AgentParams{Message: "x", IdempotencyKey: "x4", AgentID: "spawner"}, 30*time.Second)
 	if r.err != nil || r.result.Status != "ok" || r.result.Summary != "started\n" {
 		t.Fatalf("spawner: %+v %v", r.result, r.err)

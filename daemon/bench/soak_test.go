@@ -28,7 +28,7 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Soak parameters (issue 12's acceptance): at least soakPreAuth
+// Soak parameters: at least soakPreAuth
 // connections that never authenticate and soakAuthed that do, churned
 // with bad frames, slow bodies and bad tokens for soakDuration.
 const (

@@ -21,8 +21,9 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Tests against the real gatewayd binary for issue 12 items 4, 5, 6 and
-// 9: each reproduces what the review did to the released binary.
+// Tests against the real gatewayd binary: Host/Origin/Content-Type
+// guards, rate limits, connection and body bounds, system-event bounds.
+// Each reproduces an attack a review made on a released binary.
 
 func TestMain(m *testing.M) { os.Exit(gatewaydtest.Main(m)) }
 

@@ -23,7 +23,7 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// Issue 12 item 5: failures count per credential kind and per client (IPv6
+// Failures count per credential kind and per client (IPv6
 // by /64), in an LRU that never grows past its bound.
 func TestRateLimiterKindsKeysAndBound(t *testing.T) {
 	a := &AuthSettings{MaxAttempts: 3, Window: time.Minute, Lockout: time.Minute}
@@ -74,7 +74,7 @@ func TestRateLimiterKindsKeysAndBound(t *testing.T) {
 	}
 }
 
-// Issue 12 item 5: a lockout on loopback (every local user) does not keep
+// A lockout on loopback (every local user) does not keep
 // out an operator with the right secret; elsewhere it refuses without
 // looking at the secret.
 func TestLockoutLetsLoopbackOperatorIn(t *testing.T) {
@@ -96,7 +96,7 @@ func TestLockoutLetsLoopbackOperatorIn(t *testing.T) {
 	}
 }
 
-// Issue 12 item 6: after hello a header may declare 25 MiB; memory must
+// After hello a header may declare 25 MiB; memory must
 // follow the bytes that arrive, not the declaration. Before, readMessage
 // grew the buffer to the declared length at once.
 func TestReadPayloadAllocatesWhatArrives(t *testing.T) {
@@ -190,7 +190,7 @@ func guardServer(t *testing.T, st Settings) (*Server, string) {
 	return s, ln.Addr().String()
 }
 
-// Issue 12 item 6: a body sent a byte at a time no longer holds the
+// A body sent a byte at a time no longer holds the
 // connection forever: it fails at BodyReadTimeout. A body that arrives in
 // time works, and its connection stays usable past the deadline (the
 // deadline is lifted once the body is in).
@@ -275,7 +275,7 @@ prompt:
 	}
 }
 
-// Issue 12 item 4 in-process: the guard's answers, path by path.
+// In-process: the guard's answers, path by path.
 func TestGuardChecks(t *testing.T) {
 	_, addr := guardServer(t, Settings{AllowedHosts: []string{"gw.example.lan"}, AllowedOrigins: []string{"https://ui.example"}})
 	do := func(method, host, origin, ct, body string) int {
@@ -347,7 +347,7 @@ func TestGuardChecks(t *testing.T) {
 	}
 }
 
-// Issue 12 item 6: per-address and total caps answer 503 and free their
+// Per-address and total caps answer 503 and free their
 // places when connections close; an authenticated connection leaves the
 // per-address count.
 func TestConnectionCaps(t *testing.T) {
@@ -433,7 +433,7 @@ func TestConnectionCaps(t *testing.T) {
 	}
 }
 
-// Issue 12 item 9: system-event is bounded in size, count, time and rate,
+// System-event is bounded in size, count, time and rate,
 // and presence/health reach only operator.read connections.
 func TestSystemEventBounds(t *testing.T) {
 	s, addr := guardServer(t, Settings{})

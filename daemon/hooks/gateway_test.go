@@ -94,7 +94,7 @@ func errMessage(body map[string]any) string {
 }
 
 // TestGatewayHooksReach checks on the real gatewayd what the hooks token
-// can reach (issue 12 item 7): before, it ran any agent, wrote into any
+// can reach: an earlier build ran any agent, wrote into any
 // session including agent:main:main, and by reusing an operator's run id
 // as Idempotency-Key it joined that run and got its answer.
 func TestGatewayHooksReach(t *testing.T) {

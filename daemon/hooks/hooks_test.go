@@ -297,7 +297,7 @@ func TestTokenFromEnvMissing(t *testing.T) {
 }
 
 // TestAgentHookReach: the agents, sessions and run ids a hooks caller may
-// name (issue 12 item 7).
+// name (hooks.allowedAgentIds, hook: sessions and run ids).
 func TestAgentHookReach(t *testing.T) {
 	runner := &fakeRunner{}
 	f := serve(t, config.HooksConfig{Enabled: true, Token: hookToken}, runner)

@@ -228,8 +228,8 @@ func readPID(t *testing.T, path string) int {
 }
 
 // TestTimeoutKillsEveryProcess: at the timeout the tool and every process
-// it started end, setsid and orphaned children included (issue 12 item
-// 10: they used to outlive the process group kill).
+// it started end, setsid and orphaned children included (they used to
+// outlive the process group kill).
 func TestTimeoutKillsEveryProcess(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("SKIPPING: needs Linux /proc to watch the tool's child processes (CI runs on Linux)")

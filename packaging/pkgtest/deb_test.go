@@ -143,7 +143,7 @@ func TestUnitsMatchInstall(t *testing.T) {
 // /usr/share/common-licenses/Apache-2.0 is the same file).
 const apache20SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
 
-// TestLicense checks item 8 of issue 11: the full Apache-2.0 text at the
+// TestLicense checks the license: the full Apache-2.0 text at the
 // repository root, and a machine-readable (DEP-5) copyright in the deb
 // whose every Files paragraph is Apache-2.0 with the standalone License
 // paragraph present.

@@ -65,7 +65,7 @@ type statusJSON struct {
 }
 
 // TestEndToEndSystemd installs the deb with apt-get in a booted systemd
-// container and follows an operator through issue 11's path: with the
+// container and follows an operator's first hour (docs/runbook.md): with the
 // presets disabling the gateway, `systemctl enable --now gatewayd.socket`
 // turns it on and the first `gatewayctl health` works; with the presets as
 // shipped, installing alone starts it and the first `health` and `status`

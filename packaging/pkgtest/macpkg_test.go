@@ -157,7 +157,7 @@ func TestMacPkgContents(t *testing.T) {
 			if _, err := plist.Unmarshal(pl, &job); err != nil {
 				t.Fatalf("LaunchDaemon plist: %v", err)
 			}
-			// Always on (issue 11 item 2) and never throttled (item 9).
+			// Always on and never throttled (docs/packaging.md, "Always on").
 			keep, _ := job["KeepAlive"].(map[string]any)
 			if job["Label"] != "org.gatewayd.gateway" || job["UserName"] != "_gatewayd" || job["RunAtLoad"] != true ||
 				keep["SuccessfulExit"] != false || job["ProcessType"] != "Interactive" {
@@ -191,7 +191,7 @@ func TestMacPkgContents(t *testing.T) {
 			if err := xml.Unmarshal(get("Distribution"), &dist); err != nil {
 				t.Fatalf("Distribution: %v", err)
 			}
-			// The license (issue 11 item 8): SPDX id in the Distribution,
+			// The license: SPDX id in the Distribution,
 			// the repository's LICENSE shown by Installer.
 			if strings.TrimSpace(dist.Comment) != "SPDX-License-Identifier: Apache-2.0" || dist.License.File != "LICENSE" {
 				t.Errorf("Distribution names license %q / file %q, want SPDX-License-Identifier: Apache-2.0 and LICENSE", dist.Comment, dist.License.File)

@@ -26,7 +26,7 @@ func runEscapees(t *testing.T, ctx context.Context, mode string) (map[string]int
 }
 
 // TestRunEndsEveryProcess: when the command exits, its background,
-// setsid and orphaned children end too (issue 12 item 10).
+// setsid and orphaned children end too.
 func TestRunEndsEveryProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
