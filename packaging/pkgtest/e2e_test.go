@@ -369,17 +369,26 @@ func stricterSource(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("copy the checkout: %v", err)
 	}
-	cfg := filepath.Join(dst, "daemon/config/config.go")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The rule is found by its declaration, in whichever file of
+	// daemon/config declares it.
 	re := regexp.MustCompile(`(?m)^(\s*maxDebounceMs\s*=\s*)60000\b`)
-	if !re.Match(b) {
-		t.Fatalf("daemon/config/config.go has no `maxDebounceMs = 60000` to tighten; update stricterSource to the validation rule that replaced it")
+	files, _ := filepath.Glob(filepath.Join(dst, "daemon/config/*.go"))
+	tightened := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !re.Match(b) {
+			continue
+		}
+		if err := os.WriteFile(f, re.ReplaceAll(b, []byte("${1}1000")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tightened++
 	}
-	if err := os.WriteFile(cfg, re.ReplaceAll(b, []byte("${1}1000")), 0o644); err != nil {
-		t.Fatal(err)
+	if tightened != 1 {
+		t.Fatalf("daemon/config declares `maxDebounceMs = 60000` in %d files, want 1; update stricterSource to the validation rule that replaced it", tightened)
 	}
 	return dst
 }
