@@ -275,12 +275,9 @@ func (d *Daemon) planned(c *config.Config) (addrs []string, rebind bool, err err
 		if err != nil {
 			return nil, false, &config.Error{Key: "gateway.listen", Msg: err.Error()}
 		}
-		switch sp.Kind {
-		case listen.KindTCP:
-			addrs = append(addrs, sp.Addr)
-		case listen.KindUnix:
-			addrs = append(addrs, listen.KindUnix+":"+sp.Addr)
-		default:
+		if sp.BoundByDaemon() {
+			addrs = append(addrs, sp.String())
+		} else {
 			// An activation socket's address is the unit's: count it as
 			// exposed unless it is already being served.
 			addrs = append(addrs, "0.0.0.0:0")

@@ -52,11 +52,8 @@ func CheckConfig(path string, ov Overrides, profile config.Profile) *config.Erro
 		if err != nil {
 			return loaded.ErrorAt(fmt.Sprintf("gateway.listen[%d]", i), err.Error())
 		}
-		switch sp.Kind {
-		case listen.KindTCP:
-			addrs = append(addrs, sp.Addr)
-		case listen.KindUnix:
-			addrs = append(addrs, listen.KindUnix+":"+sp.Addr)
+		if sp.BoundByDaemon() {
+			addrs = append(addrs, sp.String())
 		}
 	}
 	if len(cfg.Gateway.Listen) == 0 {

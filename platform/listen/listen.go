@@ -147,6 +147,11 @@ func parsePort(p string) (int, error) {
 	return n, nil
 }
 
+// BoundByDaemon reports whether the daemon binds the socket itself (unix,
+// tcp). For those, String is also the address the auth checks judge
+// (IsLoopbackOnly); an activation socket's address is its unit's.
+func (s Spec) BoundByDaemon() bool { return s.Kind == KindUnix || s.Kind == KindTCP }
+
 // String renders the Spec in the form ParseSpec accepts.
 func (s Spec) String() string {
 	switch s.Kind {
