@@ -35,7 +35,7 @@ type execBackend struct {
 func (e *execBackend) run(ctx context.Context, in input, out sink) (Usage, error) {
 	// Every process the command starts ends with the run (setsid and
 	// background children too), within its configured limits.
-	cmd := procs.CommandContext(context.Background(), e.cfg.Limits.Procs(), e.cfg.Command, e.cfg.Args...)
+	cmd := procs.CommandContext(ctx, e.cfg.Limits.Procs(), e.cfg.Command, e.cfg.Args...)
 	cmd.Dir = e.cfg.Dir
 	cmd.Env = append(baseEnv(), e.cfg.Env...)
 	cmd.Env = append(cmd.Env, "GATEWAY_AGENT_ID="+in.AgentID, "GATEWAY_RUN_ID="+in.RunID, "GATEWAY_SESSION_KEY="+in.SessionKey)
@@ -45,15 +45,16 @@ func (e *execBackend) run(ctx context.Context, in input, out sink) (Usage, error
 	cmd.Stdout, cmd.Stderr = w, tail
 	cmd.WaitDelay = execWaitDelay
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return Usage{}, context.Cause(ctx)
+		}
 		return Usage{}, fmt.Errorf("exec agent %s: start %s: %w (check agents.list.%s.exec.command)", e.id, e.cfg.Command, err, e.id)
 	}
-	stop := context.AfterFunc(ctx, func() { _ = procs.Stop(cmd) })
 	err := cmd.Wait()
-	stopped := !stop()
 	// Nothing of the run outlives it (a no-op where the supervisor has
 	// ended it already).
 	_ = procs.Stop(cmd)
-	if stopped || ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return Usage{}, context.Cause(ctx)
 	}
 	if w.err != nil {
