@@ -24,21 +24,11 @@ func UserBusPath(uid int) string { return filepath.Join("/run/user", strconv.Ito
 // ctx) for its bus at UserBusPath. For another user it needs root; for
 // oneself polkit decides.
 func EnableLinger(ctx context.Context, uid int, name string) error {
-	addr := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS")
-	if addr == "" {
-		addr = "unix:path=/run/dbus/system_bus_socket"
-	}
-	conn, err := godbus.Dial(addr, godbus.WithContext(ctx))
+	conn, err := dialBus(ctx, systemBusAddress())
 	if err != nil {
-		return fmt.Errorf("turn lingering on for %s: cannot reach the system bus (%w): run `sudo loginctl enable-linger %s`", name, err, name)
+		return fmt.Errorf("turn lingering on for %s: cannot use the system bus (%w): run `sudo loginctl enable-linger %s`", name, err, name)
 	}
 	defer conn.Close()
-	if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-		return fmt.Errorf("turn lingering on for %s: authenticate on the system bus: %w", name, err)
-	}
-	if err := conn.Hello(); err != nil {
-		return fmt.Errorf("turn lingering on for %s: system bus: %w", name, err)
-	}
 	obj := conn.Object("org.freedesktop.login1", "/org/freedesktop/login1")
 	if err := obj.CallWithContext(ctx, "org.freedesktop.login1.Manager.SetUserLinger", 0, uint32(uid), true, false).Err; err != nil {
 		var de godbus.Error

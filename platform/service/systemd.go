@@ -201,10 +201,7 @@ func (m *systemdManager) busAddress() (string, error) {
 		return m.busAddr, nil
 	}
 	if m.scope == ScopeSystem {
-		if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
-			return a, nil
-		}
-		return "unix:path=/run/dbus/system_bus_socket", nil
+		return systemBusAddress(), nil
 	}
 	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" {
 		return a, nil
@@ -225,17 +222,36 @@ func (m *systemdManager) dial(ctx context.Context) (*godbus.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn, err := dialBus(ctx, addr)
+	if err != nil {
+		return nil, m.noManager(err)
+	}
+	return conn, nil
+}
+
+// systemBusAddress is $DBUS_SYSTEM_BUS_ADDRESS, else the well-known
+// system bus socket.
+func systemBusAddress() string {
+	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
+		return a
+	}
+	return "unix:path=/run/dbus/system_bus_socket"
+}
+
+// dialBus connects to the D-Bus bus at addr as this process's uid
+// (EXTERNAL auth) and says Hello; the error names the step and addr.
+func dialBus(ctx context.Context, addr string) (*godbus.Conn, error) {
 	conn, err := godbus.Dial(addr, godbus.WithContext(ctx))
 	if err != nil {
-		return nil, m.noManager(fmt.Errorf("dial %s: %w", addr, err))
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	if err := conn.Auth([]godbus.Auth{godbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
 		conn.Close()
-		return nil, m.noManager(fmt.Errorf("authenticate on %s: %w", addr, err))
+		return nil, fmt.Errorf("authenticate on %s: %w", addr, err)
 	}
 	if err := conn.Hello(); err != nil {
 		conn.Close()
-		return nil, m.noManager(fmt.Errorf("hello on %s: %w", addr, err))
+		return nil, fmt.Errorf("hello on %s: %w", addr, err)
 	}
 	return conn, nil
 }
