@@ -104,7 +104,7 @@ func (a *app) logs(ctx context.Context, sf *svcFlags, follow bool, limit int) er
 		if exitCode(err) != ExitUnreachable {
 			return err
 		}
-		return a.logsOffline(ctx, t, sf, follow, limit, err)
+		return a.logsOffline(ctx, t, st, follow, limit, err)
 	}
 	res, err := a.tail(ctx, c, nil, limit)
 	if err != nil {
@@ -124,7 +124,7 @@ func (a *app) logs(ctx context.Context, sf *svcFlags, follow bool, limit int) er
 
 // logsOffline prints the log without the gateway: the file when readable,
 // else the journal; dialErr is returned when neither works.
-func (a *app) logsOffline(ctx context.Context, t *target, sf *svcFlags, follow bool, limit int, dialErr error) error {
+func (a *app) logsOffline(ctx context.Context, t *target, st *svcTarget, follow bool, limit int, dialErr error) error {
 	file := t.Paths.LogFile
 	res, ferr := logs.Tail(file, nil, limit, logsFileMaxBytes)
 	if ferr == nil {
@@ -140,7 +140,7 @@ func (a *app) logsOffline(ctx context.Context, t *target, sf *svcFlags, follow b
 		}
 		return a.follow(ctx, t, nil, file, res.Cursor)
 	}
-	unit, scope, jerr := a.journalUnit(ctx, sf)
+	unit, scope, jerr := a.journalUnit(ctx, st)
 	if jerr == nil {
 		var n int
 		n, jerr = a.journal(ctx, unit, scope, limit, follow, func() {
@@ -159,11 +159,7 @@ func (a *app) logsOffline(ctx context.Context, t *target, sf *svcFlags, follow b
 
 // journalUnit returns the profile's service unit and scope, when the
 // service manager knows the unit (no unit, no journal of it).
-func (a *app) journalUnit(ctx context.Context, sf *svcFlags) (string, string, error) {
-	st, err := a.serviceTarget(sf, 0)
-	if err != nil {
-		return "", "", err
-	}
+func (a *app) journalUnit(ctx context.Context, st *svcTarget) (string, string, error) {
 	unit := units.ServiceName(st.profile.Name())
 	cctx, cancel := a.callCtx(ctx)
 	defer cancel()
