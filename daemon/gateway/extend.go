@@ -353,6 +353,15 @@ type extensions struct {
 	admitters []Admitter
 	authers   []Authenticator
 	events    []string
+	// reporters and contributors are the extensions that add to health
+	// and STATUS=, found once at install: health is polled.
+	reporters    []namedReporter
+	contributors []HealthContributor
+}
+
+type namedReporter struct {
+	name string
+	StatusReporter
 }
 
 // deviceAuthenticated reports whether a connect without the right shared
@@ -415,6 +424,12 @@ func (s *Server) installExtensions(exts []Extension) {
 		}
 		if a, ok := e.(Authenticator); ok {
 			s.ext.authers = append(s.ext.authers, a)
+		}
+		if r, ok := e.(StatusReporter); ok {
+			s.ext.reporters = append(s.ext.reporters, namedReporter{e.Name(), r})
+		}
+		if hc, ok := e.(HealthContributor); ok {
+			s.ext.contributors = append(s.ext.contributors, hc)
 		}
 	}
 }

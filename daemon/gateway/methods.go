@@ -98,27 +98,17 @@ type HealthComponents struct {
 }
 
 // MarshalJSON encodes the core components and the extensions' side by
-// side.
+// side; a core name wins over an extension's.
 func (c HealthComponents) MarshalJSON() ([]byte, error) {
-	type plain HealthComponents
-	b, err := json.Marshal(plain(c))
-	if err != nil || len(c.Extensions) == 0 {
-		return b, err
+	if len(c.Extensions) == 0 {
+		type plain HealthComponents
+		return json.Marshal(plain(c))
 	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
+	m := make(map[string]any, 3+len(c.Extensions))
 	for name, v := range c.Extensions {
-		if _, core := m[name]; core {
-			continue
-		}
-		raw, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		m[name] = raw
+		m[name] = v
 	}
+	m["hub"], m["config"], m["server"] = c.Hub, c.Config, c.Server
 	return json.Marshal(m)
 }
 
@@ -158,20 +148,16 @@ func (s *Server) health() *Health {
 			Server: ServerHealth{OK: !stopping, Stopping: stopping, Restarts: s.o.RestartCount},
 		},
 	}
-	for _, e := range s.ext.list {
-		if r, ok := e.(StatusReporter); ok {
-			if h.Components.Extensions == nil {
-				h.Components.Extensions = map[string]any{}
-			}
-			h.Components.Extensions[e.Name()] = r.HealthComponent()
+	for _, r := range s.ext.reporters {
+		if h.Components.Extensions == nil {
+			h.Components.Extensions = make(map[string]any, len(s.ext.reporters))
 		}
+		h.Components.Extensions[r.name] = r.HealthComponent()
 	}
 	h.Agents, h.Sessions = []any{}, map[string]any{"path": "", "count": 0, "recent": []any{}}
 	h.Channels, h.ChannelOrder, h.ChannelLabels = map[string]any{}, []string{}, map[string]string{}
-	for _, e := range s.ext.list {
-		if hc, ok := e.(HealthContributor); ok {
-			hc.ContributeHealth(h)
-		}
+	for _, hc := range s.ext.contributors {
+		hc.ContributeHealth(h)
 	}
 	h.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	return h

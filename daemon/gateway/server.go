@@ -268,11 +268,9 @@ func (s *Server) StatusText() string {
 	if s.stopping.Load() {
 		line = "Stopping; " + line
 	}
-	for _, e := range s.ext.list {
-		if r, ok := e.(StatusReporter); ok {
-			if c := r.StatusClause(); c != "" {
-				line += "; " + c
-			}
+	for _, r := range s.ext.reporters {
+		if c := r.StatusClause(); c != "" {
+			line += "; " + c
 		}
 	}
 	s.statusMu.Lock()
