@@ -46,28 +46,11 @@ func fillOpenClaw(p *channelproto.StatusPayload) {
 	}
 }
 
-// statusOnly narrows the payload to one channel (OpenClaw's channel
-// param); "" keeps all.
-func statusOnly(p *channelproto.StatusPayload, name string) *channelproto.StatusPayload {
-	if name == "" {
-		return p
-	}
-	q := *p
-	q.Channels = []channelproto.ChannelStatus{}
-	for _, c := range p.Channels {
-		if c.Name == name {
-			q.Channels = append(q.Channels, c)
-		}
-	}
-	fillOpenClaw(&q)
-	return &q
-}
-
 // ContributeHealth implements gateway.HealthContributor: each channel as
 // OpenClaw's health reports it (configured, linked, last error), without a
 // live probe (health is polled).
 func (s *Service) ContributeHealth(h *gateway.Health) {
-	st := s.Status(context.Background(), false)
+	st := s.Status(context.Background(), false, "")
 	for _, name := range st.ChannelOrder {
 		acc := st.ChannelAccounts[name][0]
 		entry := map[string]any{"accountId": acc.AccountID, "configured": acc.Configured, "linked": acc.Linked,

@@ -471,30 +471,28 @@ func (s *Service) mStatus(ctx context.Context, call *gateway.Call) (any, *protoc
 	if perr := call.Decode("", &p); perr != nil {
 		return nil, perr
 	}
-	return statusOnly(s.Status(ctx, p.Probe), p.Channel), nil
+	return s.Status(ctx, p.Probe, p.Channel), nil
 }
 
-// Status reports every configured channel; with probe, each linked channel
+// Status reports every configured channel, or only the one named only
+// (none when no channel has that name); with probe, each reported channel
 // is checked live (concurrently, bounded by 10 s).
-func (s *Service) Status(ctx context.Context, probe bool) *channelproto.StatusPayload {
+func (s *Service) Status(ctx context.Context, probe bool, only string) *channelproto.StatusPayload {
 	set := s.set.Load()
 	out := &channelproto.StatusPayload{TS: time.Now().UnixMilli(), Default: set.def, Channels: []channelproto.ChannelStatus{}}
 	for _, name := range set.Names() {
+		if only != "" && name != only {
+			continue
+		}
 		ch, _ := set.Get(name)
 		linked, why := ch.Linked()
 		cs := channelproto.ChannelStatus{Name: name, Kind: ch.Kind(), Configured: true, Linked: linked, Reason: why,
-			Targets: set.Targets(name), Default: name == set.def, State: channelproto.StateReady}
-		switch l := ch.(type) {
-		case Link:
+			Targets: set.Targets(name), Default: name == set.def}
+		if l, ok := ch.(Link); ok {
 			st := l.Status()
 			cs.State, cs.Link, cs.DMPolicy, cs.Inbox = st.State, &st, l.Chat().DMPolicy, s.inboxCount(name)
-		case *Webhook:
-			if !linked {
-				cs.State = channelproto.StateUnlinked
-				if l.cfg.Disabled {
-					cs.State = channelproto.StateDisabled
-				}
-			}
+		} else {
+			cs.State = webhookState(ch, linked)
 		}
 		if cs.Targets == nil {
 			cs.Targets = []string{}

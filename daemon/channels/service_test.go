@@ -207,7 +207,7 @@ func TestStatusAndFailureRecorded(t *testing.T) {
 	if _, perr := s.Send(context.Background(), channelproto.SendParams{To: "ops", Channel: "off", Message: "m", IdempotencyKey: "k2"}); perr == nil || perr.Code != protocol.ErrNotLinked {
 		t.Errorf("send via a disabled channel: %v, want NOT_LINKED", perr)
 	}
-	stat := s.Status(context.Background(), true)
+	stat := s.Status(context.Background(), true, "")
 	if len(stat.Channels) != 2 || stat.Default != "bad" {
 		t.Fatalf("status: %+v", stat)
 	}
@@ -220,6 +220,19 @@ func TestStatusAndFailureRecorded(t *testing.T) {
 	}
 	if off.Linked || !strings.Contains(off.Reason, "disabled") || off.Probe == nil || off.Probe.OK {
 		t.Errorf("disabled channel status: %+v probe %+v", off, off.Probe)
+	}
+	// health says what channels.status says of each channel's state.
+	hc := s.HealthComponent().(channelproto.HealthChannels)
+	if len(hc.Channels) != 2 || hc.Channels[0].State != b.State || hc.Channels[1].State != channelproto.StateDisabled || off.State != channelproto.StateDisabled {
+		t.Errorf("states: status %q/%q, health %+v; want ready/disabled in both", b.State, off.State, hc.Channels)
+	}
+	// Asking for one channel reports (and probes) that one only.
+	one := s.Status(context.Background(), true, "off")
+	if len(one.Channels) != 1 || one.Channels[0].Name != "off" || one.Channels[0].Probe == nil {
+		t.Errorf("status of channel off: %+v", one.Channels)
+	}
+	if none := s.Status(context.Background(), false, "nope"); len(none.Channels) != 0 {
+		t.Errorf("status of an unknown channel: %+v", none.Channels)
 	}
 	// A failed key may be sent again (nothing was delivered).
 	bad.mu.Lock()

@@ -13,19 +13,37 @@ func (s *Service) HealthComponent() any {
 	out := channelproto.HealthChannels{OK: true, Channels: []channelproto.HealthChannel{}}
 	for _, name := range set.Names() {
 		ch, _ := set.Get(name)
-		hc := channelproto.HealthChannel{Name: name, Kind: ch.Kind(), State: channelproto.StateReady}
+		linked, why := ch.Linked()
+		hc := channelproto.HealthChannel{Name: name, Kind: ch.Kind()}
 		if l, ok := ch.(Link); ok {
 			st := l.Status()
 			hc.State, hc.Account, hc.Since, hc.Error = st.State, st.Account, st.Since, st.Error
 			if st.State != channelproto.StateConnected && st.State != channelproto.StateDisabled {
 				out.OK = false
 			}
-		} else if ok, why := ch.Linked(); !ok {
-			hc.State, hc.Error = channelproto.StateUnlinked, why
+		} else {
+			hc.State = webhookState(ch, linked)
+			if !linked {
+				hc.Error = why
+			}
 		}
 		out.Channels = append(out.Channels, hc)
 	}
 	return out
+}
+
+// webhookState is the one place the state of a channel without a chat
+// link (a webhook) is decided, for channels.status and health alike:
+// ready, unlinked, or disabled (channels.webhooks.NAME.disabled). A chat
+// link's state is its connection's (Link.Status).
+func webhookState(ch Channel, linked bool) string {
+	if linked {
+		return channelproto.StateReady
+	}
+	if w, ok := ch.(*Webhook); ok && w.cfg.Disabled {
+		return channelproto.StateDisabled
+	}
+	return channelproto.StateUnlinked
 }
 
 // StatusClause implements gateway.StatusReporter: the chat links' states,
