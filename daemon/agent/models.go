@@ -47,6 +47,15 @@ func AgentForModel(ac *config.AgentsConfig, model string) (string, bool) {
 	return id, known
 }
 
+// CapModelCatalog is the server capability of a gateway whose models.list
+// answers its published catalog (OpenClaw's "published-model-catalog"):
+// gatewayd's is its configured agents, with nothing to discover. OpenClaw's
+// CLI (`openclaw models list`) requires it.
+const CapModelCatalog = "published-model-catalog"
+
+// Capabilities implements gateway.CapabilityProvider.
+func (m *Manager) Capabilities() []string { return []string{CapModelCatalog} }
+
 // ModelsListPayload is models.list's answer (OpenClaw's models.list
 // result): the catalog, one entry per agent.
 type ModelsListPayload struct {

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,6 +22,11 @@ import (
 func TestModelsList(t *testing.T) {
 	g := startGateway(t, t.TempDir(), `{"agents":{"list":{"ops":{"echo":{"delayMs":1}}}}}`)
 	c := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead}})
+	// OpenClaw's CLI calls models.list only on a gateway that announces
+	// the capability.
+	if caps := c.Hello().Features.Capabilities; !slices.Equal(caps, []string{agent.CapModelCatalog}) {
+		t.Errorf("hello-ok features.capabilities %v, want [%s]", caps, agent.CapModelCatalog)
+	}
 
 	raw, err := c.Call(ctxT(t, 10*time.Second), "models.list", map[string]any{"view": "default", "includeDetails": true})
 	if err != nil {
