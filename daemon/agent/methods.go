@@ -113,6 +113,7 @@ func (m *Manager) Methods() []gateway.Method {
 		{Name: "agent.wait", Scope: protocol.ScopeWrite, Async: true, Handler: m.mWait},
 		{Name: "agent.cancel", Scope: protocol.ScopeWrite, Handler: m.mCancel},
 		{Name: "agents.list", Scope: protocol.ScopeRead, Handler: m.mAgentsList},
+		{Name: "models.list", Scope: protocol.ScopeRead, Handler: m.mModelsList},
 		{Name: "chat.history", Scope: protocol.ScopeRead, Handler: m.mHistory},
 		{Name: "chat.startup", Scope: protocol.ScopeRead, Handler: m.mChatStartup},
 		{Name: "chat.send", Scope: protocol.ScopeWrite, Handler: m.mChatSend},

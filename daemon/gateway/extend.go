@@ -64,6 +64,14 @@ type StatusReporter interface {
 	HealthComponent() any
 }
 
+// CapabilityProvider is implemented by extensions that announce server
+// capabilities in hello-ok's features.capabilities: OpenClaw's names for
+// behaviours its clients check for before calling a method (its CLI's
+// `models list` requires "published-model-catalog").
+type CapabilityProvider interface {
+	Capabilities() []string
+}
+
 // ConnObserver is told when a connection completes its handshake (after
 // hello-ok is queued) and when it ends.
 type ConnObserver interface {
@@ -353,6 +361,7 @@ type extensions struct {
 	admitters []Admitter
 	authers   []Authenticator
 	events    []string
+	caps      []string // features.capabilities
 	// reporters and contributors are the extensions that add to health
 	// and STATUS=, found once at install: health is polled.
 	reporters    []namedReporter
@@ -430,6 +439,13 @@ func (s *Server) installExtensions(exts []Extension) {
 		}
 		if hc, ok := e.(HealthContributor); ok {
 			s.ext.contributors = append(s.ext.contributors, hc)
+		}
+		if cp, ok := e.(CapabilityProvider); ok {
+			for _, c := range cp.Capabilities() {
+				if !slices.Contains(s.ext.caps, c) {
+					s.ext.caps = append(s.ext.caps, c)
+				}
+			}
 		}
 	}
 }

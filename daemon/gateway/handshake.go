@@ -164,7 +164,7 @@ func (s *Server) handshake(c *wsConn, f *protocol.RequestFrame, nonce string) bo
 	hello := protocol.HelloOK{
 		Type: "hello-ok", Protocol: protocol.Version,
 		Server:   protocol.ServerInfo{Version: s.o.Version, ConnID: c.id, BootID: s.o.BootID},
-		Features: protocol.Features{Methods: s.names, Events: s.ext.events},
+		Features: protocol.Features{Methods: s.names, Events: s.ext.events, Capabilities: s.ext.caps},
 		Snapshot: protocol.Snapshot{Presence: s.hub.snapshotFor(c.scopes), Health: s.healthFor(c.scopes), StateVersion: *sv,
 			UptimeMs: time.Since(s.o.StartedAt).Milliseconds(), ConfigPath: s.o.ConfigPath, StateDir: s.o.StateDir, AuthMode: st.Auth.Mode},
 		Auth:   protocol.HelloAuth{Role: role, Scopes: c.scopes, DeviceToken: c.deviceToken},

@@ -2,8 +2,9 @@
 // port: POST /v1/chat/completions (JSON, or SSE with stream:true), GET
 // /v1/models and POST /v1/responses (text in, text out, SSE with
 // stream:true). Every request is an agent run (package agent); the model
-// is "gateway" (the default agent) or "gateway/<agentId>". Response shapes
-// follow OpenAI's API so existing client libraries work unchanged.
+// is "gateway" (the default agent) or "gateway/<agentId>" (agent.ModelNames;
+// models.list names them alike). Response shapes follow OpenAI's API so
+// existing client libraries work unchanged.
 //
 // The endpoints are off until enabled in the "http" config section: while
 // off they answer 404, and a hot reload turns them on or off. Requests
@@ -23,7 +24,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync/atomic"
 
 	"github.com/gatewayd/gatewayd/daemon/agent"
@@ -31,10 +31,6 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/gateway"
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 )
-
-// ModelPrefix is the model name of the default agent, and (with a slash)
-// the prefix of the others: "gateway", "gateway/ops".
-const ModelPrefix = "gateway"
 
 // Authorizer checks a request's credentials, writing 401/429 itself when
 // they fail (gateway.Host.AuthorizeHTTP).
@@ -172,22 +168,8 @@ func readBody(w http.ResponseWriter, r *http.Request, cfg *config.HTTPConfig, v 
 	return true
 }
 
-// agentForModel maps a model name to an agent id ("" = the default).
-func (a *API) agentForModel(model string) (string, bool) {
-	ac := a.m.Agents()
-	switch {
-	case model == ModelPrefix:
-		return ac.Default, true
-	case strings.HasPrefix(model, ModelPrefix+"/"):
-		id := strings.TrimPrefix(model, ModelPrefix+"/")
-		_, ok := ac.Agent(id)
-		return id, ok
-	}
-	return "", false
-}
-
 func modelNotFound(w http.ResponseWriter, model string) {
-	writeError(w, http.StatusNotFound, fmt.Sprintf("The model `%s` does not exist (use %q or %q; GET /v1/models lists them)", model, ModelPrefix, ModelPrefix+"/<agentId>"), "invalid_request_error", "model_not_found")
+	writeError(w, http.StatusNotFound, fmt.Sprintf("The model `%s` does not exist (use %q or %q; GET /v1/models lists them)", model, agent.ModelPrefix, agent.ModelPrefix+"/<agentId>"), "invalid_request_error", "model_not_found")
 }
 
 // runError writes a failed start (INVALID_REQUEST 400, busy 429, else 503).
@@ -229,9 +211,10 @@ const modelsCreated = 1767225600 // 2026-01-01
 
 func (a *API) modelList() []modelObject {
 	ac := a.m.Agents()
-	out := []modelObject{{ID: ModelPrefix, Object: "model", Created: modelsCreated, OwnedBy: "gatewayd"}}
-	for _, id := range ac.AgentIDs() {
-		out = append(out, modelObject{ID: ModelPrefix + "/" + id, Object: "model", Created: modelsCreated, OwnedBy: "gatewayd"})
+	names := agent.ModelNames(&ac)
+	out := make([]modelObject, len(names))
+	for i, n := range names {
+		out[i] = modelObject{ID: n, Object: "model", Created: modelsCreated, OwnedBy: "gatewayd"}
 	}
 	return out
 }

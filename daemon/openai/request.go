@@ -18,7 +18,8 @@ func (a *API) modelAgent(w http.ResponseWriter, model string) (string, bool) {
 		writeError(w, http.StatusBadRequest, "you must provide a model parameter (\"gateway\" or \"gateway/<agentId>\")", "invalid_request_error", "")
 		return "", false
 	}
-	agentID, ok := a.agentForModel(model)
+	ac := a.m.Agents()
+	agentID, ok := agent.AgentForModel(&ac, model)
 	if !ok {
 		modelNotFound(w, model)
 		return "", false

@@ -201,6 +201,67 @@ func TestOpenClawCLI(t *testing.T) {
 	})
 }
 
+// TestOpenClawCLIModels: OpenClaw's CLI lists gatewayd's models (its
+// agents) with `openclaw models list`, which calls models.list on the
+// gateway only when hello-ok announces published-model-catalog, and gets
+// models.list's answer for an agent with `openclaw gateway call`.
+func TestOpenClawCLIModels(t *testing.T) {
+	tl := openclaw(t)
+	if testing.Short() {
+		t.Skip("skipping the OpenClaw CLI test in -short mode (each command takes 10-70 s)")
+	}
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"agents":{"list":{"ops":{}}}}`})
+	c := newCLI(t, tl, g.URL, g.Token)
+
+	t.Run("models list", func(t *testing.T) {
+		c.t = t
+		var out struct {
+			Count  int `json:"count"`
+			Models []struct {
+				Key   string   `json:"key"`
+				Name  string   `json:"name"`
+				Input string   `json:"input"`
+				Tags  []string `json:"tags"`
+			} `json:"models"`
+		}
+		firstJSON(t, c.run("models", "list", "--json"), &out)
+		if out.Count != 2 || len(out.Models) != 2 {
+			t.Fatalf("openclaw models list: %+v, want gatewayd's two agents", out)
+		}
+		m, o := out.Models[0], out.Models[1]
+		if m.Key != "gateway/main" || m.Name != "main" || m.Input != "text" || !slices.Contains(m.Tags, "default") || !slices.Contains(m.Tags, "alias:gateway") ||
+			o.Key != "gateway/ops" || o.Name != "ops" || len(o.Tags) != 0 {
+			t.Errorf("openclaw models list: %+v", out.Models)
+		}
+	})
+	t.Run("gateway call models.list", func(t *testing.T) {
+		c.t = t
+		var out struct {
+			Models []struct {
+				ID       string `json:"id"`
+				Provider string `json:"provider"`
+			} `json:"models"`
+		}
+		firstJSON(t, c.run("gateway", "call", "models.list", "--params", `{"agentId":"ops","provider":"gateway"}`, "--json"), &out)
+		if len(out.Models) != 2 || out.Models[1].ID != "gateway/ops" || out.Models[1].Provider != "gateway" {
+			t.Errorf("openclaw gateway call models.list: %+v", out)
+		}
+	})
+}
+
+// firstJSON decodes the first JSON object in a command's output (its log
+// lines may precede it).
+func firstJSON(t *testing.T, out string, v any) {
+	t.Helper()
+	i := strings.Index(out, "{")
+	if i < 0 {
+		t.Fatalf("no JSON in the output")
+	}
+	if err := json.NewDecoder(strings.NewReader(out[i:])).Decode(v); err != nil {
+		t.Fatalf("decode the output's JSON: %v", err)
+	}
+}
+
 // TestOpenClawNodeClient: openclaw-node, a client library written for
 // OpenClaw's gateway, with its default operator scopes (read and write),
 // against the real gatewayd: health, agents.list, config.get (read scope,

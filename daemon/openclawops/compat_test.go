@@ -1,6 +1,7 @@
 package openclawops
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/daemon/protocol/channelproto"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // scriptDir is daemon/protocol/openclaw, where the Node scripts that read
@@ -53,6 +55,7 @@ var ourParams = map[string]any{
 	"agent":                         "AgentParams",
 	"agent.wait":                    "AgentWaitParams",
 	"agents.list":                   "AgentsListParams",
+	"models.list":                   "ModelsListParams",
 	"chat.history":                  "ChatHistoryParams",
 	"chat.startup":                  "ChatStartupParams",
 	"chat.send":                     "ChatSendParams",
@@ -225,13 +228,15 @@ func TestOpenClawParamsSchemas(t *testing.T) {
 }
 
 // ourResults are result types of shared methods whose OpenClaw result
-// schema the protocol package exports, by that schema's name.
+// schema the protocol package exports, by that schema's name (or that
+// schemas.mjs finds unexported: ModelsListResultSchema).
 var ourResults = map[string]struct {
 	schema string
 	value  any
 }{
 	"agents.list": {"AgentsListResultSchema", agent.AgentsListPayload{}},
 	"logs.tail":   {"LogsTailResultSchema", logs.TailResult{}},
+	"models.list": {"ModelsListResultSchema", agent.ModelsListPayload{}},
 }
 
 // compareResult lists how our result type differs from OpenClaw's result
@@ -297,6 +302,71 @@ func TestOpenClawResultSchemas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenClawResultPayloads: real answers of gatewayd (two agents, so
+// the default agent's entry and another's) validate against OpenClaw's
+// own result schemas, compiled as JSON Schema: what OpenClaw's clients
+// get is what OpenClaw's gateway could have sent.
+func TestOpenClawResultPayloads(t *testing.T) {
+	tl := openclaw(t)
+	calls := []struct {
+		method, schema string
+		params         map[string]any
+	}{
+		{"models.list", "ModelsListResultSchema", map[string]any{"view": "default", "includeDetails": true}},
+		{"agents.list", "AgentsListResultSchema", map[string]any{}},
+	}
+	var names []string
+	for _, c := range calls {
+		names = append(names, c.schema)
+	}
+	var theirs map[string]json.RawMessage
+	runScript(t, tl, "schemas.mjs", &theirs, append([]string{"--exports"}, names...)...)
+	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: `{"agents":{"list":{"ops":{}}}}`})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URL: g.URL, Token: g.Token, Scopes: []string{protocol.ScopeRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, cl := range calls {
+		t.Run(cl.method, func(t *testing.T) {
+			raw := theirs[cl.schema]
+			if len(raw) == 0 || string(raw) == "null" {
+				t.Fatalf("OpenClaw has no %s any more (schemas.mjs found none)", cl.schema)
+			}
+			payload, err := c.Call(ctx, cl.method, cl.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validateJSON(raw, payload); err != nil {
+				t.Errorf("%s answer %s does not validate against OpenClaw's %s: %v", cl.method, payload, cl.schema, err)
+			}
+		})
+	}
+}
+
+// validateJSON validates doc against the JSON Schema schema.
+func validateJSON(schema, doc []byte) error {
+	s, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	if err != nil {
+		return err
+	}
+	d, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	comp := jsonschema.NewCompiler()
+	if err := comp.AddResource("openclaw-result.json", s); err != nil {
+		return err
+	}
+	sch, err := comp.Compile("openclaw-result.json")
+	if err != nil {
+		return err
+	}
+	return sch.Validate(d)
 }
 
 // TestCompareParamsCatchesDrift: the comparison itself finds each kind of

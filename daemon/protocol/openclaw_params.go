@@ -197,6 +197,22 @@ type SessionsMessagesUnsubscribeParams struct {
 type AgentsListParams struct {
 }
 
+// ModelsListParams are the params of models.list. gatewayd's models are
+// its agents, one catalog for every agent and session, so only agentId
+// (which must name an agent) and provider (a filter) change the answer.
+type ModelsListParams struct {
+	AgentID                     string          `json:"agentId,omitempty"`
+	SessionKey                  string          `json:"sessionKey,omitempty"`
+	AuthProfileID               string          `json:"authProfileId,omitempty"`
+	Provider                    string          `json:"provider,omitempty"`
+	IncludeDetails              *bool           `json:"includeDetails,omitempty"`
+	IncludeProviderCapabilities *bool           `json:"includeProviderCapabilities,omitempty"`
+	IncludeDefaultModels        *bool           `json:"includeDefaultModels,omitempty"`
+	PreparedOnly                *bool           `json:"preparedOnly,omitempty"`
+	Refresh                     *bool           `json:"refresh,omitempty"`
+	View                        json.RawMessage `json:"view,omitempty"`
+}
+
 // MessageActionParams are the params of message.action.
 type MessageActionParams struct {
 	Channel                string          `json:"channel"`

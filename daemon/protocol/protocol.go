@@ -240,10 +240,12 @@ type ServerInfo struct {
 	BootID  string `json:"bootId,omitempty"`
 }
 
-// Features lists the methods and events the gateway offers.
+// Features lists the methods and events the gateway offers, and the
+// server capabilities (OpenClaw's names) its extensions announce.
 type Features struct {
-	Methods []string `json:"methods"`
-	Events  []string `json:"events"`
+	Methods      []string `json:"methods"`
+	Events       []string `json:"events"`
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // Snapshot is the state a client renders from right after hello-ok.

@@ -53,6 +53,7 @@ type document struct {
 	SessionsMessagesSubscribe   SessionsMessagesSubscribeParams   `json:"sessionsMessagesSubscribe"`
 	SessionsMessagesUnsubscribe SessionsMessagesUnsubscribeParams `json:"sessionsMessagesUnsubscribe"`
 	AgentsList                  AgentsListParams                  `json:"agentsList"`
+	ModelsList                  ModelsListParams                  `json:"modelsList"`
 	MessageAction               MessageActionParams               `json:"messageAction"`
 	ConfigGet                   ConfigGetParams                   `json:"configGet"`
 }
