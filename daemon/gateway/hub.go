@@ -25,11 +25,11 @@ type hub struct {
 
 	// Presence changes are coalesced: the first change after a quiet
 	// period goes out at once, later ones within presenceCoalesce are
-	// batched into one event (a burst of connects is then O(clients) frames
-	// per window instead of O(clients²)).
+	// batched into one event (a burst of connects is then one event per
+	// window instead of one per connect). Each event carries the whole
+	// (bounded) list, as OpenClaw's does.
 	pmu         sync.Mutex
-	pending     []protocol.PresenceEntry
-	pendingIdx  map[string]int // presence key → index in pending
+	dirty       bool // presence changed since the last event
 	flushArmed  bool
 	lastFlush   time.Time
 	tokens      float64   // immediate flushes available (token bucket)
@@ -44,7 +44,7 @@ type hub struct {
 }
 
 func newHub(s *Server) *hub {
-	h := &hub{s: s, conns: map[*wsConn]struct{}{}, presence: map[string]protocol.PresenceEntry{}, owners: map[string]*wsConn{}, pendingIdx: map[string]int{}}
+	h := &hub{s: s, conns: map[*wsConn]struct{}{}, presence: map[string]protocol.PresenceEntry{}, owners: map[string]*wsConn{}}
 	self := s.selfPresence()
 	h.presence["gateway:"+s.o.BootID] = self
 	h.presenceVer.Store(1)
@@ -80,15 +80,16 @@ func (h *hub) presenceList() []protocol.PresenceEntry {
 }
 
 // MaxSnapshotPresence is the default bound (Options.MaxSnapshotPresence) on
-// the presence entries in a hello-ok snapshot:
-// past it the snapshot carries the gateway's own entry and the most
+// the presence entries in a hello-ok snapshot and in a presence event:
+// past it the list carries the gateway's own entry and the most
 // recently changed others (system-presence always returns all). Without
 // the bound every connect would cost O(clients) bytes, and opening n
 // connections O(n²).
 const MaxSnapshotPresence = 500
 
-// snapshotPresence is the presence list for hello-ok: all entries (by key)
-// up to MaxSnapshotPresence, else the gateway and the newest others.
+// snapshotPresence is the presence list for hello-ok and presence events:
+// all entries (by key) up to MaxSnapshotPresence, else the gateway and the
+// newest others.
 func (h *hub) snapshotPresence() []protocol.PresenceEntry {
 	h.mu.RLock()
 	limit := h.s.o.MaxSnapshotPresence
@@ -146,7 +147,7 @@ func (h *hub) add(c *wsConn, entry protocol.PresenceEntry) {
 	h.presence[c.presence] = entry
 	h.owners[c.presence] = c
 	h.mu.Unlock()
-	h.presenceChanged(c.presence, entry)
+	h.presenceChanged()
 }
 
 // attach starts event delivery to a connection (after its hello-ok).
@@ -172,18 +173,14 @@ func (h *hub) remove(c *wsConn) {
 		delete(h.conns, c)
 		h.n.Add(-1)
 	}
-	var gone *protocol.PresenceEntry
-	if c.listed && h.owners[c.presence] == c {
-		e := h.presence[c.presence]
-		e.TS = time.Now().UnixMilli()
-		e.Reason = "disconnect"
-		gone = &e
+	gone := c.listed && h.owners[c.presence] == c
+	if gone {
 		delete(h.presence, c.presence)
 		delete(h.owners, c.presence)
 	}
 	h.mu.Unlock()
-	if gone != nil && !h.s.stopping.Load() {
-		h.presenceChanged(c.presence, *gone)
+	if gone && !h.s.stopping.Load() {
+		h.presenceChanged()
 	}
 	h.statusChanged()
 }
@@ -193,7 +190,7 @@ func (h *hub) upsertNote(key string, e protocol.PresenceEntry) {
 	h.mu.Lock()
 	h.presence[key] = e
 	h.mu.Unlock()
-	h.presenceChanged(key, e)
+	h.presenceChanged()
 }
 
 // dropNote removes a system-event note (expired, or evicted past
@@ -201,16 +198,14 @@ func (h *hub) upsertNote(key string, e protocol.PresenceEntry) {
 // stays (its note text was only an update of the connection's presence).
 func (h *hub) dropNote(key string) {
 	h.mu.Lock()
-	e, ok := h.presence[key]
+	_, ok := h.presence[key]
 	if _, owned := h.owners[key]; owned || !ok {
 		h.mu.Unlock()
 		return
 	}
 	delete(h.presence, key)
 	h.mu.Unlock()
-	e.TS = time.Now().UnixMilli()
-	e.Reason = "disconnect"
-	h.presenceChanged(key, e)
+	h.presenceChanged()
 }
 
 // After a burst of at least trimAfterConnects connects, once none came for
@@ -236,16 +231,12 @@ const (
 // recomputed while clients come and go.
 const statusEvery = 250 * time.Millisecond
 
-// presenceChanged queues a changed entry (the latest per key wins) and
-// sends the presence event now, or at the end of the current window.
-func (h *hub) presenceChanged(key string, e protocol.PresenceEntry) {
+// presenceChanged notes that the presence list changed (the caller
+// changed h.presence first) and sends the presence event now, or at the
+// end of the current window.
+func (h *hub) presenceChanged() {
 	h.pmu.Lock()
-	if i, ok := h.pendingIdx[key]; ok {
-		h.pending[i] = e
-	} else {
-		h.pendingIdx[key] = len(h.pending)
-		h.pending = append(h.pending, e)
-	}
+	h.dirty = true
 	if h.flushArmed {
 		h.pmu.Unlock()
 		return
@@ -267,18 +258,23 @@ func (h *hub) presenceChanged(key string, e protocol.PresenceEntry) {
 	time.AfterFunc(wait, h.flushPresence)
 }
 
-// flushPresence broadcasts the pending changes as one presence event.
+// flushPresence broadcasts the presence list as it is now, if it changed
+// since the last event: OpenClaw's clients (its Control UI) replace their
+// list with each event's, so the event carries the whole list, bounded
+// like hello-ok's snapshot (snapshotPresence). A connection that went is
+// simply no longer in it. The list is built and encoded once per event,
+// not per recipient.
 func (h *hub) flushPresence() {
 	h.pmu.Lock()
-	changed := h.pending
-	h.pending = nil
-	clear(h.pendingIdx)
+	dirty := h.dirty
+	h.dirty = false
 	h.flushArmed = false
 	h.lastFlush = time.Now()
-	if len(changed) > 0 {
-		// Under pmu, so versions and events go out in the same order.
+	if dirty {
+		// Under pmu, so versions and events go out in the same order, and
+		// the list is read after every change that armed this flush.
 		h.presenceVer.Add(1)
-		payload, _ := json.Marshal(protocol.PresenceEvent{Presence: changed})
+		payload, _ := json.Marshal(protocol.PresenceEvent{Presence: h.snapshotPresence()})
 		h.broadcast("presence", payload, h.stateVersion(), protocol.ScopeRead)
 	}
 	h.pmu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,9 +15,11 @@ import (
 )
 
 // TestPresenceBurstIsCoalescedAndSnapshotBounded opens more clients than
-// the snapshot bound (lowered to 40 to keep the test light): a watcher sees every newcomer's presence in fewer
-// events than connects, the last hello-ok carries a bounded snapshot with
-// the gateway's own entry, and system-presence still lists everyone.
+// the snapshot bound (lowered to 40 to keep the test light): the watcher's
+// presence events are fewer than the connects and each a list within the
+// bound, the last of them naming the last newcomer; the last hello-ok
+// carries a bounded snapshot with the gateway's own entry, and
+// system-presence still lists everyone.
 func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 	const limit = 40
 	url := startServerWith(t, &testExt{release: make(chan struct{})}, gateway.Options{MaxSnapshotPresence: limit})
@@ -47,7 +50,7 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	last, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2, ClientID: "gateway-client", Mode: "backend"})
+	last, err := client.Dial(ctx, client.Options{URL: url, Token: testToken, EventBuffer: 2, InstanceID: "last", ClientID: "gateway-client", Mode: "backend"})
 	if err != nil {
 		t.Fatalf("connect %d: %v", n-1, err)
 	}
@@ -77,11 +80,11 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 			t.Fatalf("a cli-mode client is listed in presence: %+v", e)
 		}
 	}
-	// The watcher's events name every newcomer, in fewer events.
-	seen := map[string]bool{}
+	// The watcher's events are whole lists within the bound (never a
+	// delta), fewer than the connects; the last names the last newcomer.
 	events := 0
 	timeout := time.After(10 * time.Second)
-	for len(seen) < n {
+	for sawLast := false; !sawLast; {
 		select {
 		case ev := <-watcher.Events():
 			if ev.Name != "presence" {
@@ -92,13 +95,19 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 			if err := json.Unmarshal(ev.Payload, &p); err != nil {
 				t.Fatal(err)
 			}
+			if len(p.Presence) > limit {
+				t.Fatalf("a presence event lists %d entries, more than the bound %d", len(p.Presence), limit)
+			}
+			hasGateway := false
 			for _, e := range p.Presence {
-				if e.Reason == "connect" && e.InstanceID != "watcher" {
-					seen[e.InstanceID] = true
-				}
+				hasGateway = hasGateway || e.Mode == "gateway"
+				sawLast = sawLast || e.InstanceID == "last"
+			}
+			if !hasGateway {
+				t.Fatalf("a presence event without the gateway's own entry: not the whole list: %s", ev.Payload)
 			}
 		case <-timeout:
-			t.Fatalf("watcher saw %d of %d newcomers in %d events", len(seen), n, events)
+			t.Fatalf("watcher never saw the last newcomer in %d presence events", events)
 		}
 	}
 	if watcher.Gaps() != 0 {
@@ -108,4 +117,82 @@ func TestPresenceBurstIsCoalescedAndSnapshotBounded(t *testing.T) {
 		t.Fatalf("%d connects gave %d presence events: not coalesced", n, events)
 	}
 	t.Logf("%d connects announced in %d presence events", n, events)
+}
+
+// nextPresence is c's next presence event, checked for OpenClaw's shape:
+// the payload is {"presence": [entries]} and nothing else, with a
+// stateVersion whose presence counter is above after.
+func nextPresence(t *testing.T, c *client.Conn, after int64) (list []protocol.PresenceEntry, version int64) {
+	t.Helper()
+	ev := waitEvent(t, c, "presence")
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(ev.Payload, &fields); err != nil {
+		t.Fatalf("presence payload %s: %v", ev.Payload, err)
+	}
+	if len(fields) != 1 || fields["presence"] == nil {
+		t.Fatalf("presence payload %s: want exactly {\"presence\": [...]}", ev.Payload)
+	}
+	if err := json.Unmarshal(fields["presence"], &list); err != nil {
+		t.Fatalf("presence payload %s: %v", ev.Payload, err)
+	}
+	if ev.StateVersion == nil || ev.StateVersion.Presence <= after {
+		t.Fatalf("presence event stateVersion %+v, want presence > %d", ev.StateVersion, after)
+	}
+	return list, ev.StateVersion.Presence
+}
+
+// instances lists the entries' instanceIds ("gateway" for the gateway's
+// own), sorted.
+func instances(list []protocol.PresenceEntry) []string {
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		if e.Mode == "gateway" && e.Reason == "self" {
+			out = append(out, "gateway")
+		} else {
+			out = append(out, e.InstanceID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPresenceEventIsTheWholeList pins the presence event to OpenClaw's:
+// its Control UI replaces its list with each event's payload.presence, so
+// every event carries the whole list (the gateway's own entry included),
+// the same as system-presence at that moment, and a client that went is
+// simply absent from the next one.
+func TestPresenceEventIsTheWholeList(t *testing.T) {
+	url := startServer(t, &testExt{release: make(chan struct{})})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	watcher := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken, InstanceID: "watcher", ClientID: "gateway-client", Mode: "backend"})
+	var before []protocol.PresenceEntry
+	if err := watcher.CallInto(ctx, "system-presence", nil, &before); err != nil { // attached: it sees what follows
+		t.Fatal(err)
+	}
+	if got := instances(before); !slices.Equal(got, []string{"gateway", "watcher"}) {
+		t.Fatalf("system-presence before: %v", got)
+	}
+	v := watcher.Hello().Snapshot.StateVersion.Presence
+
+	second := gatewaydtest.Dial(t, client.Options{URL: url, Token: testToken, InstanceID: "second", ClientID: "gateway-client", Mode: "backend"})
+	list, v := nextPresence(t, watcher, v)
+	if got := instances(list); !slices.Equal(got, []string{"gateway", "second", "watcher"}) {
+		t.Fatalf("presence event after a second client connected lists %v, want the gateway, second and watcher", got)
+	}
+	var now []protocol.PresenceEntry
+	if err := watcher.CallInto(ctx, "system-presence", nil, &now); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := json.Marshal(list)
+	sp, _ := json.Marshal(now)
+	if string(ev) != string(sp) {
+		t.Fatalf("the presence event's list differs from system-presence:\nevent  %s\nmethod %s", ev, sp)
+	}
+
+	second.Close()
+	list, _ = nextPresence(t, watcher, v)
+	if got := instances(list); !slices.Equal(got, []string{"gateway", "watcher"}) {
+		t.Fatalf("presence event after the second client went lists %v, want the gateway and watcher", got)
+	}
 }

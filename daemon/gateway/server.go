@@ -95,8 +95,9 @@ type Options struct {
 	// Extensions are the feature packages served besides the core methods
 	// (see Extension). Each is bound to this generation in Serve.
 	Extensions []Extension
-	// MaxSnapshotPresence bounds hello-ok's snapshot.presence (default
-	// MaxSnapshotPresence); system-presence always lists every entry.
+	// MaxSnapshotPresence bounds hello-ok's snapshot.presence and the
+	// presence events' lists (default MaxSnapshotPresence);
+	// system-presence always lists every entry.
 	MaxSnapshotPresence int
 }
 

@@ -1,6 +1,7 @@
 package openclawops
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gatewayd/gatewayd/daemon/client"
 	"github.com/gatewayd/gatewayd/daemon/internal/browsertest"
+	"github.com/gatewayd/gatewayd/daemon/protocol"
 	"github.com/gatewayd/gatewayd/internal/gatewaydtest"
 )
 
@@ -166,44 +170,62 @@ func startBrowser(t *testing.T, bg context.Context) *tab {
 	return &tab{t: t, ctx: ctx}
 }
 
-// TestControlUIChat: OpenClaw's own Control UI, served from its dist by
-// the test and pointed at the real gatewayd with ?gatewayUrl=, connects,
-// sends a chat message, renders the echo agent's streamed reply, and after
-// a reload shows both in the history.
-func TestControlUIChat(t *testing.T) {
+// controlUI is OpenClaw's Control UI in headless Chromium, on a gatewayd
+// of its own.
+type controlUI struct {
+	*tab
+	g         *gatewaydtest.Gateway
+	url       string // where the test serves the UI
+	artifacts string // where screenshots go
+	log       *pageLog
+	bg        context.Context
+}
+
+// openControlUI serves OpenClaw's Control UI from its dist, starts
+// gatewayd and Chromium, and opens page (one path segment: the pages load
+// ./assets from the root) pointed at gatewayd with ?gatewayUrl=, accepting
+// the UI's prompt to switch to it. When the test fails, a screenshot
+// named failShot goes to the artifacts.
+func openControlUI(t *testing.T, page, failShot string) *controlUI {
 	tl := openclaw(t)
 	if testing.Short() {
 		t.Skip("skipping the browser test in -short mode")
 	}
 	bg, stop := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer stop()
-	uiDir := filepath.Join(tl.Dist, "control-ui")
-	uiURL := serveControlUI(t, uiDir)
+	t.Cleanup(stop)
+	uiURL := serveControlUI(t, filepath.Join(tl.Dist, "control-ui"))
 	cfg := fmt.Sprintf(`{"gateway":{"controlUi":{"allowedOrigins":[%q]}}}`, uiURL)
-	g := gatewaydtest.StartT(t, gatewaydtest.Options{Config: cfg})
-	p := startBrowser(t, bg)
-	var plog pageLog
-	plog.watch(p.ctx)
-	artifacts := t.TempDir()
+	ui := &controlUI{g: gatewaydtest.StartT(t, gatewaydtest.Options{Config: cfg}), url: uiURL, artifacts: t.TempDir(), log: &pageLog{}, bg: bg}
+	ui.tab = startBrowser(t, bg)
+	ui.log.watch(ui.ctx)
 	if d := os.Getenv("OPENCLAW_E2E_ARTIFACTS"); d != "" {
-		artifacts = d // kept after the test, to look at
+		ui.artifacts = d // kept after the test, to look at
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if t.Failed() {
-			p.screenshot(artifacts, "openclaw-control-ui-failure.png")
+			ui.screenshot(ui.artifacts, failShot)
 		}
-	}()
-
+	})
 	if os.Getenv("OPENCLAW_E2E_DEBUG") != "" {
-		debugExceptions(t, p)
+		debugExceptions(t, ui.tab)
 	}
-	u := uiURL + "/chat?gatewayUrl=" + g.URL + "#token=" + g.Token
-	if _, err := chromedp.Run(p.ctx, chromedp.Navigate(u)); err != nil {
+	u := uiURL + page + "?gatewayUrl=" + ui.g.URL + "#token=" + ui.g.Token
+	if _, err := chromedp.Run(ui.ctx, chromedp.Navigate(u)); err != nil {
 		t.Fatal(err)
 	}
 	// The UI asks before it switches to a gateway a link names.
-	p.wait("the switch-gateway prompt", `[...document.querySelectorAll("button")].some(b => b.textContent.trim().startsWith("Switch to"))`, 90*time.Second)
-	evalIn[bool](p, `(() => { [...document.querySelectorAll("button")].find(b => b.textContent.trim().startsWith("Switch to")).click(); return true })()`)
+	ui.wait("the switch-gateway prompt", `[...document.querySelectorAll("button")].some(b => b.textContent.trim().startsWith("Switch to"))`, 90*time.Second)
+	evalIn[bool](ui.tab, `(() => { [...document.querySelectorAll("button")].find(b => b.textContent.trim().startsWith("Switch to")).click(); return true })()`)
+	return ui
+}
+
+// TestControlUIChat: OpenClaw's own Control UI, served from its dist by
+// the test and pointed at the real gatewayd with ?gatewayUrl=, connects,
+// sends a chat message, renders the echo agent's streamed reply, and after
+// a reload shows both in the history.
+func TestControlUIChat(t *testing.T) {
+	ui := openControlUI(t, "/chat", "openclaw-control-ui-failure.png")
+	p, uiURL, artifacts, plog := ui.tab, ui.url, ui.artifacts, ui.log
 
 	composer := `textarea[aria-label="Chat composer"]`
 	p.wait("the chat composer", `document.querySelector('`+composer+`') && !document.querySelector('`+composer+`').disabled`, 90*time.Second)
@@ -282,5 +304,81 @@ func debugExceptions(t *testing.T, p *tab) {
 	}
 	if _, err := chromedp.Call(p.ctx, debugger.SetPauseOnExceptions, debugger.SetPauseOnExceptionsParams{State: "caught"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// uiPresence is a JavaScript expression for the presence list OpenClaw's
+// Control UI holds on its devices page (the openclaw-devices-page
+// element's presence, which the UI replaces with each presence event's
+// payload.presence): the entries it shows as online (not reason
+// "disconnect"), as sorted instanceIds; null until the page has a list.
+const uiPresence = `(() => {
+  const deep = (root) => {
+    const el = root.querySelector("openclaw-devices-page");
+    if (el) return el;
+    for (const e of root.querySelectorAll("*")) if (e.shadowRoot) { const f = deep(e.shadowRoot); if (f) return f; }
+    return null;
+  };
+  const page = deep(document);
+  if (!page || !Array.isArray(page.presence) || page.presence.length === 0) return null;
+  return JSON.stringify(page.presence.filter(e => e.reason !== "disconnect").map(e => e.instanceId || "?").sort());
+})()`
+
+// TestControlUIPresence: OpenClaw's Control UI, on its devices page, keeps
+// a presence list that matches the connected clients (gatewayd's
+// system-presence) while a second client connects and then goes. The UI
+// puts each presence event's list in place of its own, so an event that
+// carried only the changed entries made it show just those.
+func TestControlUIPresence(t *testing.T) {
+	// The devices page, by its one-segment alias /nodes.
+	ui := openControlUI(t, "/nodes", "openclaw-control-ui-presence-failure.png")
+	p, g, bg := ui.tab, ui.g, ui.bg
+	p.wait("the devices page's presence list", uiPresence+` !== null`, 90*time.Second)
+
+	// A cli-mode client reads what gatewayd lists; it is not listed itself.
+	cli := gatewaydtest.Dial(t, client.Options{URL: g.URL, Token: g.Token})
+	const second = "e2e-presence-second"
+	// matches waits until the UI's list is gatewayd's, with or without
+	// the second client.
+	matches := func(what string, withSecond bool) {
+		t.Helper()
+		var ui, want string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(150 * time.Millisecond) {
+			var list []struct {
+				InstanceID string `json:"instanceId"`
+			}
+			if err := cli.CallInto(bg, "system-presence", nil, &list); err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]string, 0, len(list))
+			for _, e := range list {
+				ids = append(ids, cmp.Or(e.InstanceID, "?"))
+			}
+			slices.Sort(ids)
+			b, _ := json.Marshal(ids)
+			want = string(b)
+			ui = evalIn[string](p, `String(`+uiPresence+`)`)
+			if ui == want && slices.Contains(ids, second) == withSecond {
+				return
+			}
+		}
+		t.Fatalf("%s: the Control UI's presence list is %s, gatewayd's %s\n%s", what, ui, want, p.state())
+	}
+	matches("before the second client", false)
+
+	c, err := client.Dial(bg, client.Options{URL: g.URL, Token: g.Token, InstanceID: second, DisplayName: second,
+		ClientID: "gateway-client", Mode: "backend", Scopes: []string{protocol.ScopeRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	matches("the second client connected", true)
+	c.Close()
+	matches("the second client gone", false)
+	// The list came from presence events: the last one the UI got is it.
+	last := evalIn[string](p, `JSON.stringify(window.__recv.filter(f => f.type === "event" && f.event === "presence").at(-1).payload.presence
+	  .map(e => e.instanceId || "?").sort())`)
+	if ui := evalIn[string](p, uiPresence); last != ui {
+		t.Errorf("the last presence event lists %s, the UI %s", last, ui)
 	}
 }

@@ -294,7 +294,8 @@ type PresenceEntry struct {
 	InstanceID       string   `json:"instanceId,omitempty"`
 }
 
-// PresenceEvent is the payload of a presence event: the entries that changed.
+// PresenceEvent is the payload of a presence event: the whole (bounded)
+// presence list, which clients put in place of theirs, as OpenClaw's do.
 type PresenceEvent struct {
 	Presence []PresenceEntry `json:"presence"`
 }

@@ -276,11 +276,13 @@ window.addEventListener("online", () => { if (!st.ws && !st.stopped) connect(); 
 
 function onEvent(name, p) {
   switch (name) {
-    case "presence":
-      for (const e of p.presence || []) upsertPresence(e);
-      renderPresence();
-      if ((p.presence || []).some((e) => e.mode === "node")) refreshNodesSoon();
+    case "presence": {
+      // The whole (bounded) list, as in OpenClaw: replace ours with it.
+      const nodes = nodePresence();
+      setPresence(p.presence);
+      if (nodePresence() !== nodes) refreshNodesSoon();
       break;
+    }
     case "health":
       setHealth(p);
       break;
@@ -387,16 +389,11 @@ function setPresence(list) {
   renderPresence();
 }
 
-function upsertPresence(e) {
-  const k = presenceKey(e);
-  const cur = st.presence.get(k);
-  if (e.reason === "disconnect") {
-    if (!cur || cur.n <= 1 || k.startsWith("i:")) st.presence.delete(k);
-    else cur.n--;
-    return;
-  }
-  if (cur && e.reason === "connect" && !k.startsWith("i:")) { cur.entry = e; cur.n++; return; }
-  st.presence.set(k, { entry: e, n: cur ? cur.n : 1 });
+// nodePresence sums up the node entries, to see whether an event changed
+// them (then the nodes table is re-read).
+function nodePresence() {
+  return JSON.stringify([...st.presence.values()].filter(({ entry }) => entry.mode === "node")
+    .map(({ entry, n }) => [JSON.stringify(entry), n]).sort());
 }
 
 function ago(ts) {
