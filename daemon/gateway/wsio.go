@@ -47,6 +47,10 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // the connection is already closing with 1009.
 var errFrameTooBig = errors.New("message too big")
 
+// maxDiscard bounds what readMessage reads past an oversize frame so that
+// its close frame reaches the peer (see readMessage).
+const maxDiscard = 32 << 20
+
 // peerClosed is returned by readMessage when the peer sent a close frame.
 type peerClosed struct {
 	code   ws.StatusCode
@@ -135,6 +139,12 @@ func (t *wsTransport) readMessage(buf *bytes.Buffer, onPing func(payload []byte)
 		}
 		if int64(buf.Len())+h.Length > t.limit.Load() {
 			t.sendClose(ws.StatusMessageTooBig, fmt.Sprintf("message over %d bytes", t.limit.Load()))
+			// Read past the rest of the frame, which the peer is likely
+			// still sending: a socket closed with unread data answers with
+			// a reset, and a reset throws away the close frame the peer
+			// has not read yet. Bounded in bytes, and in time by the close
+			// timer sendClose started.
+			_, _ = io.CopyN(io.Discard, t.br, min(h.Length, maxDiscard))
 			return 0, nil, errFrameTooBig
 		}
 		if err := t.readPayload(buf, h); err != nil {
