@@ -10,17 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-)
 
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+	"github.com/gatewayd/gatewayd/internal/testutil"
+)
 
 func TestLoadMissingFileIsDefaults(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope", "config.json")
@@ -51,7 +43,7 @@ func TestLoadValid(t *testing.T) {
   "commands": {"restart": false}
 }
 `
-	writeFile(t, path, content)
+	testutil.WriteFile(t, path, content)
 	l, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -88,7 +80,7 @@ func TestLoadRoundTripsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "config.json")
-	writeFile(t, path, string(b))
+	testutil.WriteFile(t, path, string(b))
 	l, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load(marshalled full config): %v\n%s", err, b)
@@ -105,7 +97,7 @@ func TestLoadRoundTripsEveryKey(t *testing.T) {
 func writeTemp2(t *testing.T, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "config.json")
-	writeFile(t, path, content)
+	testutil.WriteFile(t, path, content)
 	return path
 }
 

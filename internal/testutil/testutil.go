@@ -1,5 +1,6 @@
 // Package testutil holds the helpers the tests of every package share: a
-// bounded poll (WaitFor) and a goroutine-safe buffer (SyncBuffer). Only
+// bounded poll (WaitFor), a goroutine-safe buffer (SyncBuffer), a file
+// writer (WriteFile) and HTTP helpers. Only
 // tests and test-helper packages (gatewaydtest, sdtest) import it; it
 // imports nothing of the module, so any package's tests can use it.
 package testutil
@@ -10,6 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +120,17 @@ func Bearer(token string) map[string]string {
 		return nil
 	}
 	return map[string]string{"Authorization": "Bearer " + token}
+}
+
+// WriteFile writes content to path in place (not by rename: watcher
+// tests tell the two apart), creating its directories; it fails tb on an
+// error.
+func WriteFile(tb testing.TB, path, content string) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gatewayd/gatewayd/daemon/config"
+
+	"github.com/gatewayd/gatewayd/internal/testutil"
 )
 
 const waitFor = 10 * time.Second
@@ -131,7 +133,7 @@ func (w *watchRun) waitMsg(t *testing.T, sub string) {
 func (w *watchRun) ready(t *testing.T, path string) {
 	t.Helper()
 	for range 10 {
-		writeFile(t, path, "ready")
+		testutil.WriteFile(t, path, "ready")
 		select {
 		case <-w.calls:
 			return
@@ -146,11 +148,11 @@ func (w *watchRun) ready(t *testing.T, path string) {
 func TestWatchEditsRenameSavesAndRecreate(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
-	writeFile(t, path, "v0")
+	testutil.WriteFile(t, path, "v0")
 	w := startWatch(t, path, 0)
 	w.ready(t, path)
 
-	writeFile(t, path, "v1") // in place
+	testutil.WriteFile(t, path, "v1") // in place
 	w.waitContent(t, "in-place write", "v1")
 
 	if err := config.WriteFileAtomic(path, []byte("v2"), 0o600); err != nil { // editor-style rename save
@@ -162,7 +164,7 @@ func TestWatchEditsRenameSavesAndRecreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitCall(t, "remove")
-	writeFile(t, path, "v3")
+	testutil.WriteFile(t, path, "v3")
 	w.waitContent(t, "recreate after delete", "v3")
 
 	// The watch still works after all that.
@@ -175,13 +177,13 @@ func TestWatchEditsRenameSavesAndRecreate(t *testing.T) {
 func TestWatchIgnoresOtherFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
-	writeFile(t, path, "v0")
+	testutil.WriteFile(t, path, "v0")
 	w := startWatch(t, path, 0)
 	w.ready(t, path)
 
 	for i := range 30 {
-		writeFile(t, filepath.Join(dir, "other.json"), strings.Repeat("x", i))
-		writeFile(t, filepath.Join(dir, "config.json.bak"), "x")
+		testutil.WriteFile(t, filepath.Join(dir, "other.json"), strings.Repeat("x", i))
+		testutil.WriteFile(t, filepath.Join(dir, "config.json.bak"), "x")
 	}
 	if err := config.WriteFileAtomic(path, []byte("final"), 0o600); err != nil {
 		t.Fatal(err)
@@ -214,14 +216,14 @@ func drain(ch chan struct{}) {
 func TestWatchDebounceCoalesces(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
-	writeFile(t, path, "v0")
+	testutil.WriteFile(t, path, "v0")
 	w := startWatch(t, path, 300*time.Millisecond)
 	w.ready(t, path)
 	drain(w.calls)
 
 	start := time.Now()
 	for i := range 10 {
-		writeFile(t, path, strings.Repeat("y", i+1))
+		testutil.WriteFile(t, path, strings.Repeat("y", i+1))
 	}
 	burst := time.Since(start)
 	w.waitCall(t, "burst")
@@ -247,7 +249,7 @@ func TestWatchMissingDirectory(t *testing.T) {
 		t.Fatalf("Watch created directories: %v", err)
 	}
 
-	writeFile(t, path, "born") // creates a/b and the file
+	testutil.WriteFile(t, path, "born") // creates a/b and the file
 	w.waitContent(t, "file in new directory", "born")
 	if err := config.WriteFileAtomic(path, []byte("edited"), 0o600); err != nil {
 		t.Fatal(err)
@@ -259,7 +261,7 @@ func TestWatchMissingDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.waitMsg(t, "watching its nearest ancestor")
-	writeFile(t, path, "reborn")
+	testutil.WriteFile(t, path, "reborn")
 	w.waitContent(t, "file in recreated directory", "reborn")
 }
 
@@ -275,17 +277,6 @@ func TestWatchStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(waitFor):
 		t.Fatal("Watch did not return after cancel")
-	}
-}
-
-// writeFile writes content to path, creating its directories.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 
