@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gatewayd/gatewayd/daemon/config"
+	"github.com/gatewayd/gatewayd/daemon/config/configtest"
 	"github.com/gatewayd/gatewayd/internal/docstest"
 )
 
@@ -47,73 +47,21 @@ func TestDocsGatewaydFlags(t *testing.T) {
 	}
 }
 
-// configKeys walks config.Config by its json tags and returns every key as
-// a dotted path; map elements are "*" (the docs write a placeholder such as
-// <id> or <name> there). Maps and slices of structs are walked through their
-// element type; maps of non-structs, slices and raw JSON are leaves.
+// configKeys returns every config key as a dotted path, map keys as "*"
+// (the docs write a placeholder such as <id> or <name> there).
 func configKeys(t *testing.T) []string {
 	t.Helper()
 	var keys []string
-	var walk func(typ reflect.Type, prefix string)
-	walk = func(typ reflect.Type, prefix string) {
-		for typ.Kind() == reflect.Pointer {
-			typ = typ.Elem()
+	configtest.Walk("*", func(path []string, _ reflect.StructField, leaf bool) bool {
+		if leaf {
+			keys = append(keys, strings.Join(path, "."))
 		}
-		switch typ.Kind() {
-		case reflect.Struct:
-			for i := range typ.NumField() {
-				f := typ.Field(i)
-				if !f.IsExported() {
-					continue
-				}
-				tag := f.Tag.Get("json")
-				name, _, _ := strings.Cut(tag, ",")
-				if name == "-" {
-					continue
-				}
-				if f.Anonymous && name == "" {
-					walk(f.Type, prefix) // embedded: its fields are the parent's
-					continue
-				}
-				if name == "" {
-					t.Errorf("config field %s.%s has no json tag: name its key, or the docs test cannot check it", typ.Name(), f.Name)
-					continue
-				}
-				walk(f.Type, join(prefix, name))
-			}
-			return
-		case reflect.Map:
-			if isStruct(typ.Elem()) {
-				walk(typ.Elem(), join(prefix, "*"))
-				return
-			}
-		case reflect.Slice:
-			if isStruct(typ.Elem()) {
-				walk(typ.Elem(), prefix)
-				return
-			}
-		}
-		keys = append(keys, prefix)
-	}
-	walk(reflect.TypeOf(config.Config{}), "")
+		return true
+	})
 	if len(keys) < 50 {
 		t.Fatalf("found only %d config keys; did config.Config change shape?", len(keys))
 	}
 	return keys
-}
-
-func isStruct(typ reflect.Type) bool {
-	for typ.Kind() == reflect.Pointer {
-		typ = typ.Elem()
-	}
-	return typ.Kind() == reflect.Struct
-}
-
-func join(prefix, name string) string {
-	if prefix == "" {
-		return name
-	}
-	return prefix + "." + name
 }
 
 func TestDocsConfigKeys(t *testing.T) {

@@ -3,7 +3,8 @@
 // tagged redact:"secret" or redact:"url", in valid and in invalid shapes,
 // so a test can prove that no such value reaches config.get, an error, a
 // status line or the log. A field added later with a redact tag is covered
-// without touching the tests.
+// without touching the tests. Walk is the one walk over Config's JSON
+// keys, shared with the docs test.
 package configtest
 
 import (
@@ -30,7 +31,11 @@ func (c SecretCase) String() string { return c.Key + "/" + c.Shape }
 func SecretCases() []SecretCase {
 	var out []SecretCase
 	n := 0
-	walk(reflect.TypeFor[config.Config](), nil, func(path []string, f reflect.StructField, tag string) {
+	Walk("x1", func(path []string, f reflect.StructField, _ bool) bool {
+		tag := f.Tag.Get("redact")
+		if tag != config.RedactSecret && tag != config.RedactURLTag {
+			return true
+		}
 		for _, sh := range shapes(f.Type, tag) {
 			n++
 			sentinel := fmt.Sprintf("Zq%dsentinel%dX", n, n*7)
@@ -42,6 +47,7 @@ func SecretCases() []SecretCase {
 			}
 			out = append(out, SecretCase{Key: strings.Join(path, "."), Tag: tag, Shape: sh.name, Sentinel: sentinel, JSON: raw})
 		}
+		return false
 	})
 	return out
 }
@@ -89,18 +95,24 @@ func shapes(t reflect.Type, tag string) []shape {
 	return out
 }
 
-// walk calls visit for every tagged field below t, with its JSON path.
-func walk(t reflect.Type, path []string, visit func([]string, reflect.StructField, string)) {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
+// Walk calls visit for every field of config.Config, depth first, with
+// its JSON path as encoding/json names it (promoted fields of embedded
+// structs are their parent's); below a map the path element is mapKey.
+// leaf says the field holds no object to descend into (not a struct, nor
+// a map of them). visit returns whether to descend below the field.
+func Walk(mapKey string, visit func(path []string, f reflect.StructField, leaf bool) bool) {
+	walkType(reflect.TypeFor[config.Config](), nil, mapKey, visit)
+}
+
+func walkType(t reflect.Type, path []string, mapKey string, visit func([]string, reflect.StructField, bool) bool) {
+	t = deref(t)
 	switch t.Kind() {
 	case reflect.Struct:
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, path, visit) // promoted fields, as encoding/json does
+			if f.Anonymous && name == "" && deref(f.Type).Kind() == reflect.Struct {
+				walkType(f.Type, path, mapKey, visit) // promoted fields, as encoding/json does
 				continue
 			}
 			if !f.IsExported() || name == "-" {
@@ -110,20 +122,31 @@ func walk(t reflect.Type, path []string, visit func([]string, reflect.StructFiel
 				name = f.Name
 			}
 			p := append(append([]string(nil), path...), name)
-			switch tag := f.Tag.Get("redact"); tag {
-			case config.RedactSecret, config.RedactURLTag:
-				visit(p, f, tag)
-			default:
-				walk(f.Type, p, visit)
+			if visit(p, f, !holdsObject(f.Type)) {
+				walkType(f.Type, p, mapKey, visit)
 			}
 		}
 	case reflect.Map:
-		walk(t.Elem(), append(append([]string(nil), path...), "x1"), visit)
+		walkType(t.Elem(), append(append([]string(nil), path...), mapKey), mapKey, visit)
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Struct || t.Elem().Kind() == reflect.Pointer {
-			panic("configtest: a list of objects in Config; teach walk its JSON path")
+		if deref(t.Elem()).Kind() == reflect.Struct {
+			panic("configtest: a list of objects in Config; teach Walk its JSON path")
 		}
 	}
+}
+
+// holdsObject reports whether a value of t is a JSON object Walk descends
+// into: a struct, or a map of structs.
+func holdsObject(t reflect.Type) bool {
+	t = deref(t)
+	return t.Kind() == reflect.Struct || t.Kind() == reflect.Map && deref(t.Elem()).Kind() == reflect.Struct
+}
+
+func deref(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 func set(doc map[string]any, path []string, v any) {
